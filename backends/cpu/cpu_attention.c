@@ -1,0 +1,4 @@
+/* PLACEHOLDER: replaced by the real implementation. */
+#include "cpu_internal.h"
+CPU_KERNEL(cpu_attention) { return aspo_fail(ASPO_ERR_UNSUPPORTED, "op %s not implemented on cpu", "attention"); }
+CPU_KERNEL(cpu_attention_backward) { return aspo_fail(ASPO_ERR_UNSUPPORTED, "op %s not implemented on cpu", "attention"); }

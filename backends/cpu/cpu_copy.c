@@ -1,0 +1,50 @@
+/* Strided copies with dtype conversion (contiguous, cast, concat windows) and fills. */
+#include <string.h>
+
+#include "cpu_internal.h"
+
+CPU_KERNEL(cpu_copy)
+{
+    const tensor *src = c->in[0];
+    tensor *dst = c->out[0];
+    int64_t n = tensor_numel(dst);
+    if (src->dt == dst->dt && tensor_is_contiguous(src) && tensor_is_contiguous(dst)) {
+        memmove(dst->data, src->data, (size_t)n * dtype_size(dst->dt));
+        return ASPO_OK;
+    }
+    cpu_view s = cpu_view_of(src, dst), d = cpu_view_of(dst, NULL);
+    int64_t rows = d.ne[0] * d.ne[1] * d.ne[2];
+#pragma omp parallel for schedule(static) if (n > 65536)
+    for (int64_t r = 0; r < rows; r++) {
+        int64_t i0 = r / (d.ne[1] * d.ne[2]), i1 = r / d.ne[2] % d.ne[1], i2 = r % d.ne[2];
+        int64_t so = cpu_offset(&s, i0, i1, i2, 0), dof = cpu_offset(&d, i0, i1, i2, 0);
+        if (s.dt == DT_I32 && d.dt == DT_I32) {
+            for (int64_t i3 = 0; i3 < d.ne[3]; i3++)
+                ((int32_t *)d.data)[dof + i3 * d.st[3]] = ((int32_t *)s.data)[so + i3 * s.st[3]];
+        } else {
+            for (int64_t i3 = 0; i3 < d.ne[3]; i3++)
+                cpu_store(&d, dof + i3 * d.st[3], cpu_load(&s, so + i3 * s.st[3]));
+        }
+    }
+    return ASPO_OK;
+}
+
+CPU_KERNEL(cpu_fill)
+{
+    tensor *dst = c->out[0];
+    cpu_view d = cpu_view_of(dst, NULL);
+    float value = c->p.f[0];
+    for (int64_t i0 = 0; i0 < d.ne[0]; i0++)
+        for (int64_t i1 = 0; i1 < d.ne[1]; i1++)
+            for (int64_t i2 = 0; i2 < d.ne[2]; i2++) {
+                int64_t o = cpu_offset(&d, i0, i1, i2, 0);
+                if (d.dt == DT_F32 && d.st[3] == 1 && value == 0.0f)
+                    memset((float *)d.data + o, 0, sizeof(float) * d.ne[3]);
+                else if (d.dt == DT_I32)
+                    for (int64_t i3 = 0; i3 < d.ne[3]; i3++)
+                        ((int32_t *)d.data)[o + i3 * d.st[3]] = (int32_t)value;
+                else
+                    for (int64_t i3 = 0; i3 < d.ne[3]; i3++) cpu_store(&d, o + i3 * d.st[3], value);
+            }
+    return ASPO_OK;
+}

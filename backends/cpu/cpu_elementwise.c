@@ -1,0 +1,205 @@
+/* Elementwise kernels. Each output element is computed by one thread from its own inputs,
+ * so results do not depend on the thread count. */
+#include <math.h>
+
+#include "../../tensor/rng.h"
+#include "cpu_internal.h"
+
+/* Loops over out's elements with (i0,i1,i2) rows in parallel and i3 inside. */
+#define FOR_EACH_ROW(o, n_total)                                                        \
+    int64_t rows_ = (o).ne[0] * (o).ne[1] * (o).ne[2], n_total_ = (n_total);            \
+    _Pragma("omp parallel for schedule(static) if (n_total_ > 65536)")                \
+    for (int64_t r_ = 0; r_ < rows_; r_++)
+
+#define ROW_INDEX(o) \
+    int64_t i0 = r_ / ((o).ne[1] * (o).ne[2]), i1 = r_ / (o).ne[2] % (o).ne[1], i2 = r_ % (o).ne[2]
+
+static inline float apply_binary(binary_kind k, float a, float b)
+{
+    switch (k) {
+    case BINARY_ADD: return a + b;
+    case BINARY_SUB: return a - b;
+    case BINARY_MUL: return a * b;
+    case BINARY_DIV: return a / b;
+    }
+    return 0;
+}
+
+CPU_KERNEL(cpu_binary)
+{
+    binary_kind k = (binary_kind)c->p.i[0];
+    tensor *out = c->out[0];
+    int64_t n = tensor_numel(out);
+    const tensor *a = c->in[0], *b = c->in[1];
+    if (a->dt == DT_F32 && b->dt == DT_F32 && out->dt == DT_F32 && tensor_same_shape(a, out) &&
+        tensor_same_shape(b, out) && tensor_is_contiguous(a) && tensor_is_contiguous(b)) {
+        const float *x = (const float *)a->data, *y = (const float *)b->data;
+        float *z = (float *)out->data;
+#pragma omp parallel for schedule(static) if (n > 65536)
+        for (int64_t i = 0; i < n; i++) z[i] = apply_binary(k, x[i], y[i]);
+        return ASPO_OK;
+    }
+    cpu_view va = cpu_view_of(a, out), vb = cpu_view_of(b, out), vo = cpu_view_of(out, NULL);
+    FOR_EACH_ROW(vo, n)
+    {
+        ROW_INDEX(vo);
+        int64_t oa = cpu_offset(&va, i0, i1, i2, 0), ob = cpu_offset(&vb, i0, i1, i2, 0),
+                oo = cpu_offset(&vo, i0, i1, i2, 0);
+        for (int64_t i3 = 0; i3 < vo.ne[3]; i3++)
+            cpu_store(&vo, oo + i3 * vo.st[3],
+                      apply_binary(k, cpu_load(&va, oa + i3 * va.st[3]),
+                                   cpu_load(&vb, ob + i3 * vb.st[3])));
+    }
+    return ASPO_OK;
+}
+
+CPU_KERNEL(cpu_scale)
+{
+    tensor *out = c->out[0];
+    float s = c->p.f[0];
+    int64_t n = tensor_numel(out);
+    cpu_view vx = cpu_view_of(c->in[0], out), vo = cpu_view_of(out, NULL);
+    FOR_EACH_ROW(vo, n)
+    {
+        ROW_INDEX(vo);
+        int64_t ox = cpu_offset(&vx, i0, i1, i2, 0), oo = cpu_offset(&vo, i0, i1, i2, 0);
+        for (int64_t i3 = 0; i3 < vo.ne[3]; i3++)
+            cpu_store(&vo, oo + i3 * vo.st[3], s * cpu_load(&vx, ox + i3 * vx.st[3]));
+    }
+    return ASPO_OK;
+}
+
+static inline float sigmoidf(float x) { return 1.0f / (1.0f + expf(-x)); }
+
+static const float GELU_TANH_C = 0.7978845608028654f; /* sqrt(2/pi) */
+
+static inline float unary_forward(unary_kind k, float x)
+{
+    switch (k) {
+    case UNARY_EXP: return expf(x);
+    case UNARY_LOG: return logf(x);
+    case UNARY_SILU: return x * sigmoidf(x);
+    case UNARY_GELU_ERF: return 0.5f * x * (1.0f + erff(x * 0.70710678118654752f));
+    case UNARY_GELU_TANH:
+        return 0.5f * x * (1.0f + tanhf(GELU_TANH_C * (x + 0.044715f * x * x * x)));
+    case UNARY_QUICK_GELU: return x * sigmoidf(1.702f * x);
+    case UNARY_SQRT: return sqrtf(x);
+    case UNARY_RSQRT: return 1.0f / sqrtf(x);
+    case UNARY_NEG: return -x;
+    case UNARY_SQUARE: return x * x;
+    case UNARY_COUNT: break;
+    }
+    return 0;
+}
+
+/* d(unary)/dx at x, where y = unary(x). */
+static inline float unary_derivative(unary_kind k, float x, float y)
+{
+    switch (k) {
+    case UNARY_EXP: return y;
+    case UNARY_LOG: return 1.0f / x;
+    case UNARY_SILU: {
+        float s = sigmoidf(x);
+        return s * (1.0f + x * (1.0f - s));
+    }
+    case UNARY_GELU_ERF:
+        return 0.5f * (1.0f + erff(x * 0.70710678118654752f)) +
+               x * expf(-0.5f * x * x) * 0.3989422804014327f; /* 1/sqrt(2 pi) */
+    case UNARY_GELU_TANH: {
+        float t = tanhf(GELU_TANH_C * (x + 0.044715f * x * x * x));
+        return 0.5f * (1.0f + t) +
+               0.5f * x * (1.0f - t * t) * GELU_TANH_C * (1.0f + 3.0f * 0.044715f * x * x);
+    }
+    case UNARY_QUICK_GELU: {
+        float s = sigmoidf(1.702f * x);
+        return s + 1.702f * x * s * (1.0f - s);
+    }
+    case UNARY_SQRT: return 0.5f / y;
+    case UNARY_RSQRT: return -0.5f * y * y * y;
+    case UNARY_NEG: return -1.0f;
+    case UNARY_SQUARE: return 2.0f * x;
+    case UNARY_COUNT: break;
+    }
+    return 0;
+}
+
+CPU_KERNEL(cpu_unary)
+{
+    unary_kind k = (unary_kind)c->p.i[0];
+    if ((unsigned)k >= UNARY_COUNT)
+        return aspo_fail(ASPO_ERR_UNSUPPORTED, "unary kind %d unknown on backend cpu", (int)k);
+    tensor *out = c->out[0];
+    int64_t n = tensor_numel(out);
+    cpu_view vx = cpu_view_of(c->in[0], out), vo = cpu_view_of(out, NULL);
+    FOR_EACH_ROW(vo, n)
+    {
+        ROW_INDEX(vo);
+        int64_t ox = cpu_offset(&vx, i0, i1, i2, 0), oo = cpu_offset(&vo, i0, i1, i2, 0);
+        for (int64_t i3 = 0; i3 < vo.ne[3]; i3++)
+            cpu_store(&vo, oo + i3 * vo.st[3], unary_forward(k, cpu_load(&vx, ox + i3 * vx.st[3])));
+    }
+    return ASPO_OK;
+}
+
+CPU_KERNEL(cpu_unary_backward)
+{
+    unary_kind k = (unary_kind)c->p.i[0];
+    tensor *out = c->out[0];
+    int64_t n = tensor_numel(out);
+    cpu_view vx = cpu_view_of(c->in[0], out), vy = cpu_view_of(c->in[1], out),
+             vd = cpu_view_of(c->in[2], out), vo = cpu_view_of(out, NULL);
+    FOR_EACH_ROW(vo, n)
+    {
+        ROW_INDEX(vo);
+        int64_t ox = cpu_offset(&vx, i0, i1, i2, 0), oy = cpu_offset(&vy, i0, i1, i2, 0),
+                od = cpu_offset(&vd, i0, i1, i2, 0), oo = cpu_offset(&vo, i0, i1, i2, 0);
+        for (int64_t i3 = 0; i3 < vo.ne[3]; i3++) {
+            float x = cpu_load(&vx, ox + i3 * vx.st[3]), y = cpu_load(&vy, oy + i3 * vy.st[3]);
+            cpu_store(&vo, oo + i3 * vo.st[3],
+                      cpu_load(&vd, od + i3 * vd.st[3]) * unary_derivative(k, x, y));
+        }
+    }
+    return ASPO_OK;
+}
+
+CPU_KERNEL(cpu_masked_fill)
+{
+    tensor *out = c->out[0];
+    int64_t n = tensor_numel(out);
+    float value = c->p.f[0];
+    cpu_view vx = cpu_view_of(c->in[0], out), vm = cpu_view_of(c->in[1], out),
+             vo = cpu_view_of(out, NULL);
+    FOR_EACH_ROW(vo, n)
+    {
+        ROW_INDEX(vo);
+        int64_t ox = cpu_offset(&vx, i0, i1, i2, 0), om = cpu_offset(&vm, i0, i1, i2, 0),
+                oo = cpu_offset(&vo, i0, i1, i2, 0);
+        for (int64_t i3 = 0; i3 < vo.ne[3]; i3++) {
+            bool fill = cpu_load(&vm, om + i3 * vm.st[3]) != 0.0f;
+            cpu_store(&vo, oo + i3 * vo.st[3], fill ? value : cpu_load(&vx, ox + i3 * vx.st[3]));
+        }
+    }
+    return ASPO_OK;
+}
+
+CPU_KERNEL(cpu_dropout)
+{
+    tensor *out = c->out[0];
+    int64_t n = tensor_numel(out);
+    uint64_t seed = (uint64_t)c->p.i[0], counter = (uint64_t)c->p.i[1];
+    float p = c->p.f[0], keep_scale = 1.0f / (1.0f - p);
+    cpu_view vx = cpu_view_of(c->in[0], out), vo = cpu_view_of(out, NULL);
+    FOR_EACH_ROW(vo, n)
+    {
+        ROW_INDEX(vo);
+        int64_t ox = cpu_offset(&vx, i0, i1, i2, 0), oo = cpu_offset(&vo, i0, i1, i2, 0);
+        for (int64_t i3 = 0; i3 < vo.ne[3]; i3++) {
+            /* The mask of element i (row-major index) is the same on every backend. */
+            uint64_t i = (uint64_t)(r_ * vo.ne[3] + i3);
+            bool keep = rng_uniform(seed, counter, i) >= p;
+            cpu_store(&vo, oo + i3 * vo.st[3],
+                      keep ? cpu_load(&vx, ox + i3 * vx.st[3]) * keep_scale : 0.0f);
+        }
+    }
+    return ASPO_OK;
+}

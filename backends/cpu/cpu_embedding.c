@@ -1,0 +1,4 @@
+/* PLACEHOLDER: replaced by the real implementation. */
+#include "cpu_internal.h"
+CPU_KERNEL(cpu_embedding) { return aspo_fail(ASPO_ERR_UNSUPPORTED, "op %s not implemented on cpu", "embedding"); }
+CPU_KERNEL(cpu_embedding_backward) { return aspo_fail(ASPO_ERR_UNSUPPORTED, "op %s not implemented on cpu", "embedding"); }

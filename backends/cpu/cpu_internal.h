@@ -1,0 +1,70 @@
+/* Shared by the CPU kernels: 4-D views of tensors with strides aligned to the last dim,
+ * so kernels loop over (i0,i1,i2,i3) whatever the rank, and the kernel declarations. */
+#ifndef ASPO_CPU_INTERNAL_H
+#define ASPO_CPU_INTERNAL_H
+
+#include <stdint.h>
+
+#include "../../tensor/tensor.h"
+
+typedef struct cpu_view {
+    char *data;
+    dtype dt;
+    int64_t ne[4]; /* sizes, leading dims padded with 1 */
+    int64_t st[4]; /* element strides; 0 where broadcast */
+} cpu_view;
+
+/* t as 4-D. With `like` non-NULL, t is broadcast to like's shape (stride 0 where t has 1). */
+static inline cpu_view cpu_view_of(const tensor *t, const tensor *like)
+{
+    cpu_view v = {.data = t->data, .dt = t->dt};
+    const tensor *shape_of = like ? like : t;
+    for (int d = 0; d < 4; d++) {
+        int dt_ = d - (4 - t->ndim), ds = d - (4 - shape_of->ndim);
+        int64_t size = dt_ >= 0 ? t->shape[dt_] : 1;
+        v.ne[d] = ds >= 0 ? shape_of->shape[ds] : 1;
+        v.st[d] = (dt_ >= 0 && size == v.ne[d]) ? t->stride[dt_] : 0;
+    }
+    return v;
+}
+
+static inline int64_t cpu_offset(const cpu_view *v, int64_t i0, int64_t i1, int64_t i2,
+                                 int64_t i3)
+{
+    return i0 * v->st[0] + i1 * v->st[1] + i2 * v->st[2] + i3 * v->st[3];
+}
+
+static inline float cpu_load(const cpu_view *v, int64_t off) { return dtype_load(v->data, v->dt, off); }
+static inline void cpu_store(const cpu_view *v, int64_t off, float x) { dtype_store(v->data, v->dt, off, x); }
+
+#define CPU_KERNEL(name) aspo_status name(const op_call *c)
+
+CPU_KERNEL(cpu_copy);
+CPU_KERNEL(cpu_fill);
+CPU_KERNEL(cpu_binary);
+CPU_KERNEL(cpu_scale);
+CPU_KERNEL(cpu_unary);
+CPU_KERNEL(cpu_unary_backward);
+CPU_KERNEL(cpu_masked_fill);
+CPU_KERNEL(cpu_dropout);
+CPU_KERNEL(cpu_sum);
+CPU_KERNEL(cpu_sumsq);
+CPU_KERNEL(cpu_matmul);
+CPU_KERNEL(cpu_softmax);
+CPU_KERNEL(cpu_softmax_backward);
+CPU_KERNEL(cpu_rmsnorm);
+CPU_KERNEL(cpu_rmsnorm_backward);
+CPU_KERNEL(cpu_layernorm);
+CPU_KERNEL(cpu_layernorm_backward);
+CPU_KERNEL(cpu_l2norm);
+CPU_KERNEL(cpu_l2norm_backward);
+CPU_KERNEL(cpu_gather_logprobs);
+CPU_KERNEL(cpu_gather_logprobs_backward);
+CPU_KERNEL(cpu_embedding);
+CPU_KERNEL(cpu_embedding_backward);
+CPU_KERNEL(cpu_rope);
+CPU_KERNEL(cpu_attention);
+CPU_KERNEL(cpu_attention_backward);
+CPU_KERNEL(cpu_adamw);
+
+#endif

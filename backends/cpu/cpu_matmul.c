@@ -1,0 +1,148 @@
+/* Matmul through OpenBLAS sgemm. Each matrix may be row- or column-major (a transposed
+ * view), so no transposes are copied. bf16/f16 operands are widened one panel of columns
+ * at a time into a reused scratch buffer: never an f32 copy of a whole weight. */
+#include <cblas.h>
+#include <stdlib.h>
+
+#include "cpu_internal.h"
+
+enum { PANEL = 256 }; /* columns of a half-precision operand widened per sgemm */
+
+/* One matrix of a batch: base pointer, leading dim and whether it is column-major. */
+typedef struct matrix {
+    const char *data;
+    dtype dt;
+    int64_t rows, cols, ld;
+    bool col_major;
+} matrix;
+
+static matrix matrix_of(const tensor *t, int64_t batch_offset)
+{
+    int n = t->ndim;
+    matrix m = {.dt = t->dt, .rows = t->shape[n - 2], .cols = t->shape[n - 1]};
+    m.data = t->data + batch_offset * (int64_t)dtype_size(t->dt);
+    m.col_major = t->stride[n - 1] != 1;
+    m.ld = m.col_major ? t->stride[n - 1] : t->stride[n - 2];
+    /* BLAS wants ld >= the contiguous extent even when the other dim has size 1. */
+    int64_t min_ld = m.col_major ? m.rows : m.cols;
+    if (m.ld < min_ld || (m.col_major ? m.cols : m.rows) == 1) m.ld = min_ld > 1 ? min_ld : 1;
+    return m;
+}
+
+/* Scratch reused across calls (grows, never shrinks): steady state allocates nothing. */
+static _Thread_local float *scratch;
+static _Thread_local size_t scratch_floats;
+
+static float *scratch_get(size_t floats)
+{
+    if (floats > scratch_floats) {
+        free(scratch);
+        scratch = malloc(floats * sizeof(float));
+        scratch_floats = scratch ? floats : 0;
+    }
+    return scratch;
+}
+
+/* Widens rows x cols of m into dst with the same layout and a tight leading dim. */
+static void widen(const matrix *m, int64_t col0, int64_t cols, float *dst)
+{
+    if (m->col_major) {
+#pragma omp parallel for schedule(static) if (cols * m->rows > 65536)
+        for (int64_t j = 0; j < cols; j++)
+            for (int64_t i = 0; i < m->rows; i++)
+                dst[j * m->rows + i] = dtype_load(m->data, m->dt, (col0 + j) * m->ld + i);
+    } else {
+#pragma omp parallel for schedule(static) if (cols * m->rows > 65536)
+        for (int64_t i = 0; i < m->rows; i++)
+            for (int64_t j = 0; j < cols; j++)
+                dst[i * cols + j] = dtype_load(m->data, m->dt, i * m->ld + col0 + j);
+    }
+}
+
+/* out (M,N) f32 row-major with leading dim ldo = a (M,K) @ b (K,N). */
+static aspo_status gemm(const matrix *a, const matrix *b, float *out, int64_t ldo)
+{
+    int64_t M = a->rows, K = a->cols, N = b->cols;
+    matrix aw = *a;
+    float *a_f32 = NULL;
+    if (a->dt != DT_F32) {
+        /* Activations in half precision: widen A once (it is activation-sized). */
+        a_f32 = malloc((size_t)(M * K) * sizeof(float));
+        if (!a_f32) return aspo_fail(ASPO_ERR_OOM, "matmul on cpu: no memory to widen A");
+        widen(a, 0, K, a_f32);
+        aw.data = (const char *)a_f32;
+        aw.dt = DT_F32;
+        aw.ld = a->col_major ? M : K;
+    }
+    CBLAS_TRANSPOSE ta = aw.col_major ? CblasTrans : CblasNoTrans;
+    if (b->dt == DT_F32) {
+        cblas_sgemm(CblasRowMajor, ta, b->col_major ? CblasTrans : CblasNoTrans, (int)M, (int)N,
+                    (int)K, 1.0f, (const float *)aw.data, (int)aw.ld, (const float *)b->data,
+                    (int)b->ld, 0.0f, out, (int)ldo);
+    } else {
+        float *panel = scratch_get((size_t)PANEL * (size_t)(K > 0 ? K : 1));
+        if (!panel) {
+            free(a_f32);
+            return aspo_fail(ASPO_ERR_OOM, "matmul on cpu: no memory for a %d x %lld panel",
+                             PANEL, (long long)K);
+        }
+        for (int64_t n0 = 0; n0 < N; n0 += PANEL) {
+            int64_t nb = N - n0 < PANEL ? N - n0 : PANEL;
+            widen(b, n0, nb, panel);
+            cblas_sgemm(CblasRowMajor, ta, b->col_major ? CblasTrans : CblasNoTrans, (int)M,
+                        (int)nb, (int)K, 1.0f, (const float *)aw.data, (int)aw.ld, panel,
+                        (int)(b->col_major ? K : nb), 0.0f, out + n0, (int)ldo);
+        }
+    }
+    free(a_f32);
+    return ASPO_OK;
+}
+
+/* Batch offset (elements) of operand t for output batch index (i0, i1), broadcasting. */
+static int64_t batch_offset(const tensor *t, int64_t i0, int64_t i1, const tensor *out)
+{
+    int64_t off = 0;
+    int64_t idx[2] = {i0, i1};
+    for (int k = 0; k < 2; k++) {
+        int d_out = out->ndim - 4 + k; /* batch dim k of the 4-D padded output */
+        int d = d_out - (out->ndim - t->ndim);
+        if (d_out < 0 || d < 0) continue;
+        if (t->shape[d] != 1) off += idx[k] * t->stride[d];
+    }
+    return off;
+}
+
+CPU_KERNEL(cpu_matmul)
+{
+    const tensor *a = c->in[0], *b = c->in[1];
+    tensor *out = c->out[0];
+    if (out->dt != DT_F32)
+        return aspo_fail(ASPO_ERR_UNSUPPORTED,
+                         "op matmul on backend cpu: %s output (cpu computes matmul in f32)",
+                         dtype_name(out->dt));
+    int64_t M = out->shape[out->ndim - 2], N = out->shape[out->ndim - 1];
+    int64_t nb0 = out->ndim >= 4 ? out->shape[out->ndim - 4] : 1;
+    int64_t nb1 = out->ndim >= 3 ? out->shape[out->ndim - 3] : 1;
+    if (M == 0 || N == 0) return ASPO_OK;
+    if (a->shape[a->ndim - 1] == 0) {
+        op_call zero = {.op = OP_FILL, .n_out = 1, .out = {out}};
+        return cpu_fill(&zero);
+    }
+    /* One weight for every batch and rows of A evenly spaced: fold the batch into M. */
+    bool b_shared = b->ndim == 2;
+    bool a_folds = a->ndim > 2 && a->stride[a->ndim - 1] == 1 && tensor_is_contiguous(a);
+    if (b_shared && a_folds) {
+        matrix ma = matrix_of(a, 0), mb = matrix_of(b, 0);
+        ma.rows = tensor_numel(a) / ma.cols;
+        return gemm(&ma, &mb, (float *)out->data, N);
+    }
+    for (int64_t i0 = 0; i0 < nb0; i0++)
+        for (int64_t i1 = 0; i1 < nb1; i1++) {
+            matrix ma = matrix_of(a, batch_offset(a, i0, i1, out));
+            matrix mb = matrix_of(b, batch_offset(b, i0, i1, out));
+            float *o = (float *)out->data + (i0 * nb1 + i1) * M * N;
+            aspo_status s = gemm(&ma, &mb, o, N);
+            if (s) return s;
+        }
+    return ASPO_OK;
+}

@@ -1,0 +1,44 @@
+/* A bump allocator over backend buffers. Everything a training step creates (activations,
+ * tape nodes, gradients of non-parameters) comes from arenas that are reset after the
+ * optimizer step, so steady-state steps make no heap allocations. The arena grows by
+ * chunks during the first steps; on reset the chunks are merged into one of the peak size. */
+#ifndef ASPO_ARENA_H
+#define ASPO_ARENA_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "backend.h"
+
+typedef struct arena_chunk {
+    char *base;
+    size_t size, used;
+} arena_chunk;
+
+enum { ARENA_MAX_CHUNKS = 64, ARENA_GUARD = 256, ARENA_MAX_GUARDED = 4096 };
+
+typedef struct arena {
+    const char *name;  /* "activations", "tape": used in messages */
+    backend *be;       /* NULL: host memory from malloc */
+    size_t limit;      /* 0: no limit other than the device's */
+    size_t used, peak; /* bytes handed out since reset, and the most ever */
+    size_t chunk_default;
+    int n_chunks;
+    arena_chunk chunks[ARENA_MAX_CHUNKS];
+    long heap_allocations; /* chunk allocations ever made: a test watches this stay flat */
+    /* Tests turn guards on: each allocation is followed by ARENA_GUARD sentinel bytes that
+     * arena_check_guards verifies, catching kernels that write past their output. */
+    bool guards;
+    int n_guarded;
+    char *guarded[ARENA_MAX_GUARDED];
+} arena;
+
+void arena_init(arena *a, const char *name, backend *be, size_t limit);
+/* 64-byte aligned. NULL with an ASPO_ERR_OOM message naming the request and what is left. */
+void *arena_alloc(arena *a, size_t bytes);
+void arena_reset(arena *a);
+/* ASPO_OK, or an error naming the first allocation whose guard bytes were overwritten. */
+aspo_status arena_check_guards(arena *a);
+void arena_free(arena *a);
+
+#endif

@@ -1,0 +1,69 @@
+/* Batched matmul with broadcast leading dims. Transposed operands arrive as views; the
+ * kernel reads either row- or column-major matrices, so no copy is made for them. */
+#include "op_backward.h"
+#include "tensor_ops.h"
+
+/* A matrix the kernel can hand to BLAS: unit stride along rows or along columns. */
+static bool blas_layout(const tensor *t)
+{
+    return t->stride[t->ndim - 1] == 1 || t->stride[t->ndim - 2] == 1;
+}
+
+tensor *tensor_matmul(tensor *a, tensor *b)
+{
+    if (!a || !b) return NULL;
+    char x[96], y[96];
+    if (a->ndim < 2 || b->ndim < 2 || a->shape[a->ndim - 1] != b->shape[b->ndim - 2] ||
+        !dtype_is_float(a->dt) || !dtype_is_float(b->dt)) {
+        aspo_fail(ASPO_ERR_SHAPE, "matmul: %s @ %s do not fit (need (...,M,K) @ (...,K,N))",
+                  tensor_describe(a, x, sizeof x), tensor_describe(b, y, sizeof y));
+        return NULL;
+    }
+    int ndim = a->ndim > b->ndim ? a->ndim : b->ndim;
+    int64_t shape[TENSOR_MAX_DIMS];
+    for (int d = 0; d < ndim - 2; d++) {
+        int da = d - (ndim - a->ndim), db = d - (ndim - b->ndim);
+        int64_t sa = da >= 0 ? a->shape[da] : 1, sb = db >= 0 ? b->shape[db] : 1;
+        if (sa != sb && sa != 1 && sb != 1) {
+            aspo_fail(ASPO_ERR_SHAPE, "matmul: batch dims of %s and %s do not broadcast",
+                      tensor_describe(a, x, sizeof x), tensor_describe(b, y, sizeof y));
+            return NULL;
+        }
+        shape[d] = sa == 1 ? sb : sa;
+    }
+    shape[ndim - 2] = a->shape[a->ndim - 2];
+    shape[ndim - 1] = b->shape[b->ndim - 1];
+    if (!blas_layout(a)) a = tensor_contiguous(a);
+    if (!blas_layout(b)) b = tensor_contiguous(b);
+    dtype dt = (a->dt == DT_F32 || b->dt == DT_F32) ? DT_F32 : a->dt;
+    tensor *out = tensor_empty(dt, ndim, shape);
+    tensor *in[2] = {a, b};
+    return op_exec(OP_MATMUL, in, 2, NULL, &out, 1);
+}
+
+/* (...,M,K) -> (rows,K) when the batch dims can fold into rows; else t itself. */
+static tensor *fold_rows(tensor *t)
+{
+    if (t->ndim <= 2) return t;
+    return tensor_reshape(t, DIMS(-1, t->shape[t->ndim - 1]));
+}
+
+aspo_status backward_matmul(const tape_node *n, tensor *dy)
+{
+    tensor *a = n->in[0], *b = n->in[1];
+    aspo_status s = ASPO_OK;
+    if (a->requires_grad) {
+        tensor *da = tensor_matmul(dy, tensor_transpose(b, -1, -2)); /* (...,M,K) */
+        s = grad_accumulate(a, tensor_sum_to(da, a->ndim, a->shape));
+    }
+    if (!s && b->requires_grad) {
+        tensor *db;
+        if (b->ndim == 2) /* a weight shared by every row: one GEMM over all rows */
+            db = tensor_matmul(tensor_transpose(fold_rows(a), 0, 1), fold_rows(dy));
+        else
+            db = tensor_sum_to(tensor_matmul(tensor_transpose(a, -1, -2), dy), b->ndim,
+                               b->shape);
+        s = grad_accumulate(b, db);
+    }
+    return s;
+}

@@ -1,0 +1,53 @@
+/* Matmul: plain, batched, broadcast batch, transposed operands, half-precision weights. */
+#include "op_cases.h"
+
+static void ref_matmul(const ref_args *a, double *out)
+{
+    const case_input *x = &IN(a, 0), *y = &IN(a, 1);
+    int64_t M = x->shape[x->ndim - 2], K = x->shape[x->ndim - 1], N = y->shape[y->ndim - 1];
+    int64_t batch = ref_numel(a->out_ndim - 2, a->out_shape);
+    int64_t bshape[2] = {1, 1};
+    for (int d = 0; d < a->out_ndim - 2; d++) bshape[2 - (a->out_ndim - 2) + d] = a->out_shape[d];
+    int64_t xb[2] = {1, 1}, yb[2] = {1, 1};
+    for (int d = 0; d < x->ndim - 2; d++) xb[2 - (x->ndim - 2) + d] = x->shape[d];
+    for (int d = 0; d < y->ndim - 2; d++) yb[2 - (y->ndim - 2) + d] = y->shape[d];
+    for (int64_t b = 0; b < batch; b++) {
+        int64_t b0 = b / bshape[1], b1 = b % bshape[1];
+        int64_t xo = ((xb[0] > 1 ? b0 : 0) * xb[1] + (xb[1] > 1 ? b1 : 0)) * M * K;
+        int64_t yo = ((yb[0] > 1 ? b0 : 0) * yb[1] + (yb[1] > 1 ? b1 : 0)) * K * N;
+        for (int64_t i = 0; i < M; i++)
+            for (int64_t j = 0; j < N; j++) {
+                double acc = 0;
+                for (int64_t k = 0; k < K; k++) acc += a->in[0][xo + i * K + k] * a->in[1][yo + k * N + j];
+                out[(b * M + i) * N + j] = acc;
+            }
+    }
+}
+
+static tensor *run_matmul(tensor **in, const op_case *c)
+{
+    (void)c;
+    return tensor_matmul(in[0], in[1]);
+}
+
+#define M2(dt, layout, grad, r, c) {dt, 2, {r, c}, layout, grad, -1, 1}
+#define MM(name, ...) {name, 2, {__VA_ARGS__}, {0}, {0}, run_matmul, ref_matmul, 0, 0}
+
+const op_case cases_matmul[] = {
+    MM("matmul_2d", M2(DT_F32, LAYOUT_CONTIGUOUS, true, 7, 5), M2(DT_F32, LAYOUT_CONTIGUOUS, true, 5, 9)),
+    MM("matmul_b_transposed", M2(DT_F32, LAYOUT_CONTIGUOUS, true, 6, 13), M2(DT_F32, LAYOUT_TRANSPOSED, true, 13, 11)),
+    MM("matmul_a_transposed", M2(DT_F32, LAYOUT_TRANSPOSED, true, 6, 13), M2(DT_F32, LAYOUT_CONTIGUOUS, true, 13, 11)),
+    MM("matmul_sliced", M2(DT_F32, LAYOUT_SLICED, true, 6, 13), M2(DT_F32, LAYOUT_SLICED, true, 13, 4)),
+    MM("matmul_3d_shared_weight", {DT_F32, 3, {2, 7, 5}, LAYOUT_CONTIGUOUS, true, -1, 1},
+       M2(DT_F32, LAYOUT_TRANSPOSED, true, 5, 9)),
+    MM("matmul_batched", {DT_F32, 4, {2, 3, 4, 5}, LAYOUT_CONTIGUOUS, true, -1, 1},
+       {DT_F32, 4, {2, 3, 5, 6}, LAYOUT_TRANSPOSED, true, -1, 1}),
+    MM("matmul_broadcast_batch", {DT_F32, 4, {2, 1, 4, 5}, LAYOUT_CONTIGUOUS, true, -1, 1},
+       {DT_F32, 3, {3, 5, 6}, LAYOUT_CONTIGUOUS, true, -1, 1}),
+    /* Frozen half-precision weights: dX flows, no dW. 300 columns cross a 256-column panel. */
+    MM("matmul_bf16_weight", {DT_F32, 3, {2, 5, 40}, LAYOUT_CONTIGUOUS, true, -1, 1},
+       M2(DT_BF16, LAYOUT_TRANSPOSED, false, 40, 300)),
+    MM("matmul_f16_weight", M2(DT_F32, LAYOUT_CONTIGUOUS, true, 9, 17), M2(DT_F16, LAYOUT_CONTIGUOUS, false, 17, 7)),
+    MM("matmul_bf16_activations", M2(DT_BF16, LAYOUT_CONTIGUOUS, true, 9, 17), M2(DT_F32, LAYOUT_CONTIGUOUS, true, 17, 7)),
+    {0},
+};

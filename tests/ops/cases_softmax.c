@@ -1,0 +1,3 @@
+/* PLACEHOLDER */
+#include "op_cases.h"
+const op_case cases_softmax[] = {{0}};
