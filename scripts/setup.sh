@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# Installs the Debian packages aspo needs to build and test (Debian 12).
+#
+#   bash scripts/setup.sh            build and test packages
+#   bash scripts/setup.sh --bench    also python3-torch and python3-numpy for bench/
+#   ASPO_BENCH=1 bash scripts/setup.sh   (same as --bench)
+#
+# Only missing packages are installed, and `apt-get update` runs only when something is
+# missing. Not root and something missing: prints the apt-get command and exits 1.
+set -euo pipefail
+
+# build-essential: gcc (with libgomp for OpenMP) and make. cmake >= 3.25 (Debian 12 has
+# 3.25.1; ctest comes with it). pkg-config finds jansson and openblas (see CMakeLists.txt).
+packages=(build-essential cmake pkg-config libopenblas-dev libjansson-dev)
+bench=${ASPO_BENCH:-0}
+
+for arg in "$@"; do
+    case "$arg" in
+        --bench) bench=1 ;;
+        -h|--help) sed -n '2,9p' "$0"; exit 0 ;;
+        *) echo "setup.sh: unknown argument '$arg' (try --help)" >&2; exit 2 ;;
+    esac
+done
+if [[ "$bench" == 1 ]]; then
+    packages+=(python3 python3-torch python3-numpy)
+fi
+
+if ! command -v dpkg-query >/dev/null 2>&1; then
+    echo "setup.sh: dpkg-query not found; this script is for Debian 12. Install by hand:" >&2
+    echo "  ${packages[*]}" >&2
+    exit 1
+fi
+
+missing=()
+for p in "${packages[@]}"; do
+    status=$(dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null || true)
+    [[ "$status" == installed ]] || missing+=("$p")
+done
+
+if [[ ${#missing[@]} -eq 0 ]]; then
+    echo "setup.sh: all packages present (${packages[*]})"
+    exit 0
+fi
+
+cmd="apt-get install -y --no-install-recommends ${missing[*]}"
+if [[ $(id -u) -ne 0 ]]; then
+    echo "setup.sh: missing packages: ${missing[*]}" >&2
+    echo "run as root:" >&2
+    echo "  apt-get update && $cmd" >&2
+    exit 1
+fi
+
+echo "setup.sh: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -q
+# shellcheck disable=SC2086 # word splitting of the package list is intended
+apt-get install -y -q --no-install-recommends ${missing[*]} </dev/null

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Builds aspo and runs the test suites with ctest.
+#
+#   bash scripts/test.sh                    Release build in build/ ($BUILD_DIR overrides)
+#   ASPO_SANITIZE=1 bash scripts/test.sh    ASan+UBSan Debug build in build-asan/
+#
+# Installs missing Debian packages first (scripts/setup.sh; needs root when any are missing).
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+bash scripts/setup.sh
+
+if [[ "${ASPO_SANITIZE:-0}" == 1 ]]; then
+    build_dir=${BUILD_DIR:-build-asan}
+    config=(-DCMAKE_BUILD_TYPE=Debug -DASPO_SANITIZE=ON)
+else
+    build_dir=${BUILD_DIR:-build}
+    config=(-DCMAKE_BUILD_TYPE=Release -DASPO_SANITIZE=OFF)
+fi
+
+cmake -S . -B "$build_dir" "${config[@]}"
+cmake --build "$build_dir" --parallel "$(nproc)"
+ctest --test-dir "$build_dir" --output-on-failure

@@ -1,0 +1,160 @@
+/* The tape: no-grad scopes, detach, accumulation, checkpointing, and the errors a user
+ * can meet (out of memory, a missing kernel, a bad backward call). */
+#include <string.h>
+
+#include "tensor/autograd.h"
+#include "tensor/params.h"
+#include "tensor/rng.h"
+#include "tensor/runtime.h"
+#include "tensor/tensor_ops.h"
+#include "tests/check.h"
+
+static tensor *filled(int64_t rows, int64_t cols, uint64_t key)
+{
+    float v[4096];
+    for (int64_t i = 0; i < rows * cols; i++) v[i] = rng_uniform(key, 0, (uint64_t)i) - 0.5f;
+    return tensor_from_host(DT_F32, DIMS(rows, cols), v);
+}
+
+static void test_no_grad_and_detach(void)
+{
+    tensor *x = filled(3, 4, 1);
+    x->requires_grad = true;
+    bool prev = autograd_set_enabled(false);
+    tensor *y = tensor_mul(x, x);
+    autograd_set_enabled(prev);
+    CHECK(y && !y->requires_grad && !y->node, "no_grad result must not record");
+
+    tensor *z = tensor_sum_all(tensor_mul(tensor_detach(x), x)); /* d/dx = detached x */
+    CHECK(tensor_backward(z) == ASPO_OK, "%s", aspo_error_message());
+    float g[12], xv[12];
+    tensor_to_host_f32(x->grad, g);
+    tensor_to_host_f32(x, xv);
+    bool same = true;
+    for (int i = 0; i < 12; i++) same &= g[i] == xv[i];
+    CHECK(same, "gradient through a detached factor counts once");
+    runtime_step_reset();
+}
+
+static void test_reuse_accumulates(void)
+{
+    tensor *x = filled(2, 5, 2);
+    x->requires_grad = true;
+    /* x used three times: d/dx sum(x*x + x) = 2x + 1 */
+    tensor *loss = tensor_sum_all(tensor_add(tensor_mul(x, x), x));
+    CHECK(tensor_backward(loss) == ASPO_OK, "%s", aspo_error_message());
+    float g[10], xv[10];
+    tensor_to_host_f32(x->grad, g);
+    tensor_to_host_f32(x, xv);
+    for (int i = 0; i < 10; i++) CHECK_CLOSE(g[i], 2 * xv[i] + 1, 1e-6, "d/dx");
+    runtime_step_reset();
+}
+
+/* Two linear maps with a SiLU between: the block checkpointing re-runs. */
+typedef struct block {
+    tensor *w1, *w2;
+    float dropout;
+} block;
+
+static tensor *block_forward(void *ctx, tensor **in, int n)
+{
+    (void)n;
+    block *b = ctx;
+    tensor *h = tensor_silu(tensor_matmul(in[0], tensor_transpose(b->w1, 0, 1)));
+    return tensor_matmul(tensor_dropout(h, b->dropout), tensor_transpose(b->w2, 0, 1));
+}
+
+static void run_block(block *b, bool checkpointed, float *grad_w1, float *grad_x)
+{
+    runtime_set_seed(7);
+    tensor *x = filled(5, 8, 3);
+    x->requires_grad = true;
+    tensor *y = checkpointed ? tensor_checkpoint(block_forward, b, &x, 1) : block_forward(b, &x, 1);
+    tensor *loss = tensor_sum_all(tensor_mul(y, y));
+    CHECK(tensor_backward(loss) == ASPO_OK, "%s", aspo_error_message());
+    tensor_to_host_f32(b->w1->grad, grad_w1);
+    tensor_to_host_f32(x->grad, grad_x);
+    runtime_step_reset();
+}
+
+static void test_checkpoint_matches(void)
+{
+    param_store ps;
+    param_store_init(&ps, backend_cpu());
+    block b = {param_declare(&ps, "w1", DT_F32, DIMS(16, 8), true),
+               param_declare(&ps, "w2", DT_F32, DIMS(4, 16), true), 0.25f};
+    CHECK(param_store_allocate(&ps) == ASPO_OK, "%s", aspo_error_message());
+    float w[128];
+    for (int i = 0; i < 128; i++) w[i] = rng_uniform(9, 0, (uint64_t)i) - 0.5f;
+    memcpy(b.w1->data, w, sizeof(float) * 128);
+    memcpy(b.w2->data, w, sizeof(float) * 64);
+    float g_plain[128], gx_plain[40], g_ckpt[128], gx_ckpt[40];
+    run_block(&b, false, g_plain, gx_plain);
+    param_store_zero_grad(&ps);
+    run_block(&b, true, g_ckpt, gx_ckpt);
+    /* The re-run computes the same values in the same order, dropout masks included. */
+    CHECK(memcmp(g_plain, g_ckpt, sizeof g_plain) == 0, "checkpointed dW equals plain dW");
+    CHECK(memcmp(gx_plain, gx_ckpt, sizeof gx_plain) == 0, "checkpointed dX equals plain dX");
+
+    /* Parameters accumulate across backward calls until zero_grad. */
+    run_block(&b, false, g_ckpt, gx_ckpt);
+    bool doubled = true;
+    for (int i = 0; i < 128; i++) doubled &= fabsf(g_ckpt[i] - 2 * g_plain[i]) <= 1e-5f * (1 + fabsf(g_plain[i]));
+    CHECK(doubled, "a second backward adds into parameter grads");
+    param_store_free(&ps);
+}
+
+static void test_errors(void)
+{
+    /* Out of memory names the request and what is left. */
+    runtime_init(backend_cpu(), 1 << 20);
+    tensor *big = tensor_empty(DT_F32, DIMS(1024, 1024));
+    CHECK(!big && aspo_error_status() == ASPO_ERR_OOM, "1 MiB arena refuses 4 MiB");
+    CHECK(strstr(aspo_error_message(), "4194304") && strstr(aspo_error_message(), "left"),
+          "message: %s", aspo_error_message());
+    aspo_error_clear();
+
+    /* A backend without a kernel for an op is an error naming both. */
+    backend partial = *backend_cpu();
+    partial.name = "partial";
+    partial.kernels[OP_UNARY] = NULL;
+    runtime_init(&partial, 0);
+    CHECK(!tensor_silu(filled(2, 2, 4)), "missing kernel fails");
+    CHECK(strstr(aspo_error_message(), "unary") && strstr(aspo_error_message(), "partial"),
+          "message: %s", aspo_error_message());
+    aspo_error_clear();
+    runtime_init(backend_cpu(), 0);
+
+    /* NULL propagates without a second message. */
+    CHECK(!tensor_add(tensor_silu(NULL), filled(2, 2, 5)), "NULL in, NULL out");
+
+    tensor *x = filled(2, 3, 6);
+    x->requires_grad = true;
+    CHECK(tensor_backward(tensor_mul(x, x)) == ASPO_ERR_SHAPE, "backward needs a scalar");
+    aspo_error_clear();
+    CHECK(tensor_backward(tensor_sum_all(filled(2, 3, 7))) == ASPO_ERR_USAGE,
+          "backward of a constant");
+    aspo_error_clear();
+    CHECK(!tensor_add(filled(2, 3, 8), filled(3, 2, 9)) && aspo_error_status() == ASPO_ERR_SHAPE,
+          "shapes that do not broadcast");
+    CHECK(strstr(aspo_error_message(), "(2,3)") && strstr(aspo_error_message(), "(3,2)"),
+          "message: %s", aspo_error_message());
+    aspo_error_clear();
+    CHECK(!tensor_reshape(filled(2, 3, 10), DIMS(4, 2)), "reshape keeps the element count");
+    aspo_error_clear();
+    CHECK(backend_get("no-such-backend") == NULL && strstr(aspo_error_message(), "cpu"),
+          "unknown backend lists what exists: %s", aspo_error_message());
+    aspo_error_clear();
+    runtime_step_reset();
+}
+
+int main(void)
+{
+    runtime_init(backend_cpu(), 0);
+    test_no_grad_and_detach();
+    test_reuse_accumulates();
+    test_checkpoint_matches();
+    test_errors();
+    runtime_shutdown();
+    return check_summary("autograd");
+}
