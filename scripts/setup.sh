@@ -11,7 +11,7 @@ set -euo pipefail
 
 # build-essential: gcc (with libgomp for OpenMP) and make. cmake >= 3.25 (Debian 12 has
 # 3.25.1; ctest comes with it). pkg-config finds jansson and openblas (see CMakeLists.txt).
-packages=(build-essential cmake pkg-config libopenblas-dev libjansson-dev)
+packages=(build-essential cmake pkg-config libopenblas-openmp-dev libjansson-dev)
 bench=${ASPO_BENCH:-0}
 
 for arg in "$@"; do
@@ -52,6 +52,5 @@ fi
 
 echo "setup.sh: installing ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive
-apt-get update -q
-# shellcheck disable=SC2086 # word splitting of the package list is intended
-apt-get install -y -q --no-install-recommends ${missing[*]} </dev/null
+apt-get update -q </dev/null
+apt-get install -y -q --no-install-recommends "${missing[@]}" </dev/null

@@ -3,6 +3,7 @@
 #
 #   bash scripts/test.sh                    Release build in build/ ($BUILD_DIR overrides)
 #   ASPO_SANITIZE=1 bash scripts/test.sh    ASan+UBSan Debug build in build-asan/
+#   ASPO_TEST_TIMEOUT=N                     seconds before ctest kills a test (600)
 #
 # Installs missing Debian packages first (scripts/setup.sh; needs root when any are missing).
 set -euo pipefail
@@ -20,4 +21,5 @@ fi
 
 cmake -S . -B "$build_dir" "${config[@]}"
 cmake --build "$build_dir" --parallel "$(nproc)"
-ctest --test-dir "$build_dir" --output-on-failure
+# A hung test fails after 10 minutes instead of stalling CI (ctest waits 25 minutes by default).
+ctest --test-dir "$build_dir" --output-on-failure --timeout "${ASPO_TEST_TIMEOUT:-600}"

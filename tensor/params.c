@@ -60,7 +60,7 @@ aspo_status param_store_allocate(param_store *ps)
         if (ps->items[i]->requires_grad)
             grad_bytes += align64((size_t)tensor_numel(ps->items[i]) * sizeof(float));
     }
-    ps->grads = calloc(ps->n ? ps->n : 1, sizeof *ps->grads);
+    ps->grads = calloc(ps->n > 0 ? (size_t)ps->n : 1, sizeof *ps->grads);
     ps->block = ps->be->alloc(ps->be, bytes ? bytes : 64);
     ps->grad_block = grad_bytes ? ps->be->alloc(ps->be, grad_bytes) : NULL;
     if (!ps->grads || !ps->block || (grad_bytes && !ps->grad_block))

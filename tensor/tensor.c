@@ -100,7 +100,7 @@ tensor *tensor_empty(dtype dt, int ndim, const int64_t *shape)
     if (!t) return NULL;
     t->dt = dt;
     t->ndim = ndim;
-    memcpy(t->shape, shape, sizeof(int64_t) * ndim);
+    if (ndim) memcpy(t->shape, shape, sizeof(int64_t) * ndim);
     tensor_set_contiguous_strides(t);
     t->be = rt->be;
     t->data = arena_alloc(&rt->data, (size_t)numel * dtype_size(dt));

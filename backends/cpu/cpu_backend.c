@@ -44,6 +44,21 @@ static aspo_status cpu_synchronize(backend *be)
     return ASPO_OK;
 }
 
+static struct {
+    void *data;
+    size_t bytes;
+} scratch[SCRATCH_COUNT];
+
+void *cpu_scratch(enum cpu_scratch_slot slot, size_t bytes)
+{
+    if (bytes > scratch[slot].bytes) {
+        free(scratch[slot].data);
+        scratch[slot].data = aligned_alloc(64, (bytes + 63) & ~(size_t)63);
+        scratch[slot].bytes = scratch[slot].data ? bytes : 0;
+    }
+    return scratch[slot].data;
+}
+
 static backend cpu = {
     .name = "cpu",
     .device_info = cpu_device_info,

@@ -37,6 +37,13 @@ static inline int64_t cpu_offset(const cpu_view *v, int64_t i0, int64_t i1, int6
 static inline float cpu_load(const cpu_view *v, int64_t off) { return dtype_load(v->data, v->dt, off); }
 static inline void cpu_store(const cpu_view *v, int64_t off, float x) { dtype_store(v->data, v->dt, off, x); }
 
+/* Scratch memory reused across kernel calls: grown on demand, never shrunk, so steady-state
+ * training steps make no heap allocations. Each slot is one buffer; a kernel must not
+ * hold a slot across a call to another kernel that uses the same slot. NULL when the
+ * host is out of memory. */
+enum cpu_scratch_slot { SCRATCH_MATMUL_A, SCRATCH_MATMUL_PANEL, SCRATCH_ROWS, SCRATCH_COUNT };
+void *cpu_scratch(enum cpu_scratch_slot slot, size_t bytes);
+
 #define CPU_KERNEL(name) aspo_status name(const op_call *c)
 
 CPU_KERNEL(cpu_copy);

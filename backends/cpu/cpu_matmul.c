@@ -2,7 +2,6 @@
  * view), so no transposes are copied. bf16/f16 operands are widened one panel of columns
  * at a time into a reused scratch buffer: never an f32 copy of a whole weight. */
 #include <cblas.h>
-#include <stdlib.h>
 
 #include "cpu_internal.h"
 
@@ -29,20 +28,6 @@ static matrix matrix_of(const tensor *t, int64_t batch_offset)
     return m;
 }
 
-/* Scratch reused across calls (grows, never shrinks): steady state allocates nothing. */
-static _Thread_local float *scratch;
-static _Thread_local size_t scratch_floats;
-
-static float *scratch_get(size_t floats)
-{
-    if (floats > scratch_floats) {
-        free(scratch);
-        scratch = malloc(floats * sizeof(float));
-        scratch_floats = scratch ? floats : 0;
-    }
-    return scratch;
-}
-
 /* Widens rows x cols of m into dst with the same layout and a tight leading dim. */
 static void widen(const matrix *m, int64_t col0, int64_t cols, float *dst)
 {
@@ -67,7 +52,7 @@ static aspo_status gemm(const matrix *a, const matrix *b, float *out, int64_t ld
     float *a_f32 = NULL;
     if (a->dt != DT_F32) {
         /* Activations in half precision: widen A once (it is activation-sized). */
-        a_f32 = malloc((size_t)(M * K) * sizeof(float));
+        a_f32 = cpu_scratch(SCRATCH_MATMUL_A, (size_t)(M * K) * sizeof(float));
         if (!a_f32) return aspo_fail(ASPO_ERR_OOM, "matmul on cpu: no memory to widen A");
         widen(a, 0, K, a_f32);
         aw.data = (const char *)a_f32;
@@ -80,12 +65,11 @@ static aspo_status gemm(const matrix *a, const matrix *b, float *out, int64_t ld
                     (int)K, 1.0f, (const float *)aw.data, (int)aw.ld, (const float *)b->data,
                     (int)b->ld, 0.0f, out, (int)ldo);
     } else {
-        float *panel = scratch_get((size_t)PANEL * (size_t)(K > 0 ? K : 1));
-        if (!panel) {
-            free(a_f32);
+        float *panel = cpu_scratch(SCRATCH_MATMUL_PANEL,
+                                   sizeof(float) * (size_t)PANEL * (size_t)(K > 0 ? K : 1));
+        if (!panel)
             return aspo_fail(ASPO_ERR_OOM, "matmul on cpu: no memory for a %d x %lld panel",
                              PANEL, (long long)K);
-        }
         for (int64_t n0 = 0; n0 < N; n0 += PANEL) {
             int64_t nb = N - n0 < PANEL ? N - n0 : PANEL;
             widen(b, n0, nb, panel);
@@ -94,7 +78,6 @@ static aspo_status gemm(const matrix *a, const matrix *b, float *out, int64_t ld
                         (int)(b->col_major ? K : nb), 0.0f, out + n0, (int)ldo);
         }
     }
-    free(a_f32);
     return ASPO_OK;
 }
 

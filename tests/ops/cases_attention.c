@@ -1,3 +1,132 @@
-/* PLACEHOLDER */
+/* Attention against naive double-precision softmax attention: causal self-attention with
+ * grouped-query heads, key padding masks (f32 and i32), cross-attention, causal with
+ * Tq < Tk and Tq > Tk, rows with no key to attend (zeros, zero gradients), a strided k
+ * and half-precision k/v. Gradients are checked for q, k and v. */
+#include <math.h>
+#include <stdlib.h>
+
 #include "op_cases.h"
-const op_case cases_attention[] = {{0}};
+
+/* ip[0]: causal; ip[1]: key mask none/f32/i32; ip[2]: also check error paths;
+ * ip[3]: padded keys. fp[0]: scale, 0 = 1/sqrt(D). */
+enum { MASK_NONE, MASK_F32, MASK_I32 };
+
+/* With padding p: batch 1 is left-padded (keys j < p masked) and batch 0 loses its
+ * last key (right padding), so both ends of the key range are exercised. */
+static bool key_kept(const op_case *c, int64_t b, int64_t j, int64_t Tk)
+{
+    if (c->ip[1] == MASK_NONE) return true;
+    if (b == 1) return j >= c->ip[3];
+    if (b == 0) return j != Tk - 1;
+    return true;
+}
+
+static double scale_of(const op_case *c, int64_t D)
+{
+    return c->fp[0] != 0 ? c->fp[0] : 1.0 / sqrt((double)D);
+}
+
+static void ref_attention(const ref_args *a, double *out)
+{
+    const op_case *c = a->c;
+    const case_input *qi = &IN(a, 0), *ki = &IN(a, 1);
+    int64_t B = qi->shape[0], H = qi->shape[1], Tq = qi->shape[2], D = qi->shape[3];
+    int64_t Hkv = ki->shape[1], Tk = ki->shape[2], group = H / Hkv;
+    double scale = scale_of(c, D);
+    double *p = malloc(sizeof(double) * (size_t)Tk);
+    for (int64_t b = 0; b < B; b++)
+        for (int64_t h = 0; h < H; h++)
+            for (int64_t i = 0; i < Tq; i++) {
+                const double *q = a->in[0] + ((b * H + h) * Tq + i) * D;
+                const double *k = a->in[1] + (b * Hkv + h / group) * Tk * D;
+                const double *v = a->in[2] + (b * Hkv + h / group) * Tk * D;
+                double *o = out + ((b * H + h) * Tq + i) * D, m = -INFINITY, l = 0;
+                for (int64_t j = 0; j < Tk; j++) {
+                    bool ok = key_kept(c, b, j, Tk) && (!c->ip[0] || j <= i + (Tk - Tq));
+                    p[j] = -INFINITY;
+                    if (!ok) continue;
+                    double s = 0;
+                    for (int64_t d = 0; d < D; d++) s += q[d] * k[j * D + d];
+                    p[j] = s * scale;
+                    m = fmax(m, p[j]);
+                }
+                for (int64_t d = 0; d < D; d++) o[d] = 0;
+                if (m == -INFINITY) continue; /* no key: zeros */
+                for (int64_t j = 0; j < Tk; j++) l += p[j] = exp(p[j] - m);
+                for (int64_t j = 0; j < Tk; j++)
+                    for (int64_t d = 0; d < D; d++) o[d] += p[j] / l * v[j * D + d];
+            }
+    free(p);
+}
+
+static tensor *make_mask(const op_case *c, int64_t B, int64_t Tk)
+{
+    if (c->ip[1] == MASK_NONE) return NULL;
+    float f[64];
+    int32_t n[64];
+    if (B * Tk > 64) return NULL;
+    for (int64_t b = 0; b < B; b++)
+        for (int64_t j = 0; j < Tk; j++) {
+            n[b * Tk + j] = key_kept(c, b, j, Tk) ? 1 : 0;
+            f[b * Tk + j] = (float)n[b * Tk + j];
+        }
+    return c->ip[1] == MASK_F32 ? tensor_from_host(DT_F32, DIMS(B, Tk), f)
+                                : tensor_from_host(DT_I32, DIMS(B, Tk), n);
+}
+
+/* Shape mistakes come back as ASPO_ERR_SHAPE: a head count that Hkv does not divide, and a
+ * key mask of the wrong length. */
+static bool refuses_bad_shapes(tensor *q, tensor *k, tensor *v)
+{
+    tensor *q3 = tensor_slice(q, 1, 0, 3); /* 3 heads over 2 kv heads */
+    bool ok = !tensor_attention(q3, k, v, NULL, true, 1) && aspo_error_status() == ASPO_ERR_SHAPE;
+    aspo_error_clear();
+    tensor *mask = tensor_zeros(DT_F32, DIMS(q->shape[0], k->shape[2] + 1));
+    ok = ok && !tensor_attention(q, k, v, mask, false, 1) && aspo_error_status() == ASPO_ERR_SHAPE;
+    aspo_error_clear();
+    return ok;
+}
+
+static tensor *run_attention(tensor **in, const op_case *c)
+{
+    if (c->ip[2] && !refuses_bad_shapes(in[0], in[1], in[2])) {
+        aspo_fail_replace(ASPO_ERR_USAGE, "attention accepted bad shapes (last message: %s)",
+                          aspo_error_message());
+        return NULL;
+    }
+    tensor *mask = make_mask(c, in[0]->shape[0], in[1]->shape[2]);
+    if (c->ip[1] != MASK_NONE && !mask) return NULL;
+    return tensor_attention(in[0], in[1], in[2], mask, c->ip[0] != 0,
+                            (float)scale_of(c, in[0]->shape[3]));
+}
+
+#define QKV(dt, layout, grad, b, h, t, d) {dt, 4, {b, h, t, d}, layout, grad, -1, 1}
+#define Q(b, h, t, d) QKV(DT_F32, LAYOUT_CONTIGUOUS, true, b, h, t, d)
+/* name, causal, mask, check errors, padding, scale, then q, k, v */
+#define ATTN(name, causal, mask, errors, pad, scale, ...)                                   \
+    {name, 3, {__VA_ARGS__}, {causal, mask, errors, pad}, {scale}, run_attention,           \
+     ref_attention, 0, 0}
+
+/* f32 kernels against double: dot products and softmax sums over <= 9 terms round at
+ * ~1e-7 relative, far inside the default 1e-10 NMSE forward and 1e-6 gradient bounds. */
+const op_case cases_attention[] = {
+    ATTN("attention_causal_gqa", 1, MASK_NONE, 1, 0, 0, Q(2, 4, 7, 8), Q(2, 2, 7, 8),
+         Q(2, 2, 7, 8)),
+    ATTN("attention_key_padding", 0, MASK_F32, 0, 3, 0, Q(2, 4, 6, 8), Q(2, 2, 6, 8),
+         Q(2, 2, 6, 8)),
+    ATTN("attention_cross", 0, MASK_NONE, 0, 0, 0, Q(2, 4, 3, 8), Q(2, 1, 9, 8), Q(2, 1, 9, 8)),
+    /* Decoding-style: 3 new queries over 7 keys; k is a transposed (strided) view. */
+    ATTN("attention_causal_tq_lt_tk", 1, MASK_NONE, 0, 0, 0, Q(2, 3, 3, 8),
+         QKV(DT_F32, LAYOUT_TRANSPOSED, true, 2, 3, 7, 8), Q(2, 3, 7, 8)),
+    /* Left padding under a causal mask: batch 1's first 3 queries see no key at all. */
+    ATTN("attention_row_fully_masked", 1, MASK_I32, 0, 3, 0, Q(2, 2, 6, 4), Q(2, 1, 6, 4),
+         Q(2, 1, 6, 4)),
+    /* Tq > Tk: the first two queries precede every key. */
+    ATTN("attention_causal_tq_gt_tk", 1, MASK_NONE, 0, 0, 0.5, Q(1, 2, 5, 4), Q(1, 2, 3, 4),
+         Q(1, 2, 3, 4)),
+    /* Frozen half-precision k/v are widened by the op layer; only dq is checked. */
+    ATTN("attention_bf16_kv", 1, MASK_F32, 0, 2, 0.3, Q(2, 2, 5, 8),
+         QKV(DT_BF16, LAYOUT_CONTIGUOUS, false, 2, 2, 5, 8),
+         QKV(DT_F16, LAYOUT_CONTIGUOUS, false, 2, 2, 5, 8)),
+    {0},
+};
