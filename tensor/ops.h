@@ -29,10 +29,13 @@ typedef enum op_id {
     OP_SOFTMAX,          /* in: x; i[0]: 1 for log-softmax */
     OP_SOFTMAX_BACKWARD, /* in: y, dy; i[0]: 1 for log-softmax; out: dx */
     OP_RMSNORM,          /* in: x (R,C), g (C); f[0]: eps; out: y, rstd (R) */
-    OP_RMSNORM_BACKWARD, /* in: x, g, rstd, dy; out: dx, dg */
+    OP_RMSNORM_BACKWARD, /* in: x, g, rstd, dy; i[0]: norm_grads mask; out: the wanted
+                            subset of dx, dg in that order */
     OP_LAYERNORM,        /* in: x (R,C), g (C), b (C); f[0]: eps; out: y, mean (R), rstd (R) */
-    OP_LAYERNORM_BACKWARD, /* in: x, g, mean, rstd, dy; out: dx, dg, db */
-    OP_L2NORM,           /* in: x (R,C); f[0]: eps; out: y, inv_norm (R) */
+    OP_LAYERNORM_BACKWARD, /* in: x, g, mean, rstd, dy; i[0]: norm_grads mask; out: the
+                              wanted subset of dx, dg, db in that order */
+    OP_L2NORM,           /* in: x (R,C); f[0]: eps; out: y, inv_norm (R), negative where
+                            the norm was clamped to eps */
     OP_L2NORM_BACKWARD,  /* in: y, inv_norm, dy; out: dx */
     /* language-model pieces */
     OP_GATHER_LOGPROBS,  /* in: logits (N,V), targets (N) i32; i[0]: ignore index;
@@ -49,6 +52,9 @@ typedef enum op_id {
                             weight_decay, bias_correction1, bias_correction2 */
     OP_COUNT
 } op_id;
+
+/* Which gradients a norm backward kernel writes (bit mask in i[0]). */
+enum norm_grads { WANT_DX = 1, WANT_DWEIGHT = 2, WANT_DBIAS = 4 };
 
 typedef enum binary_kind { BINARY_ADD, BINARY_SUB, BINARY_MUL, BINARY_DIV } binary_kind;
 

@@ -11,7 +11,6 @@
 #include "op_backward.h"
 #include "tensor_ops.h"
 
-enum { WANT_DX = 1, WANT_DWEIGHT = 2, WANT_DBIAS = 4 };
 
 /* Checks x (...,C) and eps; fills the shape of the per-row statistics. Returns C or -1. */
 static int64_t check_rows(const char *op, const tensor *x, float eps, int *rows_ndim,

@@ -9,7 +9,6 @@
 
 /* Backward gradient mask in p.i[0], as in tensor/ops_norm.c: outputs are the wanted
  * gradients in this order. */
-enum { WANT_DX = 1, WANT_DWEIGHT = 2, WANT_DBIAS = 4 };
 
 enum {
     PARALLEL_MIN = 32768, /* elements below which threads cost more than they save */
@@ -25,6 +24,17 @@ static void rows_of(const tensor *x, int64_t *R, int64_t *C)
 
 /* Element i of a contiguous tensor, as f32. */
 static inline float at(const tensor *t, int64_t i) { return dtype_load(t->data, t->dt, i); }
+
+/* Sum of squares of the C elements of x from offset o, in double. */
+static double row_sum_squares(const tensor *x, int64_t o, int64_t C)
+{
+    double ss = 0;
+    for (int64_t i = 0; i < C; i++) {
+        double v = at(x, o + i);
+        ss += v * v;
+    }
+    return ss;
+}
 
 /* Rounds v to dtype dt, as a cast to that dtype and back does. */
 static inline float round_to_dtype(dtype dt, float v)
@@ -62,11 +72,7 @@ CPU_KERNEL(cpu_rmsnorm)
 #pragma omp parallel for schedule(static) if (R * C > PARALLEL_MIN)
     for (int64_t r = 0; r < R; r++) {
         int64_t o = r * C;
-        double ss = 0;
-        for (int64_t i = 0; i < C; i++) {
-            double v = at(x, o + i);
-            ss += v * v;
-        }
+        double ss = row_sum_squares(x, o, C);
         float rs = 1.0f / sqrtf((float)(ss / (double)C) + eps);
         rstd[r] = rs;
         for (int64_t i = 0; i < C; i++) {
@@ -226,11 +232,7 @@ CPU_KERNEL(cpu_l2norm)
 #pragma omp parallel for schedule(static) if (R * C > PARALLEL_MIN)
     for (int64_t r = 0; r < R; r++) {
         int64_t o = r * C;
-        double ss = 0;
-        for (int64_t i = 0; i < C; i++) {
-            double v = at(x, o + i);
-            ss += v * v;
-        }
+        double ss = row_sum_squares(x, o, C);
         float norm = (float)sqrt(ss);
         bool clamped = !(norm > eps);
         float denom = clamped ? eps : norm;
