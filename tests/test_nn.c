@@ -560,6 +560,54 @@ static void test_clipping(void)
     param_store_free(&ps);
 }
 
+/* Module forwards against the formulas written out here (the ops themselves are checked
+ * in tests/ops): embedding rows, LlamaRMSNorm, nn.LayerNorm. */
+static void test_module_forwards(void)
+{
+    param_store ps;
+    param_store_init(&ps, backend_cpu());
+    embedding e;
+    rmsnorm rn;
+    layernorm ln;
+    CHECK(embedding_declare(&e, &ps, "embed_tokens", 5, 4, DT_BF16, false) == ASPO_OK, "%s", aspo_error_message());
+    CHECK(rmsnorm_declare(&rn, &ps, "norm", 4, 1e-6f, DT_F32, false) == ASPO_OK, "%s", aspo_error_message());
+    CHECK(layernorm_declare(&ln, &ps, "ln", 4, 1e-5f, DT_F32, true) == ASPO_OK, "%s", aspo_error_message());
+    CHECK(param_store_allocate(&ps) == ASPO_OK, "%s", aspo_error_message());
+    float table[20], g[4] = {0.5f, 1, 1.5f, 2}, b[4] = {0.1f, 0.2f, 0.3f, 0.4f};
+    fill_values(table, 20, 31, 1.0f);
+    for (int i = 0; i < 20; i++) ((uint16_t *)e.weight->data)[i] = f32_to_bf16(table[i]);
+    memcpy(rn.weight->data, g, sizeof g);
+    memcpy(ln.weight->data, g, sizeof g);
+    memcpy(ln.bias->data, b, sizeof b);
+
+    int32_t ids[3] = {4, 0, 4};
+    tensor *x = embedding_forward(&e, tensor_from_host(DT_I32, DIMS(3), ids)); /* (3,4) */
+    tensor *r = rmsnorm_forward(&rn, x), *l = layernorm_forward(&ln, x);
+    float xv[12], rv[12], lv[12];
+    CHECK(x && r && l, "%s", aspo_error_message());
+    if (!x || !r || !l) return;
+    tensor_to_host_f32(x, xv);
+    tensor_to_host_f32(r, rv);
+    tensor_to_host_f32(l, lv);
+    for (int t = 0; t < 3; t++) {
+        double ss = 0, mean = 0, var = 0;
+        for (int c = 0; c < 4; c++) {
+            CHECK(xv[t * 4 + c] == bf16_to_f32(f32_to_bf16(table[ids[t] * 4 + c])), "row %d", t);
+            ss += (double)xv[t * 4 + c] * xv[t * 4 + c];
+            mean += xv[t * 4 + c] / 4.0;
+        }
+        for (int c = 0; c < 4; c++) var += (xv[t * 4 + c] - mean) * (xv[t * 4 + c] - mean) / 4.0;
+        for (int c = 0; c < 4; c++) {
+            /* f32 math over 4 elements: a few ulp. */
+            CHECK_CLOSE(rv[t * 4 + c], g[c] * xv[t * 4 + c] / sqrt(ss / 4 + 1e-6), 1e-6, "rmsnorm");
+            CHECK_CLOSE(lv[t * 4 + c], g[c] * (xv[t * 4 + c] - mean) / sqrt(var + 1e-5) + b[c], 1e-6,
+                        "layernorm");
+        }
+    }
+    runtime_step_reset();
+    param_store_free(&ps);
+}
+
 int main(void)
 {
     runtime_init(backend_cpu(), 0);
@@ -569,6 +617,7 @@ int main(void)
     test_linear_lora(DT_F16, false);
     test_lora_init_statistics();
     test_module_declarations();
+    test_module_forwards();
     test_adamw_update(0.0f);
     test_adamw_update(0.1f);
     test_adamw_optimizer_and_resume();

@@ -60,6 +60,7 @@ extern const op_case cases_norm[];
 extern const op_case cases_embedding[];
 extern const op_case cases_rope[];
 extern const op_case cases_attention[];
+extern const op_case cases_optim[];
 
 /* Row-major index helpers for references. */
 static inline int64_t ref_numel(int ndim, const int64_t *shape)

@@ -13,7 +13,7 @@
 
 static const op_case *const families[] = {
     cases_view,  cases_elementwise, cases_reduce, cases_matmul, cases_softmax,
-    cases_norm,  cases_embedding,   cases_rope,   cases_attention,
+    cases_norm,  cases_embedding,   cases_rope,   cases_attention, cases_optim,
 };
 
 static double round_to(dtype dt, double v)
