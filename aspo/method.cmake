@@ -1,0 +1,1 @@
+# Sources of aspo/method: append to ASPO_SOURCES (library), ASPO_LIBS, ASPO_CLI_SOURCES.

@@ -1,0 +1,1 @@
+# Sources of models/tokenizer: append to ASPO_SOURCES (library), ASPO_LIBS, ASPO_CLI_SOURCES.

@@ -1,0 +1,1 @@
+# Test suites for the data part (aspo_test + add_test).

@@ -1,0 +1,1 @@
+# Test suites for the tokenizer part (aspo_test + add_test).
