@@ -12,6 +12,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <cblas.h>
+
 #include "cpu_internal.h"
 
 typedef struct attention_dims {
@@ -49,11 +51,45 @@ static inline bool key_allowed(const attention_dims *a, int64_t b, int64_t j)
     return !a->mask || dtype_load(a->mask, a->mask_dt, b * a->Tk + j) != 0.0f;
 }
 
-static inline float dot(const float *x, const float *y, int64_t n)
+enum { QUERY_BLOCK = 64 }; /* query rows per sgemm block: bounds scratch to 64 x Tk */
+
+/* Scores of query rows [i0, i0+rows) of one head against keys [0, n_keys), scaled, masked
+ * and turned into probabilities with the given (or computed) log-sum-exp:
+ * P (rows, n_keys) = exp(scale * Q K^T - lse), 0 where a key is not allowed. When
+ * `lse_out` is set the row log-sum-exps are computed here (forward); otherwise `lse_in`
+ * gives them (backward). */
+static void probabilities(const attention_dims *a, int64_t b, int64_t i0, int64_t rows,
+                          int64_t n_keys, const float *q, const float *k, float *P,
+                          const float *lse_in, float *lse_out)
 {
-    float acc = 0;
-    for (int64_t d = 0; d < n; d++) acc += x[d] * y[d];
-    return acc;
+    int64_t D = a->D;
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)rows, (int)n_keys, (int)D,
+                a->scale, q, (int)D, k, (int)D, 0.0f, P, (int)n_keys);
+    for (int64_t r = 0; r < rows; r++) {
+        float *p = P + r * n_keys;
+        int64_t end = key_end(a, i0 + r);
+        float lse;
+        if (lse_out) {
+            float m = -INFINITY;
+            for (int64_t j = 0; j < end; j++)
+                if (key_allowed(a, b, j)) m = fmaxf(m, p[j]);
+            double l = 0;
+            for (int64_t j = 0; j < end; j++)
+                if (key_allowed(a, b, j)) l += expf(p[j] - m);
+            lse = m == -INFINITY ? -INFINITY : m + (float)log(l);
+            lse_out[r] = lse;
+        } else {
+            lse = lse_in[r];
+        }
+        for (int64_t j = 0; j < n_keys; j++)
+            p[j] = (j < end && lse != -INFINITY && key_allowed(a, b, j)) ? expf(p[j] - lse) : 0.0f;
+    }
+}
+
+/* Keys any of rows [i0, i0+rows) may see: the causal window of the last row. */
+static int64_t block_keys(const attention_dims *a, int64_t i0, int64_t rows)
+{
+    return key_end(a, i0 + rows - 1);
 }
 
 CPU_KERNEL(cpu_attention)
@@ -62,43 +98,34 @@ CPU_KERNEL(cpu_attention)
     const float *q = (const float *)c->in[0]->data, *k = (const float *)c->in[1]->data,
                 *v = (const float *)c->in[2]->data;
     float *o = (float *)c->out[0]->data, *lse = (float *)c->out[1]->data;
-    int64_t rows = a.B * a.H * a.Tq, group = a.H / a.Hkv, D = a.D;
-    /* One row of scores per thread, allocated once per call. */
+    int64_t group = a.H / a.Hkv, D = a.D;
+    int64_t blocks_per_head = (a.Tq + QUERY_BLOCK - 1) / QUERY_BLOCK;
+    int64_t tasks = a.B * a.H * blocks_per_head;
+    /* One block of probabilities per thread, allocated once and reused across calls. */
     int threads = omp_get_max_threads();
-    float *scratch = cpu_scratch(SCRATCH_ROWS, sizeof(float) * (size_t)threads *
-                                                   (size_t)(a.Tk ? a.Tk : 1));
+    size_t per_thread = (size_t)QUERY_BLOCK * (size_t)(a.Tk ? a.Tk : 1);
+    float *scratch = cpu_scratch(SCRATCH_ROWS, sizeof(float) * per_thread * (size_t)threads);
     if (!scratch)
-        return aspo_fail(ASPO_ERR_OOM, "attention on cpu: no memory for %d rows of %lld scores",
-                         threads, (long long)a.Tk);
-#pragma omp parallel for schedule(static) num_threads(threads) if (rows * a.Tk * D > 65536)
-    for (int64_t r = 0; r < rows; r++) {
-        int64_t b = r / (a.H * a.Tq), h = r / a.Tq % a.H, i = r % a.Tq;
-        const float *qi = q + r * D;
-        const float *kb = k + (b * a.Hkv + h / group) * a.Tk * D; /* (Tk,D) */
-        const float *vb = v + (b * a.Hkv + h / group) * a.Tk * D;
-        float *s = scratch + (int64_t)omp_get_thread_num() * a.Tk, *oi = o + r * D;
-        int64_t end = key_end(&a, i);
-        float m = -INFINITY;
-        int64_t allowed = 0;
-        for (int64_t j = 0; j < end; j++) {
-            if (!key_allowed(&a, b, j)) continue;
-            s[j] = a.scale * dot(qi, kb + j * D, D);
-            m = allowed++ ? fmaxf(m, s[j]) : s[j];
-        }
-        memset(oi, 0, sizeof(float) * (size_t)D);
-        if (!allowed) { /* no key to attend: zeros, not NaN */
-            lse[r] = -INFINITY;
+        return aspo_fail(ASPO_ERR_OOM, "attention on cpu: no memory for %d blocks of %zu scores",
+                         threads, per_thread);
+#pragma omp parallel for schedule(static) num_threads(threads) if (tasks > 1 && a.Tq * a.Tk * D > 4096)
+    for (int64_t t = 0; t < tasks; t++) {
+        int64_t bh = t / blocks_per_head, b = bh / a.H, h = bh % a.H;
+        int64_t i0 = t % blocks_per_head * QUERY_BLOCK;
+        int64_t rows = a.Tq - i0 < QUERY_BLOCK ? a.Tq - i0 : QUERY_BLOCK;
+        int64_t kvh = (b * a.Hkv + h / group) * a.Tk * D;
+        float *P = scratch + (size_t)omp_get_thread_num() * per_thread;
+        float *oi = o + (bh * a.Tq + i0) * D;
+        int64_t n_keys = block_keys(&a, i0, rows);
+        if (n_keys <= 0) { /* no key visible to the whole block: zeros, not NaN */
+            memset(oi, 0, sizeof(float) * (size_t)(rows * D));
+            for (int64_t r = 0; r < rows; r++) lse[bh * a.Tq + i0 + r] = -INFINITY;
             continue;
         }
-        float l = 0;
-        for (int64_t j = 0; j < end; j++) {
-            if (!key_allowed(&a, b, j)) continue;
-            float p = expf(s[j] - m);
-            l += p;
-            for (int64_t d = 0; d < D; d++) oi[d] += p * vb[j * D + d];
-        }
-        for (int64_t d = 0; d < D; d++) oi[d] /= l;
-        lse[r] = m + logf(l);
+        probabilities(&a, b, i0, rows, n_keys, q + (bh * a.Tq + i0) * D, k + kvh, P, NULL,
+                      lse + bh * a.Tq + i0);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)rows, (int)D, (int)n_keys,
+                    1.0f, P, (int)n_keys, v + kvh, (int)D, 0.0f, oi, (int)D);
     }
     return ASPO_OK;
 }
@@ -112,33 +139,55 @@ CPU_KERNEL(cpu_attention_backward)
     float *dq = (float *)c->out[0]->data, *dk = (float *)c->out[1]->data,
           *dv = (float *)c->out[2]->data;
     int64_t groups = a.B * a.Hkv, group = a.H / a.Hkv, D = a.D;
+    int threads = omp_get_max_threads();
+    size_t per_thread = 2 * (size_t)QUERY_BLOCK * (size_t)(a.Tk ? a.Tk : 1) + QUERY_BLOCK;
+    float *scratch = cpu_scratch(SCRATCH_ROWS, sizeof(float) * per_thread * (size_t)threads);
+    if (!scratch)
+        return aspo_fail(ASPO_ERR_OOM, "attention backward on cpu: no memory for %d blocks",
+                         threads);
     /* One thread per (b, kv head): it alone writes that head's dk/dv and the dq rows of
-     * the query heads sharing it, each in a fixed order. */
-#pragma omp parallel for schedule(static) if (a.B * a.H * a.Tq * a.Tk * D > 65536)
+     * the query heads sharing it, each in a fixed order. Probabilities are recomputed
+     * block by block from q, k and lse. */
+#pragma omp parallel for schedule(static) num_threads(threads) if (groups > 1 && a.Tq * a.Tk * D > 4096)
     for (int64_t g = 0; g < groups; g++) {
         int64_t b = g / a.Hkv;
         const float *kg = k + g * a.Tk * D, *vg = v + g * a.Tk * D; /* (Tk,D) */
         float *dkg = dk + g * a.Tk * D, *dvg = dv + g * a.Tk * D;
+        float *P = scratch + (size_t)omp_get_thread_num() * per_thread;
+        float *dP = P + (size_t)QUERY_BLOCK * (size_t)a.Tk, *Di = dP + (size_t)QUERY_BLOCK * (size_t)a.Tk;
         memset(dkg, 0, sizeof(float) * (size_t)(a.Tk * D));
         memset(dvg, 0, sizeof(float) * (size_t)(a.Tk * D));
         for (int64_t h = (g % a.Hkv) * group; h < (g % a.Hkv + 1) * group; h++)
-            for (int64_t i = 0; i < a.Tq; i++) {
-                int64_t r = (b * a.H + h) * a.Tq + i;
-                const float *qi = q + r * D, *oi = o + r * D, *doi = dout + r * D;
-                float *dqi = dq + r * D;
-                memset(dqi, 0, sizeof(float) * (size_t)D); /* stays 0 if no key is allowed */
-                float Di = dot(doi, oi, D);
-                for (int64_t j = 0, end = key_end(&a, i); j < end; j++) {
-                    if (!key_allowed(&a, b, j)) continue;
-                    const float *kj = kg + j * D, *vj = vg + j * D;
-                    float p = expf(a.scale * dot(qi, kj, D) - lse[r]);
-                    float ds = p * (dot(doi, vj, D) - Di) * a.scale;
-                    for (int64_t d = 0; d < D; d++) {
-                        dvg[j * D + d] += p * doi[d];
-                        dkg[j * D + d] += ds * qi[d];
-                        dqi[d] += ds * kj[d];
-                    }
+            for (int64_t i0 = 0; i0 < a.Tq; i0 += QUERY_BLOCK) {
+                int64_t rows = a.Tq - i0 < QUERY_BLOCK ? a.Tq - i0 : QUERY_BLOCK;
+                int64_t r0 = (b * a.H + h) * a.Tq + i0; /* first row of the block */
+                const float *qb = q + r0 * D, *ob = o + r0 * D, *dob = dout + r0 * D;
+                float *dqb = dq + r0 * D;
+                int64_t n_keys = block_keys(&a, i0, rows);
+                if (n_keys <= 0) {
+                    memset(dqb, 0, sizeof(float) * (size_t)(rows * D));
+                    continue;
                 }
+                probabilities(&a, b, i0, rows, n_keys, qb, kg, P, lse + r0, NULL);
+                /* dV += P^T dO;  dP = dO V^T */
+                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)n_keys, (int)D,
+                            (int)rows, 1.0f, P, (int)n_keys, dob, (int)D, 1.0f, dvg, (int)D);
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)rows, (int)n_keys,
+                            (int)D, 1.0f, dob, (int)D, vg, (int)D, 0.0f, dP, (int)n_keys);
+                /* dS = scale * P * (dP - D_i), D_i = do_i . o_i */
+                for (int64_t r = 0; r < rows; r++) {
+                    float d = 0;
+                    for (int64_t x = 0; x < D; x++) d += dob[r * D + x] * ob[r * D + x];
+                    Di[r] = d;
+                }
+                for (int64_t r = 0; r < rows; r++)
+                    for (int64_t j = 0; j < n_keys; j++)
+                        dP[r * n_keys + j] = a.scale * P[r * n_keys + j] * (dP[r * n_keys + j] - Di[r]);
+                /* dQ = dS K;  dK += dS^T Q */
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)rows, (int)D,
+                            (int)n_keys, 1.0f, dP, (int)n_keys, kg, (int)D, 0.0f, dqb, (int)D);
+                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)n_keys, (int)D,
+                            (int)rows, 1.0f, dP, (int)n_keys, qb, (int)D, 1.0f, dkg, (int)D);
             }
     }
     return ASPO_OK;

@@ -14,6 +14,21 @@
 #define ROW_INDEX(o) \
     int64_t i0 = r_ / ((o).ne[1] * (o).ne[2]), i1 = r_ / (o).ne[2] % (o).ne[1], i2 = r_ % (o).ne[2]
 
+/* True when every input and the output are contiguous f32 of the output's element count:
+ * the common case, served by flat loops without per-element index or dtype work. */
+static bool flat_f32(const op_call *c)
+{
+    int64_t n = tensor_numel(c->out[0]);
+    if (c->out[0]->dt != DT_F32 || !tensor_is_contiguous(c->out[0])) return false;
+    for (int i = 0; i < c->n_in; i++)
+        if (c->in[i]->dt != DT_F32 || !tensor_is_contiguous(c->in[i]) ||
+            tensor_numel(c->in[i]) != n)
+            return false;
+    return true;
+}
+
+#define F32(t) ((float *)(t)->data)
+
 static inline float apply_binary(binary_kind k, float a, float b)
 {
     switch (k) {
@@ -31,8 +46,7 @@ CPU_KERNEL(cpu_binary)
     tensor *out = c->out[0];
     int64_t n = tensor_numel(out);
     const tensor *a = c->in[0], *b = c->in[1];
-    if (a->dt == DT_F32 && b->dt == DT_F32 && out->dt == DT_F32 && tensor_same_shape(a, out) &&
-        tensor_same_shape(b, out) && tensor_is_contiguous(a) && tensor_is_contiguous(b)) {
+    if (flat_f32(c)) {
         const float *x = (const float *)a->data, *y = (const float *)b->data;
         float *z = (float *)out->data;
 #pragma omp parallel for schedule(static) if (n > 65536)
@@ -58,6 +72,13 @@ CPU_KERNEL(cpu_scale)
     tensor *out = c->out[0];
     float s = c->p.f[0];
     int64_t n = tensor_numel(out);
+    if (flat_f32(c)) {
+        const float *x = F32(c->in[0]);
+        float *y = F32(out);
+#pragma omp parallel for schedule(static) if (n > 65536)
+        for (int64_t i = 0; i < n; i++) y[i] = s * x[i];
+        return ASPO_OK;
+    }
     cpu_view vx = cpu_view_of(c->in[0], out), vo = cpu_view_of(out, NULL);
     FOR_EACH_ROW(vo, n)
     {
@@ -130,6 +151,13 @@ CPU_KERNEL(cpu_unary)
         return aspo_fail(ASPO_ERR_UNSUPPORTED, "unary kind %d unknown on backend cpu", (int)k);
     tensor *out = c->out[0];
     int64_t n = tensor_numel(out);
+    if (flat_f32(c)) {
+        const float *x = F32(c->in[0]);
+        float *y = F32(out);
+#pragma omp parallel for schedule(static) if (n > 16384)
+        for (int64_t i = 0; i < n; i++) y[i] = unary_forward(k, x[i]);
+        return ASPO_OK;
+    }
     cpu_view vx = cpu_view_of(c->in[0], out), vo = cpu_view_of(out, NULL);
     FOR_EACH_ROW(vo, n)
     {
@@ -146,6 +174,13 @@ CPU_KERNEL(cpu_unary_backward)
     unary_kind k = (unary_kind)c->p.i[0];
     tensor *out = c->out[0];
     int64_t n = tensor_numel(out);
+    if (flat_f32(c)) {
+        const float *x = F32(c->in[0]), *y = F32(c->in[1]), *dy = F32(c->in[2]);
+        float *dx = F32(out);
+#pragma omp parallel for schedule(static) if (n > 16384)
+        for (int64_t i = 0; i < n; i++) dx[i] = dy[i] * unary_derivative(k, x[i], y[i]);
+        return ASPO_OK;
+    }
     cpu_view vx = cpu_view_of(c->in[0], out), vy = cpu_view_of(c->in[1], out),
              vd = cpu_view_of(c->in[2], out), vo = cpu_view_of(out, NULL);
     FOR_EACH_ROW(vo, n)
