@@ -1,15 +1,11 @@
 /* The command line: `aspo <command> [flags]`. Usage errors exit 2, failures 1, each with
  * one `aspo: error: ...` line on stderr. */
 #include <cblas.h>
-#include <errno.h>
-#include <limits.h>
 #include <omp.h>
-#include <stdarg.h>
-#include <stdbool.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
+#include "aspo/options.h"
 #include "aspo/toy_train.h"
 #include "tensor/backend.h"
 
@@ -23,113 +19,73 @@ static const char USAGE[] =
     "\n"
     "Run `aspo <command> --help` for a command's flags.\n";
 
-static const char DEMO_USAGE[] =
-    "usage: aspo demo [flags]\n"
-    "\n"
-    "Trains LoRA (r=8) on a 16 -> 64 -> 8 SiLU MLP with frozen random base weights toward\n"
-    "targets the adapters can fit exactly, printing step, loss, lr and gradient norm.\n"
-    "\n"
-    "flags:\n"
-    "  --backend NAME   compute backend (built in: %s; default cpu)\n"
-    "  --steps N        optimizer steps (default %d)\n"
-    "  --seed N         seed of weights, data and LoRA init (default %llu)\n"
-    "  --lr X           peak learning rate (default %g)\n"
-    "  --threads N      CPU threads for OpenMP and OpenBLAS (default: all)\n"
-    "  --help           this text\n";
+/* Flags every command shares. */
+typedef struct common_flags {
+    const char *backend;
+    long threads;
+} common_flags;
 
-static int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-
-static int usage_error(const char *fmt, ...)
+static void set_threads(long threads)
 {
-    va_list ap;
-    va_start(ap, fmt);
-    fputs("aspo: error: ", stderr);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
-    va_end(ap);
-    return EXIT_USAGE;
-}
-
-static bool parse_long(const char *text, long min, long max, long *out)
-{
-    char *end;
-    errno = 0;
-    long v = strtol(text, &end, 10);
-    if (errno || end == text || *end || v < min || v > max) return false;
-    *out = v;
-    return true;
-}
-
-static bool parse_double(const char *text, double *out)
-{
-    char *end;
-    errno = 0;
-    double v = strtod(text, &end);
-    if (errno || end == text || *end) return false;
-    *out = v;
-    return true;
-}
-
-static int cmd_demo(int argc, char **argv)
-{
-    demo_options o = demo_defaults();
-    const char *backend_name = "cpu";
-    long threads = 0, v;
-    for (int i = 0; i < argc; i++) {
-        const char *flag = argv[i], *value = NULL;
-        if (strcmp(flag, "--help") == 0 || strcmp(flag, "-h") == 0) {
-            printf(DEMO_USAGE, backend_list(), o.steps, (unsigned long long)o.seed, o.lr);
-            return 0;
-        }
-        /* --flag VALUE or --flag=VALUE */
-        const char *eq = strchr(flag, '=');
-        char name[32];
-        size_t len = eq ? (size_t)(eq - flag) : strlen(flag);
-        if (len >= sizeof name) return usage_error("demo: unknown flag '%s'", flag);
-        memcpy(name, flag, len);
-        name[len] = 0;
-        bool known = !strcmp(name, "--backend") || !strcmp(name, "--steps") ||
-                     !strcmp(name, "--seed") || !strcmp(name, "--lr") || !strcmp(name, "--threads");
-        if (!known)
-            return usage_error("demo: unknown flag '%s'; run `aspo demo --help`", flag);
-        if (eq) value = eq + 1;
-        else if (i + 1 < argc) value = argv[++i];
-        else return usage_error("demo: %s needs a value", name);
-
-        if (!strcmp(name, "--backend")) {
-            backend_name = value;
-        } else if (!strcmp(name, "--steps")) {
-            if (!parse_long(value, 1, INT_MAX, &v))
-                return usage_error("demo: --steps '%s' is not a whole number >= 1", value);
-            o.steps = (int)v;
-        } else if (!strcmp(name, "--seed")) {
-            char *end;
-            errno = 0;
-            unsigned long long seed = strtoull(value, &end, 10);
-            if (errno || end == value || *end || value[0] == '-')
-                return usage_error("demo: --seed '%s' is not a whole number >= 0", value);
-            o.seed = seed;
-        } else if (!strcmp(name, "--lr")) {
-            if (!parse_double(value, &o.lr) || !(o.lr > 0) || o.lr > 1e3)
-                return usage_error("demo: --lr '%s' is not a positive number", value);
-        } else {
-            if (!parse_long(value, 1, 4096, &threads))
-                return usage_error("demo: --threads '%s' is not a whole number in 1..4096",
-                                   value);
-        }
-    }
-    backend *be = backend_get(backend_name);
-    if (!be) return usage_error("%s", aspo_error_message());
     if (threads > 0) {
         omp_set_num_threads((int)threads);
         openblas_set_num_threads((int)threads);
     }
-    aspo_status s = toy_train_demo(be, &o);
-    if (s) {
-        fprintf(stderr, "aspo: error: %s\n", aspo_error_message());
-        return s == ASPO_ERR_USAGE ? EXIT_USAGE : 1;
+}
+
+static int fail(aspo_status s)
+{
+    fprintf(stderr, "aspo: error: %s\n", aspo_error_message());
+    return s == ASPO_ERR_USAGE ? EXIT_USAGE : 1;
+}
+
+typedef struct demo_flags {
+    common_flags common;
+    long steps, seed;
+    double lr;
+} demo_flags;
+
+#define COMMON_SPECS(type)                                                                 \
+    {"backend", OPT_STRING, offsetof(type, common.backend), "compute backend", NULL, 0, 0}, \
+    {"threads", OPT_INT, offsetof(type, common.threads),                                   \
+     "CPU threads for OpenMP and OpenBLAS (0 = all)", NULL, 0, 4096}
+
+static const option_spec DEMO_SPECS[] = {
+    COMMON_SPECS(demo_flags),
+    {"steps", OPT_INT, offsetof(demo_flags, steps), "optimizer steps", NULL, 1, 1e9},
+    {"seed", OPT_INT, offsetof(demo_flags, seed), "seed of weights, data, LoRA init", NULL, 0, 9e18},
+    {"lr", OPT_FLOAT, offsetof(demo_flags, lr), "peak learning rate", NULL, 1e-12, 1e3},
+    {NULL},
+};
+
+static int cmd_demo(int argc, char **argv)
+{
+    demo_options o = demo_defaults();
+    demo_flags f = {{"cpu", 0}, o.steps, (long)o.seed, o.lr}, defaults = f;
+    bool help;
+    options_source src;
+    aspo_status s = options_parse(DEMO_SPECS, &f, argc, argv, &help, &src);
+    if (help) {
+        printf("usage: aspo demo [flags]\n\n"
+               "Trains LoRA (r=8) on a 16 -> 64 -> 8 SiLU MLP with frozen random base weights\n"
+               "toward targets the adapters can fit exactly, printing step, loss, lr and\n"
+               "gradient norm. Backends in this build: %s.\n\n",
+               backend_list());
+        options_print(stdout, DEMO_SPECS, &defaults);
+        return 0;
     }
-    return 0;
+    backend *be = s ? NULL : backend_get(f.common.backend);
+    if (be) {
+        set_threads(f.common.threads);
+        o.steps = (int)f.steps;
+        o.seed = (uint64_t)f.seed;
+        o.lr = f.lr;
+        s = toy_train_demo(be, &o);
+    } else if (!s) {
+        s = ASPO_ERR_USAGE;
+    }
+    options_release(&src);
+    return s ? fail(s) : 0;
 }
 
 int main(int argc, char **argv)
@@ -144,5 +100,6 @@ int main(int argc, char **argv)
         return 0;
     }
     if (!strcmp(cmd, "demo")) return cmd_demo(argc - 2, argv + 2);
-    return usage_error("unknown command '%s'; run `aspo --help`", cmd);
+    fprintf(stderr, "aspo: error: unknown command '%s'; run `aspo --help`\n", cmd);
+    return EXIT_USAGE;
 }
