@@ -1,0 +1,334 @@
+/* Preference rows -> token ids as TRL 0.14.0's DPOTrainer.tokenize_row and the max_length
+ * cut of its concatenated_forward (per sequence). See pair_tokens.h and docs/DATA.md. */
+#include "pair_tokens.h"
+
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "models/tokenizer.h"
+
+aspo_status truncation_mode_parse(const char *name, truncation_mode *out)
+{
+    if (name && strcmp(name, "keep_end") == 0) {
+        *out = TRUNCATE_KEEP_END;
+        return ASPO_OK;
+    }
+    if (name && strcmp(name, "keep_start") == 0) {
+        *out = TRUNCATE_KEEP_START;
+        return ASPO_OK;
+    }
+    return aspo_fail(ASPO_ERR_USAGE, "unknown truncation mode '%s' (known: keep_end, keep_start)",
+                     name ? name : "(null)");
+}
+
+const char *truncation_mode_name(truncation_mode m)
+{
+    if (m == TRUNCATE_KEEP_START) return "keep_start";
+    return m == TRUNCATE_KEEP_END ? "keep_end" : "unknown";
+}
+
+tokenize_options tokenize_options_default(void)
+{
+    return (tokenize_options){
+        .template = CHAT_TEMPLATE_RAW,
+        .max_length = 1024,
+        .max_prompt_length = 512,
+        .max_completion_length = 0,
+        .mode = TRUNCATE_KEEP_END,
+        .add_bos = true,
+    };
+}
+
+void tokenized_pair_free(tokenized_pair *p)
+{
+    if (!p) return;
+    free(p->prompt_ids);
+    pair_sequence *s[2] = {&p->chosen, &p->rejected};
+    for (int i = 0; i < 2; i++) {
+        free(s[i]->ids);
+        free(s[i]->span_begin);
+        free(s[i]->span_end);
+    }
+    memset(p, 0, sizeof *p);
+}
+
+void truncation_counts_format(const truncation_counts *c, char *buf, size_t size)
+{
+    snprintf(buf, size,
+             "%" PRId64 " pairs: %" PRId64 " prompts cut by max_prompt_length, %" PRId64
+             " responses cut by max_completion_length, %" PRId64
+             " sequences cut by max_length; %" PRId64 " tokens dropped",
+             c->pairs, c->prompts_cut, c->responses_cut, c->sequences_cut, c->tokens_dropped);
+}
+
+static aspo_status check_options(const tokenize_options *o)
+{
+    if (!o) return aspo_fail(ASPO_ERR_USAGE, "tokenize: no options given");
+    if (o->max_length < 0 || o->max_prompt_length < 0 || o->max_completion_length < 0)
+        return aspo_fail(ASPO_ERR_USAGE,
+                         "tokenize: negative limit (max_length %" PRId64
+                         ", max_prompt_length %" PRId64 ", max_completion_length %" PRId64
+                         "); use 0 for no limit",
+                         o->max_length, o->max_prompt_length, o->max_completion_length);
+    if (o->mode != TRUNCATE_KEEP_END && o->mode != TRUNCATE_KEEP_START)
+        return aspo_fail(ASPO_ERR_USAGE, "tokenize: unknown truncation mode %d", (int)o->mode);
+    if (o->template != CHAT_TEMPLATE_RAW && o->template != CHAT_TEMPLATE_VICUNA_V1)
+        return aspo_fail(ASPO_ERR_USAGE, "tokenize: unknown chat template %d", (int)o->template);
+    return ASPO_OK;
+}
+
+/* A response after tokenize_row: ids with spans, EOS appended, max_completion_length. */
+typedef struct response {
+    int32_t *ids;
+    int32_t *begin, *end;
+    int64_t n;
+} response;
+
+static void response_free(response *r)
+{
+    free(r->ids);
+    free(r->begin);
+    free(r->end);
+}
+
+static aspo_status make_response(const int32_t *ids, const int32_t *begin, const int32_t *end,
+                                 int64_t n, bool text_row, int32_t eos_id,
+                                 const tokenize_options *o, response *r,
+                                 truncation_counts *counts)
+{
+    int64_t total = n + (text_row ? 1 : 0); /* tokenize_row: completion + [eos] */
+    size_t cap = (size_t)(total ? total : 1);
+    r->ids = malloc(cap * sizeof *r->ids);
+    r->begin = malloc(cap * sizeof *r->begin);
+    r->end = malloc(cap * sizeof *r->end);
+    if (!r->ids || !r->begin || !r->end)
+        return aspo_fail(ASPO_ERR_OOM, "tokenize: out of memory for %" PRId64 " tokens", total);
+    for (int64_t i = 0; i < n; i++) {
+        r->ids[i] = ids[i];
+        r->begin[i] = begin ? begin[i] : -1;
+        r->end[i] = end ? end[i] : -1;
+    }
+    if (text_row) {
+        r->ids[n] = eos_id;
+        r->begin[n] = r->end[n] = -1; /* EOS has no text */
+    }
+    r->n = total;
+    if (text_row && o->max_completion_length && r->n > o->max_completion_length) {
+        counts->responses_cut++;
+        counts->tokens_dropped += r->n - o->max_completion_length;
+        r->n = o->max_completion_length; /* completion[:max_completion_length] */
+    }
+    return ASPO_OK;
+}
+
+/* prompt + response, cut to max_length per sequence: keep_start keeps the first
+ * max_length tokens, keep_end the last (TRL's batch slice, one sequence at a time). */
+static aspo_status make_sequence(const int32_t *prompt, int64_t np, const response *r,
+                                 const tokenize_options *o, pair_sequence *s,
+                                 truncation_counts *counts)
+{
+    int64_t p0 = 0, r0 = 0, r1 = r->n; /* kept: prompt[p0, np), response[r0, r1) */
+    int64_t L = o->max_length;
+    if (L && np + r->n > L) {
+        int64_t cut = np + r->n - L;
+        if (o->mode == TRUNCATE_KEEP_START) {
+            r1 = L - np; /* np < L was checked, so at least one response token stays */
+        } else {
+            p0 = cut < np ? cut : np;
+            r0 = cut - p0; /* a response longer than max_length loses its start too */
+        }
+        counts->sequences_cut++;
+        counts->tokens_dropped += cut;
+    }
+    s->n_prompt = np - p0;
+    s->n = s->n_prompt + (r1 - r0);
+    s->response_skip = r0;
+    int64_t nr = r1 - r0;
+    s->ids = malloc((size_t)s->n * sizeof *s->ids);
+    s->span_begin = malloc((size_t)(nr ? nr : 1) * sizeof *s->span_begin);
+    s->span_end = malloc((size_t)(nr ? nr : 1) * sizeof *s->span_end);
+    if (!s->ids || !s->span_begin || !s->span_end)
+        return aspo_fail(ASPO_ERR_OOM, "tokenize: out of memory for %" PRId64 " tokens", s->n);
+    memcpy(s->ids, prompt + p0, (size_t)s->n_prompt * sizeof *s->ids);
+    memcpy(s->ids + s->n_prompt, r->ids + r0, (size_t)nr * sizeof *s->ids);
+    memcpy(s->span_begin, r->begin + r0, (size_t)nr * sizeof *s->span_begin);
+    memcpy(s->span_end, r->end + r0, (size_t)nr * sizeof *s->span_end);
+    return ASPO_OK;
+}
+
+aspo_status pair_assemble(const pair_ids *in, bool text_row, int32_t bos_id, int32_t eos_id,
+                          const tokenize_options *opt, const char *source, int64_t line,
+                          tokenized_pair *out, truncation_counts *counts)
+{
+    memset(out, 0, sizeof *out);
+    aspo_status st = check_options(opt);
+    if (st) return st;
+    if (!source) source = "<row>";
+    /* Counted here and added to *counts only when the pair succeeds. */
+    truncation_counts local = {0}, *tc = &local;
+    bool add_bos = text_row && opt->add_bos;
+    if (add_bos && bos_id < 0)
+        return aspo_fail(ASPO_ERR_USAGE, "%s:%" PRId64 ": the tokenizer has no BOS token; "
+                         "turn add_bos off", source, line);
+    if (text_row && eos_id < 0)
+        return aspo_fail(ASPO_ERR_USAGE, "%s:%" PRId64 ": the tokenizer has no EOS token, "
+                         "which ends every response", source, line);
+
+    /* Prompt: [BOS] + ids, then prompt[-max_prompt_length:] (TRL keeps the end always). */
+    int64_t np = in->n_prompt + (add_bos ? 1 : 0);
+    int32_t *prompt = malloc((size_t)(np ? np : 1) * sizeof *prompt);
+    if (!prompt)
+        return aspo_fail(ASPO_ERR_OOM, "tokenize: out of memory for %" PRId64 " tokens", np);
+    if (add_bos) prompt[0] = bos_id;
+    if (in->n_prompt)
+        memcpy(prompt + (add_bos ? 1 : 0), in->prompt, (size_t)in->n_prompt * sizeof *prompt);
+    int64_t p0 = 0;
+    if (text_row && opt->max_prompt_length && np > opt->max_prompt_length) {
+        p0 = np - opt->max_prompt_length;
+        tc->prompts_cut++;
+        tc->tokens_dropped += p0;
+    }
+    out->n_prompt_ids = np - p0;
+    memmove(prompt, prompt + p0, (size_t)out->n_prompt_ids * sizeof *prompt);
+    out->prompt_ids = prompt;
+
+    if (out->n_prompt_ids == 0) {
+        /* Nothing would predict the first response token (TRL's collator fails here). */
+        tokenized_pair_free(out);
+        return aspo_fail(ASPO_ERR_FORMAT, "%s:%" PRId64 ": the prompt has no tokens (empty "
+                         "prompt and no BOS); turn add_bos on or give a prompt", source, line);
+    }
+    if (opt->max_length && out->n_prompt_ids >= opt->max_length) {
+        st = aspo_fail(ASPO_ERR_FORMAT,
+                       "%s:%" PRId64 ": the prompt is %" PRId64 " tokens%s but max_length is "
+                       "%" PRId64 ", which leaves no room for a response token; set "
+                       "max_prompt_length below max_length or raise max_length",
+                       source, line, out->n_prompt_ids,
+                       text_row && opt->max_prompt_length ? " after max_prompt_length" : "",
+                       opt->max_length);
+        tokenized_pair_free(out);
+        return st;
+    }
+
+    if (!text_row && (in->n_chosen == 0 || in->n_rejected == 0)) { /* text rows get EOS */
+        tokenized_pair_free(out);
+        return aspo_fail(ASPO_ERR_FORMAT, "%s:%" PRId64 ": the %s response has no tokens", source,
+                         line, in->n_chosen == 0 ? "chosen" : "rejected");
+    }
+    response rc = {0}, rr = {0};
+    if (!(st = make_response(in->chosen, in->chosen_begin, in->chosen_end, in->n_chosen,
+                             text_row, eos_id, opt, &rc, tc)) &&
+        !(st = make_response(in->rejected, in->rejected_begin, in->rejected_end,
+                             in->n_rejected, text_row, eos_id, opt, &rr, tc)) &&
+        !(st = make_sequence(out->prompt_ids, out->n_prompt_ids, &rc, opt, &out->chosen, tc)))
+        st = make_sequence(out->prompt_ids, out->n_prompt_ids, &rr, opt, &out->rejected, tc);
+    response_free(&rc);
+    response_free(&rr);
+    if (st) {
+        tokenized_pair_free(out);
+        return st;
+    }
+    if (counts) {
+        counts->pairs++;
+        counts->prompts_cut += local.prompts_cut;
+        counts->responses_cut += local.responses_cut;
+        counts->sequences_cut += local.sequences_cut;
+        counts->tokens_dropped += local.tokens_dropped;
+    }
+    return ASPO_OK;
+}
+
+/* encode(text) with no special tokens; spans only when begin/end are wanted. Errors are
+ * prefixed with the row's file, line and field. */
+static aspo_status encode(const tokenizer *tok, const preference_row *row, const char *field,
+                          const char *text, size_t len, int32_t **ids, int32_t **begin,
+                          int32_t **end, int64_t *n)
+{
+    token_list l = {0};
+    aspo_status st = tokenizer_encode(tok, text, len, &l);
+    if (st) {
+        token_list_free(&l);
+        char why[768];
+        snprintf(why, sizeof why, "%s", aspo_error_message());
+        return aspo_fail_replace(st, "%s:%" PRId64 ": field '%s': %s",
+                                 row->source ? row->source : "<row>", row->line, field, why);
+    }
+    size_t cap = (size_t)(l.n ? l.n : 1);
+    *ids = malloc(cap * sizeof **ids);
+    if (begin) *begin = malloc(cap * sizeof **begin);
+    if (end) *end = malloc(cap * sizeof **end);
+    if (!*ids || (begin && !*begin) || (end && !*end)) {
+        token_list_free(&l);
+        return aspo_fail(ASPO_ERR_OOM, "tokenize: out of memory for %d tokens", l.n);
+    }
+    for (int i = 0; i < l.n; i++) {
+        (*ids)[i] = l.ids[i];
+        if (begin) (*begin)[i] = l.start[i];
+        if (end) (*end)[i] = l.end[i];
+    }
+    *n = l.n;
+    token_list_free(&l);
+    return ASPO_OK;
+}
+
+/* Pre-tokenized ids must exist in the tokenizer's vocabulary (the embedding has no row
+ * for the others). */
+static aspo_status check_vocab(const tokenizer *tok, const preference_row *row)
+{
+    int32_t v = tokenizer_vocab_size(tok);
+    const int32_t *ids[3] = {row->prompt_ids, row->chosen_ids, row->rejected_ids};
+    const int64_t n[3] = {row->n_prompt_ids, row->n_chosen_ids, row->n_rejected_ids};
+    static const char *const field[3] = {"prompt_input_ids", "chosen_input_ids",
+                                         "rejected_input_ids"};
+    for (int f = 0; f < 3; f++)
+        for (int64_t i = 0; i < n[f]; i++)
+            if (ids[f][i] >= v)
+                return aspo_fail(ASPO_ERR_FORMAT,
+                                 "%s:%" PRId64 ": field '%s' element %" PRId64 " is %" PRId32
+                                 ", outside the tokenizer's vocabulary of %" PRId32 " ids",
+                                 row->source ? row->source : "<row>", row->line, field[f], i,
+                                 ids[f][i], v);
+    return ASPO_OK;
+}
+
+aspo_status pair_tokenize(const tokenizer *tok, const preference_row *row,
+                          const tokenize_options *opt, tokenized_pair *out,
+                          truncation_counts *counts)
+{
+    memset(out, 0, sizeof *out);
+    if (!row) return aspo_fail(ASPO_ERR_USAGE, "tokenize: no row given");
+    aspo_status st = check_options(opt);
+    if (st) return st;
+    if (preference_row_is_tokenized(row)) {
+        if (tok && (st = check_vocab(tok, row))) return st;
+        pair_ids in = {row->prompt_ids, row->chosen_ids, row->rejected_ids, row->n_prompt_ids,
+                       row->n_chosen_ids, row->n_rejected_ids, NULL, NULL, NULL, NULL};
+        return pair_assemble(&in, false, -1, -1, opt, row->source, row->line, out, counts);
+    }
+    if (!tok)
+        return aspo_fail(ASPO_ERR_USAGE, "%s:%" PRId64 ": a text row needs a tokenizer",
+                         row->source ? row->source : "<row>", row->line);
+
+    char *text = NULL;
+    size_t text_len = 0;
+    int32_t *p = NULL, *c = NULL, *r = NULL;
+    int32_t *cb = NULL, *ce = NULL, *rb = NULL, *re = NULL;
+    pair_ids in = {0};
+    if (!(st = chat_template_apply(opt->template, row->prompt, row->prompt_len, &text,
+                                   &text_len)) &&
+        !(st = encode(tok, row, "prompt", text, text_len, &p, NULL, NULL, &in.n_prompt)) &&
+        !(st = encode(tok, row, "chosen", row->chosen, row->chosen_len, &c, &cb, &ce,
+                      &in.n_chosen)) &&
+        !(st = encode(tok, row, "rejected", row->rejected, row->rejected_len, &r, &rb, &re,
+                      &in.n_rejected))) {
+        in.prompt = p, in.chosen = c, in.rejected = r;
+        in.chosen_begin = cb, in.chosen_end = ce, in.rejected_begin = rb, in.rejected_end = re;
+        st = pair_assemble(&in, true, tokenizer_bos_id(tok), tokenizer_eos_id(tok), opt,
+                           row->source, row->line, out, counts);
+    }
+    free(text);
+    free(p), free(c), free(r);
+    free(cb), free(ce), free(rb), free(re);
+    return st;
+}

@@ -1,0 +1,573 @@
+/* PEFT adapter_config.json + adapter_model.safetensors in and out, and LoRA merging. */
+#define _POSIX_C_SOURCE 200809L /* strdup, regex */
+#include "peft_adapter.h"
+
+#include <errno.h>
+#include <math.h>
+#include <regex.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "models/weights.h"
+#include "tensor/safetensors.h"
+
+static const char KEY_PREFIX[] = "base_model.model.";
+
+static bool ends_with(const char *s, const char *suffix)
+{
+    size_t n = strlen(s), k = strlen(suffix);
+    return n >= k && strcmp(s + n - k, suffix) == 0;
+}
+
+static bool is_lora_name(const char *name)
+{
+    return ends_with(name, ".lora_A.weight") || ends_with(name, ".lora_B.weight");
+}
+
+void peft_config_free(peft_config *c)
+{
+    for (int i = 0; i < c->n_targets; i++) free(c->targets[i]);
+    free(c->targets);
+    free(c->target_regex);
+    free(c->layers);
+    memset(c, 0, sizeof *c);
+}
+
+static aspo_status add_target(peft_config *c, const char *name, size_t len, const char *where)
+{
+    if (len == 0)
+        return aspo_fail(ASPO_ERR_USAGE, "%s: empty module name in the LoRA targets", where);
+    char **t = realloc(c->targets, sizeof *t * (size_t)(c->n_targets + 1));
+    if (!t) return aspo_fail(ASPO_ERR_OOM, "%s: out of memory", where);
+    c->targets = t;
+    if (!(t[c->n_targets] = strndup(name, len)))
+        return aspo_fail(ASPO_ERR_OOM, "%s: out of memory", where);
+    c->n_targets++;
+    return ASPO_OK;
+}
+
+/* Checks that a target_modules string compiles as a whole-name regular expression. */
+static aspo_status check_regex(const char *re, const char *where)
+{
+    size_t len = strlen(re) + 5;
+    char *anchored = malloc(len);
+    if (!anchored) return aspo_fail(ASPO_ERR_OOM, "%s: out of memory", where);
+    snprintf(anchored, len, "^(%s)$", re);
+    regex_t rx;
+    int rc = regcomp(&rx, anchored, REG_EXTENDED | REG_NOSUB);
+    free(anchored);
+    if (rc != 0)
+        return aspo_fail(ASPO_ERR_UNSUPPORTED, "%s: target_modules \"%s\" is not a regular "
+                         "expression aspo can match (POSIX extended syntax)", where, re);
+    regfree(&rx);
+    return ASPO_OK;
+}
+
+aspo_status peft_config_init(peft_config *c, const lora_config *lora, const char *targets)
+{
+    memset(c, 0, sizeof *c);
+    c->lora = *lora;
+    snprintf(c->task_type, sizeof c->task_type, "CAUSAL_LM");
+    aspo_status s = lora_config_check(lora, "--lora options");
+    if (s) return s;
+    if (!targets) targets = "q_proj,v_proj";
+    if (strcasecmp(targets, "all-linear") == 0) {
+        c->all_linear = true;
+        return ASPO_OK;
+    }
+    for (const char *p = targets; !s;) {
+        while (*p == ' ') p++;
+        size_t len = strcspn(p, ",");
+        size_t trimmed = len;
+        while (trimmed > 0 && p[trimmed - 1] == ' ') trimmed--;
+        s = add_target(c, p, trimmed, "--lora-targets");
+        if (!p[len]) break;
+        p += len + 1;
+    }
+    if (s) peft_config_free(c);
+    return s;
+}
+
+/* ---- reading adapter_config.json ---- */
+
+static aspo_status need_number(json_t *root, const char *key, const char *path, double *out)
+{
+    json_t *v = json_object_get(root, key);
+    if (!v) return aspo_fail(ASPO_ERR_FORMAT, "%s: missing required key \"%s\"", path, key);
+    if (!json_is_number(v))
+        return aspo_fail(ASPO_ERR_FORMAT, "%s: \"%s\" must be a number", path, key);
+    *out = json_number_value(v);
+    return ASPO_OK;
+}
+
+/* Keys that must be absent, null, false, empty or a given string for plain LoRA. */
+static aspo_status check_plain(json_t *root, const char *path)
+{
+    static const char *const empty_keys[] = {"rank_pattern", "alpha_pattern", "modules_to_save",
+                                             "layer_replication", "use_dora", "fan_in_fan_out"};
+    for (size_t i = 0; i < sizeof empty_keys / sizeof *empty_keys; i++) {
+        json_t *v = json_object_get(root, empty_keys[i]);
+        bool empty = !v || json_is_null(v) || json_is_false(v) ||
+                     (json_is_object(v) && json_object_size(v) == 0) ||
+                     (json_is_array(v) && json_array_size(v) == 0);
+        if (!empty)
+            return aspo_fail(ASPO_ERR_UNSUPPORTED, "%s: \"%s\" is set; aspo supports plain LoRA "
+                             "adapters only", path, empty_keys[i]);
+    }
+    json_t *type = json_object_get(root, "peft_type");
+    if (!json_is_string(type) || strcmp(json_string_value(type), "LORA") != 0)
+        return aspo_fail(ASPO_ERR_UNSUPPORTED, "%s: \"peft_type\" must be \"LORA\"", path);
+    json_t *bias = json_object_get(root, "bias");
+    if (bias && !(json_is_string(bias) && strcmp(json_string_value(bias), "none") == 0))
+        return aspo_fail(ASPO_ERR_UNSUPPORTED, "%s: \"bias\" must be \"none\"", path);
+    json_t *pattern = json_object_get(root, "layers_pattern");
+    if (json_is_array(pattern) && json_array_size(pattern) == 1)
+        pattern = json_array_get(pattern, 0);
+    if (pattern && !json_is_null(pattern) && !(json_is_array(pattern) && !json_array_size(pattern)) &&
+        !(json_is_string(pattern) && (!strcmp(json_string_value(pattern), "layers") ||
+                                      !*json_string_value(pattern))))
+        return aspo_fail(ASPO_ERR_UNSUPPORTED, "%s: \"layers_pattern\" other than \"layers\"",
+                         path);
+    return ASPO_OK;
+}
+
+static aspo_status read_targets(json_t *root, const char *path, peft_config *c)
+{
+    json_t *t = json_object_get(root, "target_modules");
+    if (!t || json_is_null(t))
+        return aspo_fail(ASPO_ERR_FORMAT, "%s: missing required key \"target_modules\"", path);
+    if (json_is_string(t)) {
+        const char *re = json_string_value(t);
+        if (strcasecmp(re, "all-linear") == 0) {
+            c->all_linear = true;
+            return ASPO_OK;
+        }
+        aspo_status s = check_regex(re, path);
+        if (s) return s;
+        c->target_regex = strdup(re);
+        return c->target_regex ? ASPO_OK : aspo_fail(ASPO_ERR_OOM, "%s: out of memory", path);
+    }
+    if (!json_is_array(t) || json_array_size(t) == 0)
+        return aspo_fail(ASPO_ERR_FORMAT, "%s: \"target_modules\" must be a non-empty list of "
+                         "module names or a string", path);
+    size_t i;
+    json_t *v;
+    json_array_foreach(t, i, v) {
+        if (!json_is_string(v))
+            return aspo_fail(ASPO_ERR_FORMAT, "%s: \"target_modules\"[%zu] is not a string",
+                             path, i);
+        aspo_status s = add_target(c, json_string_value(v), strlen(json_string_value(v)), path);
+        if (s) return s;
+    }
+    return ASPO_OK;
+}
+
+static aspo_status read_layers(json_t *root, const char *path, peft_config *c)
+{
+    json_t *l = json_object_get(root, "layers_to_transform");
+    if (!l || json_is_null(l)) return ASPO_OK;
+    size_t n = json_is_array(l) ? json_array_size(l) : 1;
+    if (!(c->layers = malloc(sizeof(int) * (n ? n : 1))))
+        return aspo_fail(ASPO_ERR_OOM, "%s: out of memory", path);
+    for (size_t i = 0; i < n; i++) {
+        json_t *v = json_is_array(l) ? json_array_get(l, i) : l;
+        if (!json_is_integer(v))
+            return aspo_fail(ASPO_ERR_FORMAT, "%s: \"layers_to_transform\" must be an integer "
+                             "or a list of integers", path);
+        c->layers[c->n_layers++] = (int)json_integer_value(v);
+    }
+    return ASPO_OK;
+}
+
+aspo_status peft_config_load(const char *dir, peft_config *c)
+{
+    memset(c, 0, sizeof *c);
+    char path[4096];
+    snprintf(path, sizeof path, "%s/adapter_config.json", dir);
+    json_error_t err;
+    json_t *root = json_load_file(path, 0, &err);
+    if (!root)
+        return aspo_fail(ASPO_ERR_IO, "%s: cannot read the adapter config: %s (line %d)", path,
+                         err.text, err.line);
+    aspo_status s = json_is_object(root) ? check_plain(root, path)
+                                         : aspo_fail(ASPO_ERR_FORMAT, "%s: not a JSON object", path);
+    double r = 0, alpha = 0, dropout = 0;
+    if (!s) s = need_number(root, "r", path, &r);
+    if (!s) s = need_number(root, "lora_alpha", path, &alpha);
+    json_t *d = json_object_get(root, "lora_dropout");
+    if (!s && d && !json_is_number(d))
+        s = aspo_fail(ASPO_ERR_FORMAT, "%s: \"lora_dropout\" must be a number", path);
+    if (!s && d) dropout = json_number_value(d);
+    if (!s && (r != floor(r) || r < 1 || r > 1 << 20))
+        s = aspo_fail(ASPO_ERR_FORMAT, "%s: \"r\" = %g is not a positive integer", path, r);
+    json_t *task = json_object_get(root, "task_type");
+    snprintf(c->task_type, sizeof c->task_type, "%s",
+             json_is_string(task) ? json_string_value(task) : "CAUSAL_LM");
+    c->lora = (lora_config){.r = (int)r, .alpha = (float)alpha, .dropout = (float)dropout,
+                            .rslora = json_is_true(json_object_get(root, "use_rslora"))};
+    if (!s) s = lora_config_check(&c->lora, path);
+    if (!s) s = read_targets(root, path, c);
+    if (!s) s = read_layers(root, path, c);
+    json_decref(root);
+    if (s) peft_config_free(c);
+    return s;
+}
+
+/* ---- target matching (PEFT's check_target_module_exists) ---- */
+
+static bool regex_matches(const char *re, const char *name)
+{
+    size_t len = strlen(re) + 5;
+    char *anchored = malloc(len);
+    if (!anchored) return false;
+    snprintf(anchored, len, "^(%s)$", re);
+    regex_t rx;
+    bool hit = false;
+    if (regcomp(&rx, anchored, REG_EXTENDED | REG_NOSUB) == 0) {
+        hit = regexec(&rx, name, 0, NULL, 0) == 0;
+        regfree(&rx);
+    }
+    free(anchored);
+    return hit;
+}
+
+/* The layer index as PEFT's r".*\.[^.]*\.(\d+)\." finds it: the last ".<digits>." that
+ * follows a dotted component; -1 when there is none. */
+static long layer_index(const char *name)
+{
+    long found = -1;
+    for (const char *p = strchr(name, '.'); p; p = strchr(p + 1, '.')) {
+        const char *q = p + 1;
+        while (*q >= '0' && *q <= '9') q++;
+        if (q == p + 1 || *q != '.') continue;
+        /* `.*\.[^.]*\.` before the digits: some dot must precede this one. */
+        const char *first_dot = strchr(name, '.');
+        if (first_dot < p) found = strtol(p + 1, NULL, 10);
+    }
+    return found;
+}
+
+bool peft_targets_module(const peft_config *c, const char *name, bool is_output)
+{
+    if (c->target_regex) return regex_matches(c->target_regex, name);
+    bool found = false;
+    for (int i = 0; i < c->n_targets && !found; i++)
+        if (strcmp(name, c->targets[i]) == 0) return true; /* a full name: no layer filter */
+    if (c->all_linear) {
+        found = !is_output;
+    } else {
+        for (int i = 0; i < c->n_targets && !found; i++) {
+            size_t n = strlen(name), k = strlen(c->targets[i]);
+            found = n > k && name[n - k - 1] == '.' && strcmp(name + n - k, c->targets[i]) == 0;
+        }
+    }
+    if (found && c->layers) {
+        long idx = layer_index(name);
+        found = false;
+        for (int i = 0; i < c->n_layers && !found; i++) found = idx >= 0 && idx == c->layers[i];
+    }
+    return found;
+}
+
+/* ---- saving ---- */
+
+/* The float as the shortest decimal that reads back to it (0.05f -> 0.05), as a double. */
+static double shortest(float v)
+{
+    char buf[32];
+    for (int p = 1; p <= 9; p++) {
+        snprintf(buf, sizeof buf, "%.*g", p, (double)v);
+        if ((float)strtod(buf, NULL) == v) break;
+    }
+    return strtod(buf, NULL);
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* target_modules as written: the list or string given, or for all-linear the module names
+ * PEFT expands it to (last name components of the adapted modules, sorted). */
+static json_t *targets_json(const param_store *ps, const peft_config *c)
+{
+    if (c->target_regex) return json_string(c->target_regex);
+    json_t *list = json_array();
+    if (!c->all_linear) {
+        for (int i = 0; i < c->n_targets; i++) json_array_append_new(list, json_string(c->targets[i]));
+        return list;
+    }
+    const char **names = calloc((size_t)ps->n + 1, sizeof *names);
+    char **owned = calloc((size_t)ps->n + 1, sizeof *owned);
+    int n = 0;
+    for (int i = 0; names && owned && i < ps->n; i++) {
+        const char *p = ps->items[i]->name;
+        if (!ends_with(p, ".lora_A.weight")) continue;
+        size_t end = strlen(p) - strlen(".lora_A.weight"), start = end;
+        while (start > 0 && p[start - 1] != '.') start--;
+        owned[n] = strndup(p + start, end - start);
+        names[n] = owned[n];
+        n++;
+    }
+    if (names) qsort(names, (size_t)n, sizeof *names, cmp_str);
+    for (int i = 0; i < n; i++)
+        if (names[i] && (i == 0 || !names[i - 1] || strcmp(names[i], names[i - 1]) != 0))
+            json_array_append_new(list, json_string(names[i]));
+    for (int i = 0; i < n; i++) free(owned[i]);
+    free(owned);
+    free(names);
+    return list;
+}
+
+static char *config_text(const param_store *ps, const peft_config *c, const char *base_model)
+{
+    json_t *root = json_object();
+    float a = c->lora.alpha;
+    json_t *layers = json_null();
+    if (c->layers) {
+        layers = json_array();
+        for (int i = 0; i < c->n_layers; i++) json_array_append_new(layers, json_integer(c->layers[i]));
+    }
+    /* The keys and defaults LoraConfig of PEFT 0.12 writes. */
+    json_object_set_new(root, "alpha_pattern", json_object());
+    json_object_set_new(root, "auto_mapping", json_null());
+    json_object_set_new(root, "base_model_name_or_path", base_model ? json_string(base_model) : json_null());
+    json_object_set_new(root, "bias", json_string("none"));
+    json_object_set_new(root, "fan_in_fan_out", json_false());
+    json_object_set_new(root, "inference_mode", json_true());
+    json_object_set_new(root, "init_lora_weights", json_true());
+    json_object_set_new(root, "layer_replication", json_null());
+    json_object_set_new(root, "layers_pattern", json_null());
+    json_object_set_new(root, "layers_to_transform", layers);
+    json_object_set_new(root, "loftq_config", json_object());
+    json_object_set_new(root, "lora_alpha", a == floorf(a) && fabsf(a) < 1e9f
+                                                ? json_integer((json_int_t)a)
+                                                : json_real(shortest(a)));
+    json_object_set_new(root, "lora_dropout", json_real(shortest(c->lora.dropout)));
+    json_object_set_new(root, "megatron_config", json_null());
+    json_object_set_new(root, "megatron_core", json_string("megatron.core"));
+    json_object_set_new(root, "modules_to_save", json_null());
+    json_object_set_new(root, "peft_type", json_string("LORA"));
+    json_object_set_new(root, "r", json_integer(c->lora.r));
+    json_object_set_new(root, "rank_pattern", json_object());
+    json_object_set_new(root, "revision", json_null());
+    json_object_set_new(root, "target_modules", targets_json(ps, c));
+    json_object_set_new(root, "task_type", json_string(c->task_type));
+    json_object_set_new(root, "use_dora", json_false());
+    json_object_set_new(root, "use_rslora", json_boolean(c->lora.rslora));
+    char *text = json_dumps(root, JSON_INDENT(2) | JSON_SORT_KEYS | JSON_REAL_PRECISION(9));
+    json_decref(root);
+    return text;
+}
+
+static aspo_status path_in(char *buf, size_t size, const char *dir, const char *name)
+{
+    int n = snprintf(buf, size, "%s/%s", dir, name);
+    if (n < 0 || (size_t)n >= size)
+        return aspo_fail(ASPO_ERR_USAGE, "%s: directory name too long", dir);
+    return ASPO_OK;
+}
+
+aspo_status peft_adapter_save(const param_store *ps, const peft_config *c,
+                              const char *base_model, const char *dir)
+{
+    aspo_status s = weights_make_dir(dir);
+    if (s) return s;
+    int n = 0;
+    for (int i = 0; i < ps->n; i++) n += is_lora_name(ps->items[i]->name);
+    if (n == 0) return aspo_fail(ASPO_ERR_USAGE, "%s: the model has no LoRA adapter to save", dir);
+    st_write_entry *entries = calloc((size_t)n, sizeof *entries);
+    char **names = calloc((size_t)n, sizeof *names);
+    float **data = calloc((size_t)n, sizeof *data);
+    char *text = NULL;
+    char st_path[4096], cfg_path[4096], st_new[4096], cfg_new[4096];
+    if (!entries || !names || !data) s = aspo_fail(ASPO_ERR_OOM, "%s: out of memory", dir);
+    for (int i = 0, k = 0; !s && i < ps->n; i++) {
+        const tensor *t = ps->items[i];
+        if (!is_lora_name(t->name)) continue;
+        size_t len = strlen(KEY_PREFIX) + strlen(t->name) + 1;
+        names[k] = malloc(len);
+        data[k] = malloc(sizeof(float) * (size_t)tensor_numel(t));
+        if (!names[k] || !data[k]) {
+            s = aspo_fail(ASPO_ERR_OOM, "%s: out of memory for %s", dir, t->name);
+            break;
+        }
+        snprintf(names[k], len, "%s%s", KEY_PREFIX, t->name);
+        s = weights_read(t, DT_F32, data[k]);
+        entries[k] = (st_write_entry){names[k], DT_F32, t->ndim, t->shape, data[k]};
+        k++;
+    }
+    if (!s && !(text = config_text(ps, c, base_model)))
+        s = aspo_fail(ASPO_ERR_OOM, "%s: out of memory for adapter_config.json", dir);
+    if (!s) s = path_in(st_path, sizeof st_path, dir, "adapter_model.safetensors");
+    if (!s) s = path_in(cfg_path, sizeof cfg_path, dir, "adapter_config.json");
+    if (!s) s = path_in(st_new, sizeof st_new, dir, "adapter_model.safetensors.new");
+    if (!s) s = path_in(cfg_new, sizeof cfg_new, dir, "adapter_config.json.new");
+    /* Both files complete under new names first; then two renames swap them in. */
+    const char *keys[] = {"format"}, *values[] = {"pt"};
+    if (!s) s = st_write(st_new, entries, n, keys, values, 1);
+    if (!s) s = weights_write_file(cfg_new, text, strlen(text));
+    if (!s && rename(st_new, st_path) != 0)
+        s = aspo_fail(ASPO_ERR_IO, "%s: cannot rename %s over it: %s", st_path, st_new,
+                      strerror(errno));
+    if (!s && rename(cfg_new, cfg_path) != 0)
+        s = aspo_fail(ASPO_ERR_IO, "%s: cannot rename %s over it: %s", cfg_path, cfg_new,
+                      strerror(errno));
+    if (s) {
+        unlink(st_new);
+        unlink(cfg_new);
+    }
+    free(text);
+    for (int k = 0; k < n && names && data; k++) {
+        free(names[k]);
+        free(data[k]);
+    }
+    free(names);
+    free(data);
+    free(entries);
+    return s;
+}
+
+/* ---- loading ---- */
+
+aspo_status peft_adapter_load(param_store *ps, const char *dir)
+{
+    char path[4096];
+    aspo_status s = path_in(path, sizeof path, dir, "adapter_model.safetensors");
+    if (s) return s;
+    if (access(path, F_OK) != 0) {
+        char bin[4096];
+        if (!path_in(bin, sizeof bin, dir, "adapter_model.bin") && access(bin, F_OK) == 0)
+            return aspo_fail(ASPO_ERR_UNSUPPORTED, "%s: aspo reads adapters in safetensors only; "
+                             "save it with PEFT's safe_serialization=True", bin);
+    }
+    st_model st;
+    if ((s = st_open(path, &st))) return s;
+    bool *loaded = calloc((size_t)ps->n + 1, sizeof *loaded);
+    if (!loaded) s = aspo_fail(ASPO_ERR_OOM, "%s: out of memory", path);
+    size_t plen = strlen(KEY_PREFIX);
+    for (int i = 0; !s && i < st.n_entries; i++) {
+        const st_entry *e = &st.entries[i];
+        const char *name = strncmp(e->name, KEY_PREFIX, plen) == 0 ? e->name + plen : NULL;
+        if (!name || !is_lora_name(name)) {
+            s = aspo_fail(ASPO_ERR_UNSUPPORTED, "%s: key %s is not a LoRA A/B weight under "
+                          "%s; aspo loads plain LoRA adapters (no modules_to_save, DoRA or "
+                          "embedding adapters)", path, e->name, KEY_PREFIX);
+            break;
+        }
+        int at = -1;
+        for (int k = 0; k < ps->n && at < 0; k++)
+            if (strcmp(ps->items[k]->name, name) == 0) at = k;
+        if (at < 0) {
+            s = aspo_fail(ASPO_ERR_SHAPE, "%s: key %s has no LoRA tensor in the model: the "
+                          "adapter targets a module the model was not given an adapter for",
+                          path, e->name);
+            break;
+        }
+        s = weights_copy_entry(ps->items[at], &st, e);
+        loaded[at] = true;
+    }
+    for (int k = 0; !s && k < ps->n; k++)
+        if (is_lora_name(ps->items[k]->name) && !loaded[k])
+            s = aspo_fail(ASPO_ERR_FORMAT, "%s: no key %s%s; the adapter does not cover every "
+                          "module the model has a LoRA tensor for", path, KEY_PREFIX,
+                          ps->items[k]->name);
+    free(loaded);
+    st_close(&st);
+    return s;
+}
+
+/* ---- merging ---- */
+
+typedef struct merge_ctx {
+    const param_store *ps;
+    const weights_item *items;
+    int *param_of;      /* item -> parameter index */
+    float scaling;
+} merge_ctx;
+
+static tensor *find_suffixed(const param_store *ps, const char *weight_name, const char *suffix)
+{
+    size_t base = strlen(weight_name) - strlen("weight");
+    char name[512];
+    if (base + strlen(suffix) + 1 > sizeof name) return NULL;
+    memcpy(name, weight_name, base);
+    strcpy(name + base, suffix);
+    return param_find(ps, name);
+}
+
+static aspo_status merge_fill(void *vctx, int item, void *host)
+{
+    merge_ctx *c = vctx;
+    const tensor *W = c->ps->items[c->param_of[item]];
+    dtype out_dt = c->items[item].dt;
+    int64_t n = tensor_numel(W);
+    const tensor *A = ends_with(W->name, ".weight") ? find_suffixed(c->ps, W->name, "lora_A.weight") : NULL;
+    const tensor *Bm = A ? find_suffixed(c->ps, W->name, "lora_B.weight") : NULL;
+    if (!A && (out_dt == W->dt || !dtype_is_float(W->dt))) return weights_read(W, W->dt, host);
+    float *w = malloc(sizeof(float) * (size_t)n);
+    float *a = A ? malloc(sizeof(float) * (size_t)tensor_numel(A)) : NULL;
+    float *b = Bm ? malloc(sizeof(float) * (size_t)tensor_numel(Bm)) : NULL;
+    aspo_status s = w && (!A || (a && b)) ? weights_read(W, DT_F32, w)
+                                          : aspo_fail(ASPO_ERR_OOM, "no host memory to merge %s", W->name);
+    if (!s && A) s = weights_read(A, DT_F32, a);
+    if (!s && A) s = weights_read(Bm, DT_F32, b);
+    if (!s && A) {
+        /* W (out,in) += scaling * B (out,r) @ A (r,in), accumulated in double. */
+        int64_t out = W->shape[0], in = W->shape[1], r = A->shape[0];
+#pragma omp parallel for schedule(static)
+        for (int64_t o = 0; o < out; o++)
+            for (int64_t i = 0; i < in; i++) {
+                double acc = 0;
+                for (int64_t k = 0; k < r; k++) acc += (double)b[o * r + k] * a[k * in + i];
+                w[o * in + i] = (float)((double)w[o * in + i] + (double)c->scaling * acc);
+            }
+    }
+    for (int64_t i = 0; !s && i < n; i++) dtype_store(host, out_dt, i, w[i]);
+    free(w);
+    free(a);
+    free(b);
+    return s;
+}
+
+aspo_status peft_merge_save(const param_store *ps, float scaling, const char *dir,
+                            dtype out_dt, size_t max_shard_bytes,
+                            bool (*skip)(const tensor *param, void *ctx), void *skip_ctx)
+{
+    if (!dtype_is_float(out_dt))
+        return aspo_fail(ASPO_ERR_USAGE, "%s: merged weights must be f32, bf16 or f16", dir);
+    weights_item *items = calloc((size_t)ps->n + 1, sizeof *items);
+    int *param_of = calloc((size_t)ps->n + 1, sizeof *param_of);
+    aspo_status s = items && param_of ? ASPO_OK : aspo_fail(ASPO_ERR_OOM, "%s: out of memory", dir);
+    int n = 0;
+    for (int i = 0; !s && i < ps->n; i++) {
+        const tensor *t = ps->items[i];
+        if (ends_with(t->name, ".lora_A.weight")) {
+            /* Every adapter needs its base weight in the store to merge into. */
+            char base[512];
+            size_t len = strlen(t->name) - strlen("lora_A.weight");
+            snprintf(base, sizeof base, "%.*sweight", (int)len, t->name);
+            const tensor *W = param_find(ps, base);
+            if (!W || W->ndim != 2 || (skip && skip(W, skip_ctx)))
+                s = aspo_fail(ASPO_ERR_UNSUPPORTED, "%s: cannot merge %s: no separate weight "
+                              "%s to merge it into (a tied lm_head?)", dir, t->name, base);
+            continue;
+        }
+        if (is_lora_name(t->name) || (skip && skip(t, skip_ctx))) continue;
+        items[n] = (weights_item){.name = t->name,
+                                  .dt = dtype_is_float(t->dt) ? out_dt : t->dt,
+                                  .ndim = t->ndim};
+        memcpy(items[n].shape, t->shape, sizeof t->shape);
+        param_of[n++] = i;
+    }
+    merge_ctx ctx = {ps, items, param_of, scaling};
+    if (!s) s = weights_save(dir, "model", items, n, max_shard_bytes, merge_fill, &ctx);
+    free(items);
+    free(param_of);
+    return s;
+}
