@@ -2,3 +2,6 @@
 # Preference datasets (JSONL, jansson: already in ASPO_LIBS), chat templates and TRL-style
 # tokenization of preference pairs (needs models/tokenizer).
 list(APPEND ASPO_SOURCES aspo/dataset.c aspo/chat_template.c aspo/pair_tokens.c)
+# The trainer of `aspo run` (model + data + method + optimizer).
+list(APPEND ASPO_SOURCES aspo/pair_batch.c aspo/train_flags.c aspo/train_data.c aspo/tiny_llama.c
+     aspo/train_step.c aspo/checkpoint.c aspo/trainer.c)

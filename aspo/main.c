@@ -6,7 +6,9 @@
 #include <string.h>
 
 #include "aspo/options.h"
+#include "aspo/tiny_llama.h"
 #include "aspo/toy_train.h"
+#include "aspo/trainer.h"
 #include "tensor/backend.h"
 
 enum { EXIT_USAGE = 2 };
@@ -15,7 +17,9 @@ static const char USAGE[] =
     "usage: aspo <command> [flags]\n"
     "\n"
     "commands:\n"
-    "  demo      train LoRA adapters on a toy MLP (AdamW, cosine warmup, clipping)\n"
+    "  run         train a LoRA adapter with ASPO or DPO on a preference file\n"
+    "  demo        train LoRA adapters on a toy MLP (AdamW, cosine warmup, clipping)\n"
+    "  init-model  write a random LLaMA checkpoint of given sizes (tests, benchmarks)\n"
     "\n"
     "Run `aspo <command> --help` for a command's flags.\n";
 
@@ -88,6 +92,75 @@ static int cmd_demo(int argc, char **argv)
     return s ? fail(s) : 0;
 }
 
+static int cmd_run(int argc, char **argv)
+{
+    train_config cfg = train_defaults(), defaults = cfg;
+    bool help;
+    options_source src;
+    aspo_status s = options_parse(TRAIN_SPECS, &cfg, argc, argv, &help, &src);
+    if (help) {
+        printf("usage: aspo run --model DIR --data FILE [flags]\n\n"
+               "Trains a LoRA adapter on preference pairs with ASPO (default) or DPO and writes\n"
+               "it in PEFT format to --out, with checkpoints and metrics.jsonl.\n\n");
+        options_print(stdout, TRAIN_SPECS, &defaults);
+        return 0;
+    }
+    if (!s) {
+        set_threads(cfg.threads);
+        train_summary sum;
+        s = train_run(&cfg, &sum);
+        if (!s && !cfg.quiet)
+            fprintf(stderr, "done: %ld steps, loss %.4f -> %.4f; adapter in %s\n", sum.steps,
+                    sum.first_loss, sum.last_loss, cfg.out);
+    }
+    options_release(&src);
+    return s ? fail(s) : 0;
+}
+
+typedef struct init_flags {
+    const char *out;
+    long layers, dim, heads, kv_heads, ffn, vocab, max_positions, bos, eos, pad, seed;
+} init_flags;
+
+static const option_spec INIT_SPECS[] = {
+    {"out", OPT_STRING, offsetof(init_flags, out), "directory to write", NULL, 0, 0},
+    {"layers", OPT_INT, offsetof(init_flags, layers), "decoder layers", NULL, 1, 1024},
+    {"dim", OPT_INT, offsetof(init_flags, dim), "hidden size", NULL, 2, 1 << 16},
+    {"heads", OPT_INT, offsetof(init_flags, heads), "attention heads", NULL, 1, 1024},
+    {"kv-heads", OPT_INT, offsetof(init_flags, kv_heads), "key/value heads", NULL, 1, 1024},
+    {"ffn", OPT_INT, offsetof(init_flags, ffn), "intermediate size", NULL, 1, 1 << 18},
+    {"vocab", OPT_INT, offsetof(init_flags, vocab), "vocabulary size", NULL, 2, 1 << 22},
+    {"max-positions", OPT_INT, offsetof(init_flags, max_positions), "max_position_embeddings", NULL, 1, 1 << 22},
+    {"bos", OPT_INT, offsetof(init_flags, bos), "BOS id", NULL, 0, 1 << 22},
+    {"eos", OPT_INT, offsetof(init_flags, eos), "EOS id", NULL, 0, 1 << 22},
+    {"pad", OPT_INT, offsetof(init_flags, pad), "pad id (-1 = none)", NULL, -1, 1 << 22},
+    {"seed", OPT_INT, offsetof(init_flags, seed), "weights seed", NULL, 0, 9e18},
+    {NULL},
+};
+
+static int cmd_init_model(int argc, char **argv)
+{
+    init_flags f = {NULL, 2, 64, 4, 2, 172, 1000, 2048, 1, 2, -1, 0}, defaults = f;
+    bool help;
+    options_source src;
+    aspo_status s = options_parse(INIT_SPECS, &f, argc, argv, &help, &src);
+    if (help) {
+        printf("usage: aspo init-model --out DIR [flags]\n\n"
+               "Writes config.json and model.safetensors of a LLaMA with random weights\n"
+               "(normal, std 0.02). Pair it with a tokenizer through `aspo run --tokenizer`.\n\n");
+        options_print(stdout, INIT_SPECS, &defaults);
+        return 0;
+    }
+    if (!s && !f.out) s = aspo_fail(ASPO_ERR_USAGE, "init-model needs --out DIR");
+    if (!s) {
+        tiny_llama_spec spec = {f.layers, f.dim, f.heads, f.kv_heads, f.ffn, f.vocab,
+                                f.max_positions, (int)f.bos, (int)f.eos, (int)f.pad};
+        s = tiny_llama_write(f.out, &spec, (uint64_t)f.seed);
+    }
+    options_release(&src);
+    return s ? fail(s) : 0;
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2) {
@@ -100,6 +173,8 @@ int main(int argc, char **argv)
         return 0;
     }
     if (!strcmp(cmd, "demo")) return cmd_demo(argc - 2, argv + 2);
+    if (!strcmp(cmd, "run")) return cmd_run(argc - 2, argv + 2);
+    if (!strcmp(cmd, "init-model")) return cmd_init_model(argc - 2, argv + 2);
     fprintf(stderr, "aspo: error: unknown command '%s'; run `aspo --help`\n", cmd);
     return EXIT_USAGE;
 }

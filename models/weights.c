@@ -144,6 +144,15 @@ aspo_status weights_make_dir(const char *dir)
         if (S_ISDIR(st.st_mode)) return ASPO_OK;
         return aspo_fail(ASPO_ERR_IO, "%s exists and is not a directory", dir);
     }
+    /* Parents first, as mkdir -p. */
+    char buf[4096];
+    snprintf(buf, sizeof buf, "%s", dir);
+    for (char *p = buf + 1; *p; p++)
+        if (*p == '/') {
+            *p = 0;
+            if (mkdir(buf, 0777) != 0 && errno != EEXIST) break;
+            *p = '/';
+        }
     if (mkdir(dir, 0777) != 0 && errno != EEXIST)
         return aspo_fail(ASPO_ERR_IO, "cannot create directory %s: %s", dir, strerror(errno));
     return ASPO_OK;

@@ -1,0 +1,143 @@
+/* One batch of preference pairs: the reference log-probs (adapters off, no tape, or the
+ * dataset's precomputed sums), the policy log-probs with the tape, the loss and per-token
+ * gradients on the host (aspo/preference_loss.h), and the backward of
+ * sum_t g_t * logp_t, which is exact because ASPO's w and k are detached. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "aspo/trainer_internal.h"
+#include "nn/lora.h"
+#include "nn/modules.h"
+#include "tensor/autograd.h"
+#include "tensor/runtime.h"
+#include "tensor/tensor_ops.h"
+
+static aspo_status host_buffers(trainer *t, size_t cells)
+{
+    if (cells <= t->cap) return ASPO_OK;
+    float **bufs[4] = {&t->logp, &t->ref, &t->sums, &t->grad};
+    for (int i = 0; i < 4; i++) {
+        free(*bufs[i]);
+        *bufs[i] = malloc(cells * sizeof(float));
+        if (!*bufs[i]) {
+            t->cap = 0;
+            return aspo_fail(ASPO_ERR_OOM, "no host memory for %zu log-probs", cells);
+        }
+    }
+    t->cap = cells;
+    return ASPO_OK;
+}
+
+/* Precomputed reference: TRL's columns are sums per response, enough for DPO (the sum is
+ * placed on the last token: DPO reads only sums). ASPO needs per-token values. */
+static aspo_status precomputed_reference(trainer *t, const pair_batch *b,
+                                         const tokenized_pair *const *pairs,
+                                         const int64_t *index, int n)
+{
+    for (int i = 0; i < n; i++) {
+        const preference_row *row = &t->data.ds.rows[index[i]];
+        if (t->loss.kind == ASPO_LOSS_ASPO)
+            return aspo_fail(ASPO_ERR_USAGE,
+                             "%s line %lld: ref_chosen_logps/ref_rejected_logps are sums over "
+                             "the response, but ASPO needs each token's reference log-prob; "
+                             "remove them to compute the reference during training, or use "
+                             "--loss dpo",
+                             row->source, (long long)row->line);
+        for (int side = 0; side < 2; side++) {
+            int r = side ? n + i : i;
+            float *ref = t->ref + (size_t)r * b->T + b->first[r];
+            memset(ref, 0, sizeof(float) * (size_t)b->count[r]);
+            ref[b->count[r] - 1] = (float)(side ? row->ref_rejected_logps : row->ref_chosen_logps);
+        }
+        (void)pairs;
+    }
+    return ASPO_OK;
+}
+
+aspo_status train_batch(trainer *t, const int64_t *index, int n, double scale, batch_result *r)
+{
+    const tokenized_pair *pairs[n];
+    for (int i = 0; i < n; i++) pairs[i] = &t->data.pairs[index[i]];
+    pair_batch b;
+    aspo_status s = pair_batch_build(pairs, n, t->pad_id, &b);
+    if (s) return s;
+    aspo_pair *pp = calloc((size_t)n, sizeof *pp);
+    if (!pp) {
+        pair_batch_free(&b);
+        return aspo_fail(ASPO_ERR_OOM, "no host memory for %d pairs", n);
+    }
+    size_t cells = (size_t)(2 * n) * (size_t)b.T;
+    bool all_precomputed = true;
+    for (int i = 0; i < n; i++) all_precomputed &= t->data.ds.rows[index[i]].has_ref_logps;
+    if ((s = host_buffers(t, cells))) goto done;
+
+    /* Reference: the base model (adapters off), no tape, no dropout. */
+    if (all_precomputed) {
+        s = precomputed_reference(t, &b, pairs, index, n);
+    } else {
+        bool grad = autograd_set_enabled(false), lora = lora_set_enabled(false);
+        bool training = nn_set_training(false);
+        tensor *ref = pair_batch_logprobs(&t->model, &b, NULL);
+        s = ref ? tensor_to_host_f32(ref, t->ref) : aspo_error_status();
+        nn_set_training(training);
+        lora_set_enabled(lora);
+        autograd_set_enabled(grad);
+    }
+    if (s) goto done;
+
+    /* Policy, with the tape when we will step. */
+    bool grad = autograd_set_enabled(scale > 0);
+    bool training = nn_set_training(scale > 0);
+    tensor *sums = NULL, *logp = pair_batch_logprobs(&t->model, &b, &sums);
+    nn_set_training(training);
+    autograd_set_enabled(grad);
+    if (!logp) {
+        s = aspo_error_status();
+        goto done;
+    }
+    if ((s = tensor_to_host_f32(logp, t->logp)) || (s = tensor_to_host_f32(sums, t->sums)))
+        goto done;
+
+    /* The loss and d loss / d logp on the host. */
+    memset(t->grad, 0, cells * sizeof(float));
+    int64_t V = t->model.cfg.vocab_size;
+    for (int i = 0; i < n; i++) {
+        int rc = i, rr = n + i;
+        size_t oc = (size_t)rc * b.T + b.first[rc], orr = (size_t)rr * b.T + b.first[rr];
+        double sum_c = 0, sum_r = 0;
+        for (int64_t j = 0; j < b.count[rc]; j++) sum_c += t->sums[oc + j];
+        for (int64_t j = 0; j < b.count[rr]; j++) sum_r += t->sums[orr + j];
+        pp[i] = (aspo_pair){
+            .n_chosen = (int)b.count[rc], .n_rejected = (int)b.count[rr],
+            .policy_chosen = t->logp + oc, .ref_chosen = t->ref + oc,
+            .policy_rejected = t->logp + orr, .ref_rejected = t->ref + orr,
+            .n_units = t->data.n_units[index[i]], .unit_of_chosen = t->data.unit_of[index[i]],
+            .logits_sum_chosen = sum_c, .logits_sum_rejected = sum_r,
+            .logits_count_chosen = b.count[rc] * V, .logits_count_rejected = b.count[rr] * V,
+            .grad_chosen = t->grad + oc, .grad_rejected = t->grad + orr,
+        };
+    }
+    s = aspo_preference_loss(&t->loss, pp, n, &r->loss, &r->stats);
+    if (s) goto done;
+    if (!isfinite(r->loss)) {
+        s = aspo_fail(ASPO_ERR_NUMERIC,
+                      "the loss is %g (pairs from %s line %lld on); stopping: lower --lr or "
+                      "check the data",
+                      r->loss, t->data.ds.rows[index[0]].source,
+                      (long long)t->data.ds.rows[index[0]].line);
+        goto done;
+    }
+    r->tokens = pair_batch_tokens(&b);
+
+    if (scale > 0) {
+        for (size_t c = 0; c < cells; c++) t->grad[c] *= (float)scale;
+        tensor *g = tensor_from_host(DT_F32, DIMS(2 * n, b.T), t->grad);
+        s = tensor_backward(tensor_sum_all(tensor_mul(logp, g)));
+    }
+done:
+    runtime_step_reset();
+    pair_batch_free(&b);
+    free(pp);
+    return s;
+}

@@ -1,0 +1,329 @@
+/* The training loop of `aspo run`: data, model with LoRA, AdamW with a warmup schedule and
+ * clipping, gradient accumulation, metrics under TRL's names, checkpoints and resume. */
+#include <jansson.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "aspo/trainer_internal.h"
+#include "models/weights.h"
+#include "tensor/runtime.h"
+
+static double now_seconds(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static aspo_status loss_options(const train_config *cfg, bool has_images, aspo_loss_options *o)
+{
+    *o = aspo_loss_defaults(strcmp(cfg->loss, "dpo") ? ASPO_LOSS_ASPO : ASPO_LOSS_DPO);
+    o->beta = cfg->beta;
+    o->label_smoothing = cfg->label_smoothing;
+    /* alpha < 0 means "auto": the paper's 0.5 with images, 0 on text-only data. */
+    o->alpha = cfg->alpha >= 0 ? cfg->alpha : has_images ? 0.5 : 0.0;
+    if (!has_images && o->kind == ASPO_LOSS_ASPO && (o->alpha > 0 || !strcmp(cfg->weights, "s")))
+        return aspo_fail(ASPO_ERR_USAGE,
+                         "--alpha %g / --weights %s: %s holds text only, so there is no image "
+                         "similarity S; use --alpha 0 (perplexity weights only)",
+                         o->alpha, cfg->weights, cfg->data);
+    o->weights = !strcmp(cfg->weights, "s") ? ASPO_WEIGHTS_S
+                 : !strcmp(cfg->weights, "p") ? ASPO_WEIGHTS_P : ASPO_WEIGHTS_SP;
+    o->level = !strcmp(cfg->unit, "response") ? ASPO_UNIT_RESPONSE
+               : !strcmp(cfg->unit, "token") ? ASPO_UNIT_TOKEN : ASPO_UNIT_SENTENCE;
+    o->ppl_source = !strcmp(cfg->ppl_from, "reference") ? ASPO_PPL_REFERENCE : ASPO_PPL_POLICY;
+    o->k_scope = !strcmp(cfg->k_scope, "batch") ? ASPO_K_BATCH : ASPO_K_PAIR;
+    return ASPO_OK;
+}
+
+static aspo_status open_model(const train_config *cfg, uint64_t seed, llama_model *m)
+{
+    llama_options o = llama_defaults();
+    o.storage_dtype = strcmp(cfg->dtype, "auto") ? dtype_from_name(cfg->dtype) : -1;
+    o.lora = (lora_config){(int)cfg->lora_r, (float)cfg->lora_alpha, (float)cfg->lora_dropout,
+                           cfg->rslora};
+    o.lora_targets = cfg->lora_targets;
+    o.lora_seed = seed;
+    o.adapter_dir = cfg->adapter;
+    o.checkpoint_layers = cfg->gradient_checkpointing;
+    return llama_open(cfg->model, &o, m);
+}
+
+/* Mean of the batch results of one optimizer step (pairs weigh equally). */
+static void add_result(batch_result *sum, const batch_result *r, int n_pairs, int *pairs_seen)
+{
+    double w = (double)n_pairs, total = (double)(*pairs_seen + n_pairs);
+    double a = *pairs_seen / total, b = w / total;
+#define MIX(f) sum->f = *pairs_seen ? a * sum->f + b * r->f : r->f
+    MIX(loss);
+    MIX(stats.rewards_chosen);
+    MIX(stats.rewards_rejected);
+    MIX(stats.rewards_accuracies);
+    MIX(stats.rewards_margins);
+    MIX(stats.logps_chosen);
+    MIX(stats.logps_rejected);
+    MIX(stats.logits_chosen);
+    MIX(stats.logits_rejected);
+    MIX(stats.margin);
+    MIX(stats.k_mean);
+    MIX(stats.w_mean);
+    MIX(stats.s_norm_mean);
+    MIX(stats.ppl_norm_mean);
+#undef MIX
+    if (!*pairs_seen) {
+        sum->stats.k_min = r->stats.k_min, sum->stats.k_max = r->stats.k_max;
+        sum->stats.w_min = r->stats.w_min, sum->stats.w_max = r->stats.w_max;
+        sum->stats.s_norm_min = r->stats.s_norm_min, sum->stats.s_norm_max = r->stats.s_norm_max;
+        sum->stats.ppl_norm_min = r->stats.ppl_norm_min;
+        sum->stats.ppl_norm_max = r->stats.ppl_norm_max;
+        sum->stats.k_reward_ratio = sum->stats.k_token_count = sum->stats.n_units = 0;
+        sum->tokens = 0;
+    } else {
+        sum->stats.k_min = fmin(sum->stats.k_min, r->stats.k_min);
+        sum->stats.k_max = fmax(sum->stats.k_max, r->stats.k_max);
+        sum->stats.w_min = fmin(sum->stats.w_min, r->stats.w_min);
+        sum->stats.w_max = fmax(sum->stats.w_max, r->stats.w_max);
+        sum->stats.s_norm_min = fmin(sum->stats.s_norm_min, r->stats.s_norm_min);
+        sum->stats.s_norm_max = fmax(sum->stats.s_norm_max, r->stats.s_norm_max);
+        sum->stats.ppl_norm_min = fmin(sum->stats.ppl_norm_min, r->stats.ppl_norm_min);
+        sum->stats.ppl_norm_max = fmax(sum->stats.ppl_norm_max, r->stats.ppl_norm_max);
+    }
+    sum->stats.k_reward_ratio += r->stats.k_reward_ratio;
+    sum->stats.k_token_count += r->stats.k_token_count;
+    sum->stats.n_units += r->stats.n_units;
+    sum->stats.n_pairs = *pairs_seen + n_pairs;
+    sum->tokens += r->tokens;
+    *pairs_seen += n_pairs;
+}
+
+/* Loss and reward accuracy over the eval pairs, no tape. */
+static aspo_status evaluate(trainer *t, batch_result *out)
+{
+    int seen = 0;
+    memset(out, 0, sizeof *out);
+    for (int64_t i = 0; i < t->data.n_eval; i += t->cfg->batch_size) {
+        int n = (int)(t->data.n_eval - i < t->cfg->batch_size ? t->data.n_eval - i : t->cfg->batch_size);
+        batch_result r;
+        aspo_status s = train_batch(t, t->data.eval + i, n, 0.0, &r);
+        if (s) return s;
+        add_result(out, &r, n, &seen);
+    }
+    return ASPO_OK;
+}
+
+static void write_metrics(FILE *f, const trainer *t, const char *prefix, int64_t step,
+                          double epoch, const batch_result *r, double lr, double grad_norm,
+                          double tokens_per_s)
+{
+    json_t *o = json_object();
+    json_object_set_new(o, "step", json_integer(step));
+    json_object_set_new(o, "epoch", json_real(epoch));
+    char key[96];
+    snprintf(key, sizeof key, "%sloss", prefix);
+    json_object_set_new(o, key, json_real(r->loss));
+    aspo_metric m[64];
+    int n = aspo_loss_metrics(&t->loss, &r->stats, m, 64);
+    for (int i = 0; i < n && i < 64; i++) {
+        snprintf(key, sizeof key, "%s%s", prefix, m[i].name);
+        json_object_set_new(o, key, isfinite(m[i].value) ? json_real(m[i].value) : json_null());
+    }
+    if (!*prefix) {
+        json_object_set_new(o, "learning_rate", json_real(lr));
+        json_object_set_new(o, "grad_norm", json_real(grad_norm));
+        json_object_set_new(o, "tokens_per_s", json_real(tokens_per_s));
+    }
+    char *line = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(9));
+    if (line) fprintf(f, "%s\n", line);
+    fflush(f);
+    free(line);
+    json_decref(o);
+}
+
+/* metrics.jsonl of a resumed run keeps only the lines up to the checkpoint's step. */
+static FILE *open_metrics(const char *out, int64_t keep_until)
+{
+    char path[4200], tmp[4300];
+    snprintf(path, sizeof path, "%s/metrics.jsonl", out);
+    if (keep_until <= 0) return fopen(path, "w");
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    FILE *in = fopen(path, "r"), *outf = fopen(tmp, "w");
+    if (!outf) {
+        if (in) fclose(in);
+        return NULL;
+    }
+    char *line = NULL;
+    size_t cap = 0;
+    while (in && getline(&line, &cap, in) > 0) {
+        json_t *o = json_loads(line, 0, NULL);
+        json_int_t step = o ? json_integer_value(json_object_get(o, "step")) : 0;
+        if (o && step <= keep_until) fputs(line, outf);
+        json_decref(o);
+    }
+    free(line);
+    if (in) fclose(in);
+    fclose(outf);
+    rename(tmp, path);
+    return fopen(path, "a");
+}
+
+static void progress(const train_config *cfg, int64_t step, int64_t total, const batch_result *r,
+                     double tok_s, double elapsed)
+{
+    if (cfg->quiet || (step % cfg->logging_steps && step != total)) return;
+    double eta = step ? elapsed / (double)step * (double)(total - step) : 0;
+    fprintf(stderr, "step %lld/%lld  loss %.4f  acc %.2f  margin %+.4f  %.0f tok/s  ETA %dm%02ds\n",
+            (long long)step, (long long)total, r->loss, r->stats.rewards_accuracies,
+            r->stats.rewards_margins, tok_s, (int)(eta / 60), (int)fmod(eta, 60));
+}
+
+static aspo_status train_loop(trainer *t, adamw *opt, const lr_schedule *sched, int64_t total,
+                              int64_t steps_per_epoch, train_state *st, FILE *metrics,
+                              train_summary *sum)
+{
+    const train_config *cfg = t->cfg;
+    int64_t per_step = cfg->batch_size * cfg->grad_accum;
+    int64_t *order = malloc(sizeof(int64_t) * (size_t)t->data.n_train);
+    int64_t *index = malloc(sizeof(int64_t) * (size_t)cfg->batch_size);
+    if (!order || !index) {
+        free(order);
+        free(index);
+        return aspo_fail(ASPO_ERR_OOM, "no host memory for the data order");
+    }
+    aspo_status s = ASPO_OK;
+    int64_t epoch_of_order = -1;
+    double start = now_seconds();
+    int64_t start_step = st->step;
+    while (st->step < total && !s) {
+        int64_t epoch = st->step / steps_per_epoch, within = st->step % steps_per_epoch;
+        if (epoch != epoch_of_order) { /* each epoch its own seeded order */
+            shuffle_indices(order, t->data.n_train, (uint64_t)cfg->seed, (uint64_t)epoch + 1);
+            epoch_of_order = epoch;
+        }
+        batch_result step_result = {0};
+        int seen = 0;
+        for (long a = 0; a < cfg->grad_accum && !s; a++) {
+            int64_t first = within * per_step + a * cfg->batch_size;
+            int n = 0;
+            for (; n < cfg->batch_size && first + n < t->data.n_train; n++)
+                index[n] = t->data.train[order[first + n]];
+            if (!n) break;
+            batch_result r;
+            s = train_batch(t, index, n, 1.0 / (double)cfg->grad_accum, &r);
+            if (!s) add_result(&step_result, &r, n, &seen);
+        }
+        if (s) break;
+        double norm = 0;
+        s = clip_grad_norm(&t->model.ps, cfg->max_grad_norm > 0 ? (float)cfg->max_grad_norm
+                                                                : INFINITY, &norm);
+        double lr = schedule_lr(sched, st->step);
+        if (!s) s = adamw_step(opt, (float)lr);
+        if (!s) s = param_store_zero_grad(&t->model.ps);
+        if (s) break;
+        st->step++;
+        st->rng_counter = runtime_current()->rng_counter;
+        if (st->step == start_step + 1) sum->first_loss = step_result.loss;
+        sum->last_loss = step_result.loss;
+        double elapsed = now_seconds() - start;
+        double tok_s = elapsed > 0 ? (double)step_result.tokens / (elapsed / (double)(st->step - start_step)) : 0;
+        write_metrics(metrics, t, "", st->step, (double)st->step / (double)steps_per_epoch,
+                      &step_result, lr, norm, tok_s);
+        progress(cfg, st->step, total, &step_result, tok_s, elapsed);
+        if (cfg->save_steps && st->step % cfg->save_steps == 0 && st->step < total)
+            s = checkpoint_save(t, opt, st, cfg->out);
+        if (!s && cfg->eval_steps && t->data.n_eval && st->step % cfg->eval_steps == 0) {
+            batch_result ev;
+            s = evaluate(t, &ev);
+            if (!s) write_metrics(metrics, t, "eval/", st->step, (double)st->step / (double)steps_per_epoch, &ev, 0, 0, 0);
+        }
+    }
+    free(order);
+    free(index);
+    return s;
+}
+
+static aspo_status run(trainer *t, train_summary *sum)
+{
+    const train_config *cfg = t->cfg;
+    tokenizer *tok = NULL;
+    aspo_status s = tokenizer_load(cfg->tokenizer ? cfg->tokenizer : cfg->model, &tok);
+    if (s) return s;
+    t->pad_id = tokenizer_pad_id(tok) >= 0 ? tokenizer_pad_id(tok) : tokenizer_eos_id(tok);
+    if (!(s = loss_options(cfg, false, &t->loss)))
+        s = train_data_load(cfg, tok, t->loss.level, &t->data);
+    tokenizer_free(tok);
+    if (s) return s;
+    char counts[512];
+    truncation_counts_format(&t->data.counts, counts, sizeof counts);
+    if (!cfg->quiet)
+        fprintf(stderr, "data: %s: %lld pairs (%lld train, %lld eval, %lld bad lines skipped); %s\n",
+                cfg->data, (long long)t->data.n, (long long)t->data.n_train,
+                (long long)t->data.n_eval, (long long)t->data.ds.n_skipped, counts);
+    if ((s = open_model(cfg, (uint64_t)cfg->seed, &t->model))) return s;
+
+    adamw opt;
+    adamw_config ac = adamw_defaults();
+    ac.weight_decay = (float)cfg->weight_decay;
+    if ((s = adamw_init(&opt, &t->model.ps, &ac))) return s;
+    int64_t per_step = cfg->batch_size * cfg->grad_accum;
+    int64_t steps_per_epoch = (t->data.n_train + per_step - 1) / per_step;
+    int64_t total = cfg->max_steps > 0 ? cfg->max_steps : cfg->epochs * steps_per_epoch;
+    lr_schedule sched = {.kind = (schedule_kind)schedule_kind_from_name(cfg->scheduler),
+                         .base_lr = cfg->lr,
+                         .warmup_steps = schedule_warmup_steps(total, cfg->warmup_ratio, 0),
+                         .total_steps = total};
+    train_state st = {0};
+    if (!(s = schedule_check(&sched)) && cfg->resume)
+        s = checkpoint_load(t, &opt, cfg->resume, cfg->out, &st);
+    if (!s) runtime_current()->rng_counter = st.rng_counter;
+    FILE *metrics = s ? NULL : open_metrics(cfg->out, st.step);
+    if (!s && !metrics) s = aspo_fail(ASPO_ERR_IO, "%s/metrics.jsonl: cannot write", cfg->out);
+    if (!s && !cfg->quiet)
+        fprintf(stderr, "model: %s: %lld trainable of %lld parameters; %lld steps%s\n", cfg->model,
+                (long long)param_store_count(&t->model.ps, true),
+                (long long)param_store_count(&t->model.ps, false), (long long)total,
+                st.step ? " (resumed)" : "");
+    batch_result ev;
+    if (!s && t->data.n_eval && !st.step && !(s = evaluate(t, &ev))) {
+        sum->eval_accuracy_before = ev.stats.rewards_accuracies;
+        sum->eval_margin_before = ev.stats.rewards_margins;
+        write_metrics(metrics, t, "eval/", 0, 0, &ev, 0, 0, 0);
+    }
+    if (!s) s = train_loop(t, &opt, &sched, total, steps_per_epoch, &st, metrics, sum);
+    if (!s) s = llama_save_adapter(&t->model, cfg->out);
+    if (!s && t->data.n_eval && !(s = evaluate(t, &ev))) {
+        sum->eval_accuracy_after = ev.stats.rewards_accuracies;
+        sum->eval_margin_after = ev.stats.rewards_margins;
+        write_metrics(metrics, t, "eval/", st.step, (double)st.step / (double)steps_per_epoch, &ev, 0, 0, 0);
+    }
+    sum->steps = st.step;
+    if (metrics) fclose(metrics);
+    adamw_free(&opt);
+    return s;
+}
+
+aspo_status train_run(const train_config *cfg, train_summary *summary)
+{
+    if (!cfg->model || !cfg->data)
+        return aspo_fail(ASPO_ERR_USAGE, "run needs --model DIR and --data FILE");
+    backend *be = backend_get(cfg->backend);
+    if (!be) return ASPO_ERR_USAGE;
+    aspo_status s = weights_make_dir(cfg->out);
+    if (s) return s;
+    runtime_init(be, 0);
+    runtime_set_seed((uint64_t)cfg->seed);
+    train_summary local = {.eval_accuracy_before = NAN, .eval_accuracy_after = NAN,
+                           .eval_margin_before = NAN, .eval_margin_after = NAN};
+    trainer t = {.cfg = cfg};
+    s = run(&t, &local);
+    llama_close(&t.model);
+    train_data_free(&t.data);
+    free(t.logp);
+    free(t.ref);
+    free(t.sums);
+    free(t.grad);
+    runtime_shutdown();
+    if (summary) *summary = local;
+    return s;
+}

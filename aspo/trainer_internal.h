@@ -1,0 +1,70 @@
+/* Pieces of the trainer shared by its files (aspo/train_*.c, aspo/checkpoint.c). */
+#ifndef ASPO_TRAINER_INTERNAL_H
+#define ASPO_TRAINER_INTERNAL_H
+
+#include <stdio.h>
+
+#include "aspo/dataset.h"
+#include "aspo/pair_batch.h"
+#include "aspo/preference_loss.h"
+#include "aspo/trainer.h"
+#include "models/llama.h"
+#include "models/tokenizer.h"
+#include "nn/adamw.h"
+#include "nn/schedule.h"
+
+/* The data, tokenized once: pairs and, per pair, the unit of each chosen response token. */
+typedef struct train_data {
+    preference_dataset ds;
+    tokenized_pair *pairs;  /* (n) */
+    int32_t **unit_of;      /* (n) arrays of the chosen response's token count */
+    int *n_units;           /* (n) */
+    int64_t n;
+    int64_t *train, n_train; /* indices into pairs */
+    int64_t *eval, n_eval;
+    truncation_counts counts;
+} train_data;
+
+aspo_status train_data_load(const train_config *cfg, const tokenizer *tok,
+                            aspo_unit_level level, train_data *d);
+void train_data_free(train_data *d);
+/* A permutation of 0..n-1 determined by (seed, stream). */
+void shuffle_indices(int64_t *idx, int64_t n, uint64_t seed, uint64_t stream);
+
+/* What one forward/backward over a batch produced. */
+typedef struct batch_result {
+    double loss;
+    aspo_loss_stats stats;
+    int64_t tokens;
+} batch_result;
+
+typedef struct trainer {
+    const train_config *cfg;
+    llama_model model;
+    aspo_loss_options loss;
+    train_data data;
+    int32_t pad_id;
+    /* host buffers reused across batches */
+    float *logp, *ref, *sums, *grad;
+    size_t cap;
+} trainer;
+
+/* Forward (policy and reference) and, when `scale` > 0, backward of scale * loss into the
+ * LoRA gradients. Resets the step arena before returning. */
+aspo_status train_batch(trainer *t, const int64_t *pair_index, int n, double scale,
+                        batch_result *r);
+
+/* Training state on disk: <out>/checkpoint-<step>/ with the PEFT adapter, the optimizer
+ * state and trainer_state.json; written under a temporary name and renamed. */
+typedef struct train_state {
+    int64_t step;          /* optimizer steps done */
+    uint64_t rng_counter;  /* dropout counter of the runtime */
+} train_state;
+
+aspo_status checkpoint_save(const trainer *t, const adamw *opt, const train_state *st,
+                            const char *out_dir);
+/* dir: a checkpoint directory, or "auto" for the newest under out_dir. */
+aspo_status checkpoint_load(trainer *t, adamw *opt, const char *dir, const char *out_dir,
+                            train_state *st);
+
+#endif
