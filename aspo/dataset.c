@@ -8,6 +8,7 @@
 #include <jansson.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -57,6 +58,8 @@ void preference_row_free(preference_row *row)
     free(row->prompt_ids);
     free(row->chosen_ids);
     free(row->rejected_ids);
+    free(row->ref_chosen_tokens);
+    free(row->ref_rejected_tokens);
     memset(row, 0, sizeof *row);
 }
 
@@ -126,6 +129,30 @@ static aspo_status get_ids(const row_ctx *c, json_t *obj, const char *key, int32
         ids[i] = (int32_t)id;
     }
     *out = ids;
+    *out_n = (int64_t)n;
+    return ASPO_OK;
+}
+
+/* An array of finite numbers (per-token log-probs). */
+static aspo_status get_floats(const row_ctx *c, json_t *v, const char *key, float **out,
+                              int64_t *out_n)
+{
+    if (!json_is_array(v))
+        return row_fail(c->msg, ASPO_ERR_FORMAT, c->source, c->line,
+                        "field '%s' is %s, expected an array of numbers", key, json_kind(v));
+    size_t n = json_array_size(v);
+    float *x = malloc(sizeof(float) * (n ? n : 1));
+    if (!x) return row_fail(c->msg, ASPO_ERR_OOM, c->source, c->line, "out of memory");
+    for (size_t i = 0; i < n; i++) {
+        json_t *e = json_array_get(v, i);
+        if (!json_is_number(e) || !isfinite(json_number_value(e))) {
+            free(x);
+            return row_fail(c->msg, ASPO_ERR_FORMAT, c->source, c->line,
+                            "field '%s' element %zu is not a finite number", key, i);
+        }
+        x[i] = (float)json_number_value(e);
+    }
+    *out = x;
     *out_n = (int64_t)n;
     return ASPO_OK;
 }
@@ -205,6 +232,17 @@ static aspo_status parse_object(const row_ctx *c, json_t *obj, preference_row *r
         row->ref_chosen_logps = json_number_value(rc);
         row->ref_rejected_logps = json_number_value(rr);
     }
+    json_t *tc = get_optional(obj, "ref_chosen_token_logps");
+    json_t *tr = get_optional(obj, "ref_rejected_token_logps");
+    if ((tc || tr) && !(tc && tr && rc))
+        return row_fail(c->msg, ASPO_ERR_FORMAT, c->source, c->line,
+                        "per-token reference log-probs need both 'ref_chosen_token_logps' "
+                        "and 'ref_rejected_token_logps', and the sums beside them");
+    if (tc && ((st = get_floats(c, tc, "ref_chosen_token_logps", &row->ref_chosen_tokens,
+                                &row->n_ref_chosen_tokens)) ||
+               (st = get_floats(c, tr, "ref_rejected_token_logps", &row->ref_rejected_tokens,
+                                &row->n_ref_rejected_tokens))))
+        return st;
     return ASPO_OK;
 }
 

@@ -33,6 +33,11 @@ typedef struct preference_row {
 
     bool has_ref_logps; /* ref_chosen_logps and ref_rejected_logps were given */
     double ref_chosen_logps, ref_rejected_logps;
+    /* Optional per-token reference log-probs of the response tokens (EOS included), as
+     * `aspo score --token-logps` writes them ("ref_chosen_token_logps",
+     * "ref_rejected_token_logps"): ASPO needs them, DPO needs only the sums above. */
+    float *ref_chosen_tokens, *ref_rejected_tokens;
+    int64_t n_ref_chosen_tokens, n_ref_rejected_tokens;
 } preference_row;
 
 static inline bool preference_row_is_tokenized(const preference_row *r)

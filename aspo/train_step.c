@@ -29,28 +29,42 @@ static aspo_status host_buffers(trainer *t, size_t cells)
     return ASPO_OK;
 }
 
-/* Precomputed reference: TRL's columns are sums per response, enough for DPO (the sum is
- * placed on the last token: DPO reads only sums). ASPO needs per-token values. */
-static aspo_status precomputed_reference(trainer *t, const pair_batch *b,
-                                         const tokenized_pair *const *pairs,
-                                         const int64_t *index, int n)
+/* Precomputed reference. Per-token values (`aspo score --token-logps`) serve both losses;
+ * TRL's columns are sums per response, enough for DPO only (the sum is placed on the last
+ * token: DPO reads only sums). */
+static aspo_status precomputed_reference(trainer *t, const pair_batch *b, const int64_t *index,
+                                         int n)
 {
     for (int i = 0; i < n; i++) {
         const preference_row *row = &t->data.ds.rows[index[i]];
-        if (t->loss.kind == ASPO_LOSS_ASPO)
-            return aspo_fail(ASPO_ERR_USAGE,
-                             "%s line %lld: ref_chosen_logps/ref_rejected_logps are sums over "
-                             "the response, but ASPO needs each token's reference log-prob; "
-                             "remove them to compute the reference during training, or use "
-                             "--loss dpo",
-                             row->source, (long long)row->line);
         for (int side = 0; side < 2; side++) {
             int r = side ? n + i : i;
             float *ref = t->ref + (size_t)r * b->T + b->first[r];
+            const float *tokens = side ? row->ref_rejected_tokens : row->ref_chosen_tokens;
+            int64_t n_tokens = side ? row->n_ref_rejected_tokens : row->n_ref_chosen_tokens;
+            if (tokens && n_tokens != b->count[r])
+                return aspo_fail(ASPO_ERR_USAGE,
+                                 "%s line %lld: %lld per-token reference log-probs for a %s "
+                                 "response of %lld tokens; score the file with the same "
+                                 "tokenizer and length flags as this run",
+                                 row->source, (long long)row->line, (long long)n_tokens,
+                                 side ? "rejected" : "chosen", (long long)b->count[r]);
+            if (tokens) {
+                memcpy(ref, tokens, sizeof(float) * (size_t)n_tokens);
+                continue;
+            }
+            if (t->loss.kind == ASPO_LOSS_ASPO)
+                return aspo_fail(ASPO_ERR_USAGE,
+                                 "%s line %lld: ref_chosen_logps/ref_rejected_logps are sums "
+                                 "over the response, but ASPO needs each token's reference "
+                                 "log-prob; score the file with `aspo score --token-logps`, "
+                                 "remove the columns to compute the reference during "
+                                 "training, or use --loss dpo",
+                                 row->source, (long long)row->line);
             memset(ref, 0, sizeof(float) * (size_t)b->count[r]);
-            ref[b->count[r] - 1] = (float)(side ? row->ref_rejected_logps : row->ref_chosen_logps);
+            ref[b->count[r] - 1] =
+                (float)(side ? row->ref_rejected_logps : row->ref_chosen_logps);
         }
-        (void)pairs;
     }
     return ASPO_OK;
 }
@@ -74,7 +88,7 @@ aspo_status train_batch(trainer *t, const int64_t *index, int n, double scale, b
 
     /* Reference: the base model (adapters off), no tape, no dropout. */
     if (all_precomputed) {
-        s = precomputed_reference(t, &b, pairs, index, n);
+        s = precomputed_reference(t, &b, index, n);
     } else {
         bool grad = autograd_set_enabled(false), lora = lora_set_enabled(false);
         bool training = nn_set_training(false);
