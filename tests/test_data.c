@@ -619,6 +619,35 @@ static void test_trl_fixture(const char *dir)
     dataset_free(&ds);
 }
 
+/* Per-token reference log-probs (aspo score --token-logps) ride along with the sums. */
+static void test_token_logps(void)
+{
+    const char *good = "{\"prompt\": \"p\", \"chosen\": \"c\", \"rejected\": \"r\", "
+                       "\"ref_chosen_logps\": -3, \"ref_rejected_logps\": -4, "
+                       "\"ref_chosen_token_logps\": [-1, -2], \"ref_rejected_token_logps\": [-4]}";
+    preference_row row;
+    CHECK(dataset_parse_line(good, strlen(good), "t.jsonl", 7, &row) == ASPO_OK, "%s",
+          aspo_error_message());
+    CHECK(row.n_ref_chosen_tokens == 2 && row.ref_chosen_tokens[1] == -2.0f &&
+              row.n_ref_rejected_tokens == 1 && row.ref_rejected_tokens[0] == -4.0f,
+          "token arrays parsed");
+    preference_row_free(&row);
+    const char *bad[] = {
+        "{\"prompt\": \"p\", \"chosen\": \"c\", \"rejected\": \"r\", "
+        "\"ref_chosen_token_logps\": [-1], \"ref_rejected_token_logps\": [-4]}",
+        "{\"prompt\": \"p\", \"chosen\": \"c\", \"rejected\": \"r\", "
+        "\"ref_chosen_logps\": -3, \"ref_rejected_logps\": -4, "
+        "\"ref_chosen_token_logps\": [-1, \"x\"], \"ref_rejected_token_logps\": [-4]}",
+    };
+    for (int i = 0; i < 2; i++) {
+        aspo_error_clear();
+        CHECK(dataset_parse_line(bad[i], strlen(bad[i]), "t.jsonl", 9, &row) == ASPO_ERR_FORMAT &&
+                  strstr(aspo_error_message(), "t.jsonl") && strstr(aspo_error_message(), "9"),
+              "bad token log-probs %d: %s", i, aspo_error_message());
+    }
+    aspo_error_clear();
+}
+
 int main(int argc, char **argv)
 {
     if (argc != 2) {
@@ -637,6 +666,7 @@ int main(int argc, char **argv)
     test_large_file();
     test_truncation();
     test_pretokenized();
+    test_token_logps();
     test_trl_fixture(argv[1]);
     nftw(tmp_dir, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
     return check_summary("data");
