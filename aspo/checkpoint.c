@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "aspo/trainer_internal.h"
+#include "tensor/json_file.h"
 #include "tensor/runtime.h"
 
 static int remove_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
@@ -89,10 +90,10 @@ aspo_status checkpoint_load(trainer *t, adamw *opt, const char *dir, const char 
         dir = found;
     }
     snprintf(path, sizeof path, "%s/trainer_state.json", dir);
-    json_error_t err;
-    json_t *state = json_load_file(path, 0, &err);
+    json_t *state = json_file_load(path, "trainer state");
     if (!state)
-        return aspo_fail(ASPO_ERR_IO, "%s: line %d: %s", path, err.line, err.text);
+        return aspo_fail_prefix(ASPO_OK, "--resume %s: not a checkpoint: ", dir);
+    json_error_t err;
     json_int_t step = 0, counter = 0, seed = 0;
     int bad = json_unpack_ex(state, &err, 0, "{s:I, s:I, s:I}", "global_step", &step,
                              "rng_counter", &counter, "seed", &seed);

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "aspo/commands.h"
 #include "aspo/options.h"
 #include "aspo/tiny_llama.h"
 #include "aspo/toy_train.h"
@@ -18,8 +19,11 @@ static const char USAGE[] =
     "\n"
     "commands:\n"
     "  run         train a LoRA adapter with ASPO or DPO on a preference file\n"
+    "  score       write reference log-probs of a preference file (for run)\n"
+    "  merge       merge a LoRA adapter into the model's weights (transformers format)\n"
     "  demo        train LoRA adapters on a toy MLP (AdamW, cosine warmup, clipping)\n"
     "  init-model  write a random LLaMA checkpoint of given sizes (tests, benchmarks)\n"
+    "  bench       time DPO/ASPO training steps on a random model; one JSON line\n"
     "\n"
     "Run `aspo <command> --help` for a command's flags.\n";
 
@@ -174,7 +178,10 @@ int main(int argc, char **argv)
     }
     if (!strcmp(cmd, "demo")) return cmd_demo(argc - 2, argv + 2);
     if (!strcmp(cmd, "run")) return cmd_run(argc - 2, argv + 2);
+    if (!strcmp(cmd, "score")) return cmd_score(argc - 2, argv + 2);
+    if (!strcmp(cmd, "merge")) return cmd_merge(argc - 2, argv + 2);
     if (!strcmp(cmd, "init-model")) return cmd_init_model(argc - 2, argv + 2);
+    if (!strcmp(cmd, "bench")) { int cmd_bench(int, char **); return cmd_bench(argc - 2, argv + 2); }
     fprintf(stderr, "aspo: error: unknown command '%s'; run `aspo --help`\n", cmd);
     return EXIT_USAGE;
 }

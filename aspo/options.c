@@ -1,4 +1,5 @@
 #include "options.h"
+#include "tensor/json_file.h"
 
 #include <errno.h>
 #include <jansson.h>
@@ -63,11 +64,8 @@ static aspo_status store(const option_spec *s, void *values, const char *text, c
 static aspo_status apply_config(const option_spec *specs, void *values, const char *path,
                                 options_source *src)
 {
-    json_error_t err;
-    json_t *root = json_load_file(path, 0, &err);
-    if (!root)
-        return aspo_fail(ASPO_ERR_USAGE, "--config %s: line %d, column %d: %s", path, err.line,
-                         err.column, err.text);
+    json_t *root = json_file_load(path, "--config file");
+    if (!root) return aspo_fail_prefix(ASPO_ERR_USAGE, "--config: ");
     src->config = root;
     if (!json_is_object(root))
         return aspo_fail(ASPO_ERR_USAGE, "--config %s: the file must hold one JSON object", path);

@@ -249,10 +249,8 @@ static aspo_status encode(const tokenizer *tok, const preference_row *row, const
     aspo_status st = tokenizer_encode(tok, text, len, &l);
     if (st) {
         token_list_free(&l);
-        char why[768];
-        snprintf(why, sizeof why, "%s", aspo_error_message());
-        return aspo_fail_replace(st, "%s:%" PRId64 ": field '%s': %s",
-                                 row->source ? row->source : "<row>", row->line, field, why);
+        return aspo_fail_prefix(st, "%s:%" PRId64 ": field '%s': ",
+                                row->source ? row->source : "<row>", row->line, field);
     }
     size_t cap = (size_t)(l.n ? l.n : 1);
     *ids = malloc(cap * sizeof **ids);

@@ -1,5 +1,6 @@
 /* The training data, prepared once: rows read, tokenized as TRL does, the unit of every
  * chosen response token found, and the pairs split into train and eval sets. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -38,9 +39,7 @@ static aspo_status chosen_units(const preference_row *row, const tokenized_pair 
         const char *text = row->chosen ? row->chosen : "";
         size_t len = row->chosen ? row->chosen_len : 0;
         s = aspo_response_units(level, text, len, begin, end, n, spans, *unit_of, n_units);
-        if (s)
-            aspo_fail_replace(s, "%s line %lld: %s", row->source, (long long)row->line,
-                              aspo_error_message());
+        if (s) aspo_fail_prefix(s, "%s line %lld: ", row->source, (long long)row->line);
     }
     free(begin);
     free(end);

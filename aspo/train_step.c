@@ -3,6 +3,7 @@
  * gradients on the host (aspo/preference_loss.h), and the backward of
  * sum_t g_t * logp_t, which is exact because ASPO's w and k are detached. */
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -31,7 +32,7 @@ static aspo_status host_buffers(trainer *t, size_t cells)
 
 /* Precomputed reference. Per-token values (`aspo score --token-logps`) serve both losses;
  * TRL's columns are sums per response, enough for DPO only (the sum is placed on the last
- * token: DPO reads only sums). */
+ * token: DPO reads only sums). The caller checked that the loss has what it needs. */
 static aspo_status precomputed_reference(trainer *t, const pair_batch *b, const int64_t *index,
                                          int n)
 {
@@ -53,20 +54,27 @@ static aspo_status precomputed_reference(trainer *t, const pair_batch *b, const 
                 memcpy(ref, tokens, sizeof(float) * (size_t)n_tokens);
                 continue;
             }
-            if (t->loss.kind == ASPO_LOSS_ASPO)
-                return aspo_fail(ASPO_ERR_USAGE,
-                                 "%s line %lld: ref_chosen_logps/ref_rejected_logps are sums "
-                                 "over the response, but ASPO needs each token's reference "
-                                 "log-prob; score the file with `aspo score --token-logps`, "
-                                 "remove the columns to compute the reference during "
-                                 "training, or use --loss dpo",
-                                 row->source, (long long)row->line);
             memset(ref, 0, sizeof(float) * (size_t)b->count[r]);
             ref[b->count[r] - 1] =
                 (float)(side ? row->ref_rejected_logps : row->ref_chosen_logps);
         }
     }
     return ASPO_OK;
+}
+
+/* Prefixes an error of the loss with the data lines of the batch: its "pair i" is the
+ * i-th line listed. */
+static aspo_status name_batch_rows(aspo_status s, const train_data *d, const int64_t *index,
+                                   int n)
+{
+    char cause[1024], lines[256] = "";
+    snprintf(cause, sizeof cause, "%s", aspo_error_message());
+    int shown = 0;
+    for (; shown < n && strlen(lines) + 32 < sizeof lines; shown++)
+        snprintf(lines + strlen(lines), sizeof lines - strlen(lines), "%s%lld",
+                 shown ? ", " : "", (long long)d->ds.rows[index[shown]].line);
+    return aspo_fail_replace(s, "%s line%s %s%s: %s", d->ds.rows[index[0]].source,
+                             n > 1 ? "s" : "", lines, shown < n ? ", ..." : "", cause);
 }
 
 aspo_status train_batch(trainer *t, const int64_t *index, int n, double scale, batch_result *r)
@@ -82,8 +90,14 @@ aspo_status train_batch(trainer *t, const int64_t *index, int n, double scale, b
         return aspo_fail(ASPO_ERR_OOM, "no host memory for %d pairs", n);
     }
     size_t cells = (size_t)(2 * n) * (size_t)b.T;
+    /* Precomputed values serve only when every row of the batch has what the loss needs
+     * (ASPO: per-token values; DPO: sums); otherwise the reference runs for the batch. */
     bool all_precomputed = true;
-    for (int i = 0; i < n; i++) all_precomputed &= t->data.ds.rows[index[i]].has_ref_logps;
+    for (int i = 0; i < n; i++) {
+        const preference_row *row = &t->data.ds.rows[index[i]];
+        all_precomputed &= t->loss.kind == ASPO_LOSS_ASPO ? row->ref_chosen_tokens != NULL
+                                                          : row->has_ref_logps;
+    }
     if ((s = host_buffers(t, cells))) goto done;
 
     /* Reference: the base model (adapters off), no tape, no dropout. */
@@ -133,13 +147,11 @@ aspo_status train_batch(trainer *t, const int64_t *index, int n, double scale, b
         };
     }
     s = aspo_preference_loss(&t->loss, pp, n, &r->loss, &r->stats);
-    if (s) goto done;
-    if (!isfinite(r->loss)) {
-        s = aspo_fail(ASPO_ERR_NUMERIC,
-                      "the loss is %g (pairs from %s line %lld on); stopping: lower --lr or "
-                      "check the data",
-                      r->loss, t->data.ds.rows[index[0]].source,
-                      (long long)t->data.ds.rows[index[0]].line);
+    if (!s && !isfinite(r->loss))
+        s = aspo_fail(ASPO_ERR_NUMERIC, "the loss is %g; stopping: lower --lr or check the data",
+                      r->loss);
+    if (s) {
+        s = name_batch_rows(s, &t->data, index, n);
         goto done;
     }
     r->tokens = pair_batch_tokens(&b);

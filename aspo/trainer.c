@@ -1,5 +1,6 @@
 /* The training loop of `aspo run`: data, model with LoRA, AdamW with a warmup schedule and
  * clipping, gradient accumulation, metrics under TRL's names, checkpoints and resume. */
+#include <float.h>
 #include <jansson.h>
 #include <math.h>
 #include <stdlib.h>
@@ -178,6 +179,17 @@ static void progress(const train_config *cfg, int64_t step, int64_t total, const
             r->stats.rewards_margins, tok_s, (int)(eta / 60), (int)fmod(eta, 60));
 }
 
+/* Names the step in a NaN/Inf error, so the user knows which checkpoints predate it. */
+static aspo_status at_step(aspo_status s, int64_t step)
+{
+    if (s != ASPO_ERR_NUMERIC) return s;
+    char cause[1024]; /* the message buffer is both source and target otherwise */
+    snprintf(cause, sizeof cause, "%s", aspo_error_message());
+    return aspo_fail_replace(s, "step %lld: %s; nothing of this step was saved, the "
+                             "checkpoints of earlier steps are kept (--resume)",
+                             (long long)step, cause);
+}
+
 static aspo_status train_loop(trainer *t, adamw *opt, const lr_schedule *sched, int64_t total,
                               int64_t steps_per_epoch, train_state *st, FILE *metrics,
                               train_summary *sum)
@@ -210,13 +222,17 @@ static aspo_status train_loop(trainer *t, adamw *opt, const lr_schedule *sched, 
                 index[n] = t->data.train[order[first + n]];
             if (!n) break;
             batch_result r;
-            s = train_batch(t, index, n, 1.0 / (double)cfg->grad_accum, &r);
+            s = at_step(train_batch(t, index, n, 1.0 / (double)cfg->grad_accum, &r),
+                        st->step + 1);
             if (!s) add_result(&step_result, &r, n, &seen);
         }
         if (s) break;
         double norm = 0;
+        /* --max-grad-norm 0 = off: clip_grad_norm wants a finite bound, and no finite
+         * norm exceeds FLT_MAX; it still measures the norm and stops on NaN/Inf. */
         s = clip_grad_norm(&t->model.ps, cfg->max_grad_norm > 0 ? (float)cfg->max_grad_norm
-                                                                : INFINITY, &norm);
+                                                                : FLT_MAX, &norm);
+        s = at_step(s, st->step + 1);
         double lr = schedule_lr(sched, st->step);
         if (!s) s = adamw_step(opt, (float)lr);
         if (!s) s = param_store_zero_grad(&t->model.ps);
@@ -230,13 +246,14 @@ static aspo_status train_loop(trainer *t, adamw *opt, const lr_schedule *sched, 
         write_metrics(metrics, t, "", st->step, (double)st->step / (double)steps_per_epoch,
                       &step_result, lr, norm, tok_s);
         progress(cfg, st->step, total, &step_result, tok_s, elapsed);
-        if (cfg->save_steps && st->step % cfg->save_steps == 0 && st->step < total)
-            s = checkpoint_save(t, opt, st, cfg->out);
-        if (!s && cfg->eval_steps && t->data.n_eval && st->step % cfg->eval_steps == 0) {
+        /* Evaluate before saving: a step whose eval loss is NaN leaves no checkpoint. */
+        if (cfg->eval_steps && t->data.n_eval && st->step % cfg->eval_steps == 0) {
             batch_result ev;
-            s = evaluate(t, &ev);
+            s = at_step(evaluate(t, &ev), st->step);
             if (!s) write_metrics(metrics, t, "eval/", st->step, (double)st->step / (double)steps_per_epoch, &ev, 0, 0, 0);
         }
+        if (!s && cfg->save_steps && st->step % cfg->save_steps == 0 && st->step < total)
+            s = checkpoint_save(t, opt, st, cfg->out);
     }
     free(order);
     free(index);
@@ -260,6 +277,18 @@ static aspo_status run(trainer *t, train_summary *sum)
         fprintf(stderr, "data: %s: %lld pairs (%lld train, %lld eval, %lld bad lines skipped); %s\n",
                 cfg->data, (long long)t->data.n, (long long)t->data.n_train,
                 (long long)t->data.n_eval, (long long)t->data.ds.n_skipped, counts);
+    if (t->data.ds.n_skipped) /* a warning, so also under --quiet */
+        fprintf(stderr, "aspo: warning: --skip-bad-lines left out %lld bad lines; the first: %s\n",
+                (long long)t->data.ds.n_skipped, t->data.ds.first_skip);
+    int64_t sums_only = 0;
+    for (int64_t i = 0; i < t->data.n; i++)
+        sums_only += t->data.ds.rows[i].has_ref_logps && !t->data.ds.rows[i].ref_chosen_tokens;
+    if (sums_only && t->loss.kind == ASPO_LOSS_ASPO)
+        fprintf(stderr,
+                "aspo: warning: %lld rows carry only summed reference log-probs; ASPO needs "
+                "each token's, so the reference model runs for them (`aspo score "
+                "--token-logps` writes per-token values)\n",
+                (long long)sums_only);
     if ((s = open_model(cfg, (uint64_t)cfg->seed, &t->model))) return s;
 
     adamw opt;
@@ -295,7 +324,10 @@ static aspo_status run(trainer *t, train_summary *sum)
     if (!s && t->data.n_eval && !(s = evaluate(t, &ev))) {
         sum->eval_accuracy_after = ev.stats.rewards_accuracies;
         sum->eval_margin_after = ev.stats.rewards_margins;
-        write_metrics(metrics, t, "eval/", st.step, (double)st.step / (double)steps_per_epoch, &ev, 0, 0, 0);
+        /* the loop already wrote this step's eval line when eval_steps divides it */
+        if (!cfg->eval_steps || st.step % cfg->eval_steps)
+            write_metrics(metrics, t, "eval/", st.step, (double)st.step / (double)steps_per_epoch,
+                          &ev, 0, 0, 0);
     }
     sum->steps = st.step;
     if (metrics) fclose(metrics);

@@ -6,6 +6,7 @@
 #include <jansson.h>
 
 #include "llama.h"
+#include "tensor/json_file.h"
 
 /* An integer field: required ones fail when missing; optional ones keep *out. */
 static aspo_status get_int(const json_t *obj, const char *where, const char *key, bool required,
@@ -196,12 +197,10 @@ aspo_status llama_config_from_json(const struct json_t *obj_in, const char *wher
 
 aspo_status llama_config_load(const char *path, llama_config *c)
 {
-    json_error_t err;
-    json_t *root = json_load_file(path, 0, &err);
+    json_t *root = json_file_load(path, "model config");
     if (!root) {
         *c = (llama_config){0};
-        return aspo_fail(ASPO_ERR_IO, "%s: cannot read the model config: %s (line %d)", path,
-                         err.text, err.line);
+        return aspo_error_status();
     }
     aspo_status s = llama_config_from_json(root, path, c);
     json_decref(root);

@@ -1,6 +1,7 @@
 /* PEFT adapter_config.json + adapter_model.safetensors in and out, and LoRA merging. */
 #define _POSIX_C_SOURCE 200809L /* strdup, regex */
 #include "peft_adapter.h"
+#include "tensor/json_file.h"
 
 #include <errno.h>
 #include <math.h>
@@ -189,11 +190,8 @@ aspo_status peft_config_load(const char *dir, peft_config *c)
     memset(c, 0, sizeof *c);
     char path[4096];
     snprintf(path, sizeof path, "%s/adapter_config.json", dir);
-    json_error_t err;
-    json_t *root = json_load_file(path, 0, &err);
-    if (!root)
-        return aspo_fail(ASPO_ERR_IO, "%s: cannot read the adapter config: %s (line %d)", path,
-                         err.text, err.line);
+    json_t *root = json_file_load(path, "adapter config");
+    if (!root) return aspo_error_status();
     aspo_status s = json_is_object(root) ? check_plain(root, path)
                                          : aspo_fail(ASPO_ERR_FORMAT, "%s: not a JSON object", path);
     double r = 0, alpha = 0, dropout = 0;

@@ -3,6 +3,7 @@
  * Parts that encoding does not use (truncation, padding other than its pad token) are
  * ignored; a component type this tokenizer does not implement is ASPO_ERR_UNSUPPORTED. */
 #include "models/tokenizer_internal.h"
+#include "tensor/json_file.h"
 
 #include <errno.h>
 #include <string.h>
@@ -303,14 +304,8 @@ static void parse_post_processor(tokenizer *t, json_t *p)
 aspo_status tok_load_json(const char *path, tokenizer **out)
 {
     *out = NULL;
-    FILE *f = fopen(path, "rb");
-    if (!f) return aspo_fail(ASPO_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
-    json_error_t err;
-    json_t *root = json_loadf(f, 0, &err);
-    fclose(f);
-    if (!root)
-        return aspo_fail(ASPO_ERR_FORMAT, "%s: invalid JSON at line %d, column %d: %s", path,
-                         err.line, err.column, err.text);
+    json_t *root = json_file_load(path, "tokenizer");
+    if (!root) return aspo_error_status();
     tokenizer *t = tok_new(path);
     aspo_status s = t ? ASPO_OK : aspo_fail(ASPO_ERR_OOM, "%s: out of memory", path);
     json_t *version = json_object_get(root, "version");

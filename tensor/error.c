@@ -1,6 +1,7 @@
 #include "error.h"
 
 #include <stdarg.h>
+#include <string.h>
 
 static _Thread_local char error_message[1024];
 static _Thread_local aspo_status error_status = ASPO_OK;
@@ -29,6 +30,24 @@ aspo_status aspo_fail_replace(aspo_status status, const char *fmt, ...)
     set_message(status, fmt, ap);
     va_end(ap);
     return status;
+}
+
+aspo_status aspo_fail_prefix(aspo_status status, const char *fmt, ...)
+{
+    char prefix[512], old[sizeof error_message];
+    snprintf(old, sizeof old, "%s", error_message);
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(prefix, sizeof prefix, fmt, ap);
+    va_end(ap);
+    size_t n = strlen(prefix), room = sizeof error_message - 1;
+    if (n > room) n = room;
+    memcpy(error_message, prefix, n);
+    size_t m = strlen(old) < room - n ? strlen(old) : room - n; /* truncate the old tail */
+    memcpy(error_message + n, old, m);
+    error_message[n + m] = 0;
+    if (status != ASPO_OK) error_status = status;
+    return error_status;
 }
 
 const char *aspo_error_message(void) { return error_status == ASPO_OK ? "" : error_message; }

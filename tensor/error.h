@@ -25,6 +25,10 @@ aspo_status aspo_fail(aspo_status status, const char *fmt, ...)
 /* Like aspo_fail but always replaces the stored message. */
 aspo_status aspo_fail_replace(aspo_status status, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
+/* Puts a prefix before the stored message ("while loading X: <message>"), keeping the
+ * status unless `status` is not ASPO_OK. Safe to call with the current message unknown. */
+aspo_status aspo_fail_prefix(aspo_status status, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 const char *aspo_error_message(void);
 aspo_status aspo_error_status(void);
 void aspo_error_clear(void);

@@ -4,6 +4,7 @@
 
 #include "../../tensor/rng.h"
 #include "cpu_internal.h"
+#include "cpu_math.h"
 
 /* Loops over out's elements with (i0,i1,i2) rows in parallel and i3 inside. */
 #define FOR_EACH_ROW(o, n_total)                                                        \
@@ -90,20 +91,19 @@ CPU_KERNEL(cpu_scale)
     return ASPO_OK;
 }
 
-static inline float sigmoidf(float x) { return 1.0f / (1.0f + expf(-x)); }
 
 static const float GELU_TANH_C = 0.7978845608028654f; /* sqrt(2/pi) */
 
 static inline float unary_forward(unary_kind k, float x)
 {
     switch (k) {
-    case UNARY_EXP: return expf(x);
+    case UNARY_EXP: return cpu_expf(x);
     case UNARY_LOG: return logf(x);
-    case UNARY_SILU: return x * sigmoidf(x);
+    case UNARY_SILU: return x * cpu_sigmoidf(x);
     case UNARY_GELU_ERF: return 0.5f * x * (1.0f + erff(x * 0.70710678118654752f));
     case UNARY_GELU_TANH:
         return 0.5f * x * (1.0f + tanhf(GELU_TANH_C * (x + 0.044715f * x * x * x)));
-    case UNARY_QUICK_GELU: return x * sigmoidf(1.702f * x);
+    case UNARY_QUICK_GELU: return x * cpu_sigmoidf(1.702f * x);
     case UNARY_SQRT: return sqrtf(x);
     case UNARY_RSQRT: return 1.0f / sqrtf(x);
     case UNARY_NEG: return -x;
@@ -120,7 +120,7 @@ static inline float unary_derivative(unary_kind k, float x, float y)
     case UNARY_EXP: return y;
     case UNARY_LOG: return 1.0f / x;
     case UNARY_SILU: {
-        float s = sigmoidf(x);
+        float s = cpu_sigmoidf(x);
         return s * (1.0f + x * (1.0f - s));
     }
     case UNARY_GELU_ERF:
@@ -132,7 +132,7 @@ static inline float unary_derivative(unary_kind k, float x, float y)
                0.5f * x * (1.0f - t * t) * GELU_TANH_C * (1.0f + 3.0f * 0.044715f * x * x);
     }
     case UNARY_QUICK_GELU: {
-        float s = sigmoidf(1.702f * x);
+        float s = cpu_sigmoidf(1.702f * x);
         return s + 1.702f * x * s * (1.0f - s);
     }
     case UNARY_SQRT: return 0.5f / y;
@@ -144,6 +144,35 @@ static inline float unary_derivative(unary_kind k, float x, float y)
     return 0;
 }
 
+/* SiLU over contiguous f32 (every LLaMA MLP), the same formulas as unary_forward and
+ * unary_derivative in loops that vectorize. */
+CPU_VECTOR_CLONES static void silu_flat(const float *x, float *y, int64_t i0, int64_t i1)
+{
+    for (int64_t i = i0; i < i1; i++) y[i] = x[i] * cpu_sigmoidf(x[i]);
+}
+
+CPU_VECTOR_CLONES static void silu_backward_flat(const float *x, const float *dy, float *dx,
+                                                 int64_t i0, int64_t i1)
+{
+    for (int64_t i = i0; i < i1; i++) {
+        float s = cpu_sigmoidf(x[i]);
+        dx[i] = dy[i] * (s * (1.0f + x[i] * (1.0f - s)));
+    }
+}
+
+enum { FLAT_CHUNK = 4096 }; /* elements per parallel task of the vectorized flat loops */
+
+/* Runs body(i0, i1) over [0, n) in fixed chunks of FLAT_CHUNK, in parallel when large. */
+#define FOR_EACH_CHUNK(n, body)                                                         \
+    do {                                                                                \
+        int64_t n_ = (n), chunks_ = (n_ + FLAT_CHUNK - 1) / FLAT_CHUNK;                 \
+        _Pragma("omp parallel for schedule(static) if (n_ > 16384)")                  \
+        for (int64_t k_ = 0; k_ < chunks_; k_++) {                                      \
+            int64_t i0 = k_ * FLAT_CHUNK, i1 = i0 + FLAT_CHUNK < n_ ? i0 + FLAT_CHUNK : n_; \
+            body;                                                                       \
+        }                                                                               \
+    } while (0)
+
 CPU_KERNEL(cpu_unary)
 {
     unary_kind k = (unary_kind)c->p.i[0];
@@ -154,6 +183,10 @@ CPU_KERNEL(cpu_unary)
     if (flat_f32(c)) {
         const float *x = F32(c->in[0]);
         float *y = F32(out);
+        if (k == UNARY_SILU) {
+            FOR_EACH_CHUNK(n, silu_flat(x, y, i0, i1));
+            return ASPO_OK;
+        }
 #pragma omp parallel for schedule(static) if (n > 16384)
         for (int64_t i = 0; i < n; i++) y[i] = unary_forward(k, x[i]);
         return ASPO_OK;
@@ -177,6 +210,10 @@ CPU_KERNEL(cpu_unary_backward)
     if (flat_f32(c)) {
         const float *x = F32(c->in[0]), *y = F32(c->in[1]), *dy = F32(c->in[2]);
         float *dx = F32(out);
+        if (k == UNARY_SILU) {
+            FOR_EACH_CHUNK(n, silu_backward_flat(x, dy, dx, i0, i1));
+            return ASPO_OK;
+        }
 #pragma omp parallel for schedule(static) if (n > 16384)
         for (int64_t i = 0; i < n; i++) dx[i] = dy[i] * unary_derivative(k, x[i], y[i]);
         return ASPO_OK;
@@ -217,12 +254,45 @@ CPU_KERNEL(cpu_masked_fill)
     return ASPO_OK;
 }
 
+/* Contiguous f32 dropout of groups [g0, g1) of 4 elements: the Philox call at counter + g
+ * gives the uniforms of elements 4g..4g+3 (rng_uniform's numbering), so one call serves 4
+ * elements. u = m / 2^24 >= p exactly when the integer m >= ceil(p 2^24), and the select is
+ * a bit mask, so the loop vectorizes. */
+CPU_VECTOR_CLONES static void dropout_groups(const float *x, float *y, int64_t g0, int64_t g1,
+                                             uint64_t seed, uint64_t counter,
+                                             uint32_t threshold, float scale)
+{
+    for (int64_t g = g0; g < g1; g++) {
+        philox_out r = philox4x32(counter + (uint64_t)g, seed);
+        for (int k = 0; k < 4; k++) {
+            int32_t keep = -(int32_t)((r.v[k] >> 8) >= threshold);
+            y[4 * g + k] = cpu_bits_float(cpu_float_bits(x[4 * g + k] * scale) & keep);
+        }
+    }
+}
+
+enum { DROPOUT_CHUNK = 1024 }; /* groups of 4 per parallel task */
+
 CPU_KERNEL(cpu_dropout)
 {
     tensor *out = c->out[0];
     int64_t n = tensor_numel(out);
     uint64_t seed = (uint64_t)c->p.i[0], counter = (uint64_t)c->p.i[1];
     float p = c->p.f[0], keep_scale = 1.0f / (1.0f - p);
+    if (flat_f32(c)) {
+        const float *x = F32(c->in[0]);
+        float *y = F32(out);
+        int64_t groups = n / 4, chunks = (groups + DROPOUT_CHUNK - 1) / DROPOUT_CHUNK;
+        uint32_t threshold = (uint32_t)ceilf(p * 16777216.0f);
+#pragma omp parallel for schedule(static) if (n > 16384)
+        for (int64_t k = 0; k < chunks; k++) {
+            int64_t g1 = (k + 1) * DROPOUT_CHUNK < groups ? (k + 1) * DROPOUT_CHUNK : groups;
+            dropout_groups(x, y, k * DROPOUT_CHUNK, g1, seed, counter, threshold, keep_scale);
+        }
+        for (int64_t i = groups * 4; i < n; i++) /* the last, partial group */
+            y[i] = rng_uniform(seed, counter, (uint64_t)i) >= p ? x[i] * keep_scale : 0.0f;
+        return ASPO_OK;
+    }
     cpu_view vx = cpu_view_of(c->in[0], out), vo = cpu_view_of(out, NULL);
     FOR_EACH_ROW(vo, n)
     {

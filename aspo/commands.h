@@ -1,0 +1,19 @@
+/* Commands of the `aspo` binary that live outside aspo/main.c: each takes the arguments
+ * after its name and returns the exit status (0 ok, 1 failure, 2 usage error), printing
+ * `aspo: error: ...` on failure. */
+#ifndef ASPO_COMMANDS_H
+#define ASPO_COMMANDS_H
+
+#include "tensor/error.h"
+
+/* aspo score --model DIR --data FILE --out FILE [--adapter DIR] [data flags] */
+int cmd_score(int argc, char **argv);
+/* aspo merge --model DIR --adapter DIR --out DIR [--dtype D] */
+int cmd_merge(int argc, char **argv);
+
+/* Shared by the cmd_*.c files: prints the error and returns its exit status. */
+int command_fail(aspo_status s);
+/* OpenMP and OpenBLAS threads; 0 leaves their defaults (all cores). */
+void command_set_threads(long threads);
+
+#endif

@@ -1,0 +1,67 @@
+/* Math for the hot CPU loops: an exp the compiler can vectorize, and a marker that compiles
+ * a function twice (AVX2 and baseline x86-64) with the choice made once at load time.
+ *
+ * Why: the build targets baseline x86-64 (SSE2), and glibc's expf is a scalar call, so a
+ * loop of expf runs one element at a time. cpu_expf is plain float arithmetic with no
+ * branches, so loops of it vectorize; CPU_VECTOR_CLONES adds 8-wide AVX2 code.
+ *
+ * Results stay identical across the clones and across thread counts: the AVX2 clone gets
+ * no FMA (a separate target feature), so every lane rounds as the scalar code does, and
+ * reductions in these loops keep explicit lanes in a fixed order. */
+#ifndef ASPO_CPU_MATH_H
+#define ASPO_CPU_MATH_H
+
+#include <stdint.h>
+#include <string.h>
+
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(ASPO_NO_CPU_CLONES)
+#define CPU_VECTOR_CLONES __attribute__((target_clones("avx2", "default")))
+#else
+#define CPU_VECTOR_CLONES
+#endif
+
+static inline int32_t cpu_float_bits(float f)
+{
+    int32_t i;
+    memcpy(&i, &f, sizeof i);
+    return i;
+}
+
+static inline float cpu_bits_float(int32_t i)
+{
+    float f;
+    memcpy(&f, &i, sizeof f);
+    return f;
+}
+
+/* exp(x) within 1.5 ulp (Cephes' expf polynomial), with exp(-inf) = 0, exp(inf) = inf,
+ * NaN in -> NaN out, subnormal results near the bottom of the range. x = n ln2 + r with
+ * |r| <= ln2/2; 2^n is applied as two powers so n may reach -159 or +159. */
+static inline float cpu_expf(float x)
+{
+    const float magic = 12582912.0f; /* 1.5 * 2^23: adding it rounds to an integer */
+    int32_t u = cpu_float_bits(x), mag = u & 0x7fffffff;
+    int32_t n = cpu_float_bits(x * 1.44269504088896341f + magic) - cpu_float_bits(magic);
+    n = n < -160 ? -160 : n > 160 ? 160 : n; /* |x| > 110 is decided below */
+    float nf = (float)n;
+    float r = (x - nf * 0.693359375f) - nf * -2.12194440e-4f; /* ln2 in two parts */
+    float p = 1.9875691500e-4f;
+    p = p * r + 1.3981999507e-3f;
+    p = p * r + 8.3334519073e-3f;
+    p = p * r + 4.1665795894e-2f;
+    p = p * r + 1.6666665459e-1f;
+    p = p * r + 5.0000001201e-1f;
+    p = p * (r * r) + r + 1.0f;
+    int32_t n1 = n / 2, n2 = n - n1;
+    float y = p * cpu_bits_float((n1 + 127) << 23) * cpu_bits_float((n2 + 127) << 23);
+    /* 110 < |x| <= inf: 0 or inf. Integer selects, so the loop has no float compare to
+     * branch on and vectorizes without -fno-trapping-math. */
+    int32_t out = -(int32_t)((mag > 0x42dc0000) & (mag <= 0x7f800000));
+    int32_t special = u < 0 ? 0 : 0x7f800000;
+    return cpu_bits_float((special & out) | (cpu_float_bits(y) & ~out));
+}
+
+/* 1 / (1 + exp(-x)). */
+static inline float cpu_sigmoidf(float x) { return 1.0f / (1.0f + cpu_expf(-x)); }
+
+#endif

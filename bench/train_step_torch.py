@@ -1,0 +1,328 @@
+#!/usr/bin/python3
+"""The training step of `aspo bench` in PyTorch, printed as one JSON line like aspo's.
+
+    python3 bench/train_step_torch.py [--impl auto|hf|plain] [--loss dpo|aspo] [--layers N]
+        [--dim N] [--heads N] [--ffn N] [--vocab N] [--seq N] [--prompt N] [--pairs N]
+        [--rank N] [--unit N] [--steps N] [--warmup N] [--threads N] [--seed N]
+
+One step = reference forward with the adapters disabled under no_grad, policy forward and
+backward on the chosen and rejected sequences in one batch (TRL's concatenated_forward:
+log_softmax over the vocabulary, gather of the labels, sums over the response tokens), the
+DPO or ASPO loss, clip_grad_norm_(1.0), AdamW. Sizes, LoRA (r, alpha = 2r, dropout 0.05 on
+q,k,v,o,gate,up,down), data (random ids, shared prompt, no padding) and ASPO's synthetic
+sentences of --unit tokens match `aspo bench`.
+
+--impl hf uses transformers' LlamaForCausalLM (eager attention: torch 1.13 has no SDPA) with
+a PEFT LoRA model; --impl plain a LLaMA written below in plain PyTorch with the same math;
+auto takes hf when transformers and peft import. Tested with Debian's python3-torch 1.13.1
+(reports 1.13.0a0), and in a venv made with
+    python3 -m venv --system-site-packages VENV
+    VENV/bin/pip install transformers==4.44.2 tokenizers==0.19.1 huggingface-hub==0.24.6 safetensors
+    VENV/bin/pip install --no-deps peft==0.12.0 accelerate==0.33.0
+(--no-deps keeps Debian's torch). A benchmark, not a test: it never asserts.
+"""
+import argparse
+import ctypes
+import json
+import math
+import resource
+import statistics
+import sys
+import time
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+
+
+def openblas():
+    """The OpenBLAS library torch's BLAS calls go to (Debian: libblas.so.3), or None."""
+    try:
+        with open("/proc/self/maps") as f:
+            libs = {line.split()[-1] for line in f if "openblas" in line.split()[-1]}
+        for path in sorted(libs):
+            lib = ctypes.CDLL(path)
+            if hasattr(lib, "openblas_get_corename"):
+                lib.openblas_get_corename.restype = ctypes.c_char_p
+                return lib
+    except (OSError, IndexError):
+        pass
+    return None
+
+
+# ---- plain PyTorch LLaMA with LoRA (the same math as transformers 4.44 eager + PEFT) ----
+
+class LoraLinear(nn.Module):
+    def __init__(self, fin, fout, r, alpha, dropout):
+        super().__init__()
+        self.weight = nn.Parameter(torch.empty(fout, fin).normal_(0, 0.02), requires_grad=False)
+        self.lora_A = nn.Parameter(torch.empty(r, fin))
+        nn.init.kaiming_uniform_(self.lora_A, a=math.sqrt(5))
+        self.lora_B = nn.Parameter(torch.zeros(fout, r))
+        self.scaling = alpha / r
+        self.dropout = nn.Dropout(dropout)
+        self.enabled = True
+
+    def forward(self, x):
+        y = F.linear(x, self.weight)
+        if self.enabled:
+            y = y + F.linear(F.linear(self.dropout(x), self.lora_A), self.lora_B) * self.scaling
+        return y
+
+
+class RMSNorm(nn.Module):
+    def __init__(self, dim, eps=1e-6):
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(dim), requires_grad=False)
+        self.eps = eps
+
+    def forward(self, x):
+        var = x.pow(2).mean(-1, keepdim=True)
+        return self.weight * (x * torch.rsqrt(var + self.eps))
+
+
+def rotate_half(x):
+    x1, x2 = x.chunk(2, dim=-1)
+    return torch.cat((-x2, x1), dim=-1)
+
+
+class Layer(nn.Module):
+    def __init__(self, a, lin):
+        super().__init__()
+        self.H, self.D = a.heads, a.dim // a.heads
+        self.q, self.k, self.v, self.o = (lin(a.dim, a.dim) for _ in range(4))
+        self.gate, self.up = lin(a.dim, a.ffn), lin(a.dim, a.ffn)
+        self.down = lin(a.ffn, a.dim)
+        self.norm1, self.norm2 = RMSNorm(a.dim), RMSNorm(a.dim)
+
+    def forward(self, x, cos, sin, mask):
+        B, T, C = x.shape
+        h = self.norm1(x)
+        q, k, v = (p(h).view(B, T, self.H, self.D).transpose(1, 2) for p in (self.q, self.k, self.v))
+        q, k = q * cos + rotate_half(q) * sin, k * cos + rotate_half(k) * sin
+        w = torch.matmul(q, k.transpose(2, 3)) / math.sqrt(self.D) + mask  # (B,H,T,T)
+        w = F.softmax(w, dim=-1, dtype=torch.float32)
+        a = torch.matmul(w, v).transpose(1, 2).reshape(B, T, C)
+        x = x + self.o(a)
+        h = self.norm2(x)
+        return x + self.down(F.silu(self.gate(h)) * self.up(h))
+
+
+class PlainLlama(nn.Module):
+    def __init__(self, a):
+        super().__init__()
+        lin = lambda i, o: LoraLinear(i, o, a.rank, 2 * a.rank, 0.05)  # noqa: E731
+        self.embed = nn.Parameter(torch.empty(a.vocab, a.dim).normal_(0, 0.02), requires_grad=False)
+        self.layers = nn.ModuleList(Layer(a, lin) for _ in range(a.layers))
+        self.norm = RMSNorm(a.dim)
+        self.lm_head = nn.Parameter(torch.empty(a.vocab, a.dim).normal_(0, 0.02), requires_grad=False)
+        D = a.dim // a.heads
+        inv = 1.0 / (10000 ** (torch.arange(0, D, 2).float() / D))
+        f = torch.outer(torch.arange(a.seq).float(), inv)
+        emb = torch.cat((f, f), dim=-1)
+        self.cos, self.sin = emb.cos(), emb.sin()
+
+    def set_adapters(self, on):
+        for m in self.modules():
+            if isinstance(m, LoraLinear):
+                m.enabled = on
+
+    def forward(self, ids, attention_mask):
+        B, T = ids.shape
+        causal = torch.full((T, T), torch.finfo(torch.float32).min).triu(1)
+        pad = (1.0 - attention_mask[:, None, None, :].float()) * torch.finfo(torch.float32).min
+        mask = (causal[None, None] + pad).clamp(min=torch.finfo(torch.float32).min)
+        x = F.embedding(ids, self.embed)
+        for layer in self.layers:
+            x = layer(x, self.cos[:T], self.sin[:T], mask)
+        return F.linear(self.norm(x), self.lm_head)
+
+
+class Plain:
+    name = "plain"
+
+    def __init__(self, a):
+        self.model = PlainLlama(a)
+
+    def logits(self, ids, mask):
+        return self.model(ids, mask)
+
+    def reference_logits(self, ids, mask):
+        self.model.set_adapters(False)
+        try:
+            return self.model(ids, mask)
+        finally:
+            self.model.set_adapters(True)
+
+
+class HF:
+    name = "hf"
+
+    def __init__(self, a):
+        import transformers
+        from peft import LoraConfig, get_peft_model
+        self.versions = {"transformers": transformers.__version__,
+                         "peft": sys.modules["peft"].__version__}
+        cfg = transformers.LlamaConfig(
+            vocab_size=a.vocab, hidden_size=a.dim, intermediate_size=a.ffn,
+            num_hidden_layers=a.layers, num_attention_heads=a.heads, num_key_value_heads=a.heads,
+            max_position_embeddings=max(2048, a.seq), rms_norm_eps=1e-6, bos_token_id=1,
+            eos_token_id=2, tie_word_embeddings=False)
+        cfg._attn_implementation = "eager"
+        base = transformers.LlamaForCausalLM(cfg)
+        lcfg = LoraConfig(r=a.rank, lora_alpha=2 * a.rank, lora_dropout=0.05,
+                          target_modules=LORA_TARGETS, task_type="CAUSAL_LM")
+        self.model = get_peft_model(base, lcfg)
+
+    def logits(self, ids, mask):
+        return self.model(input_ids=ids, attention_mask=mask, use_cache=False).logits
+
+    def reference_logits(self, ids, mask):
+        with self.model.disable_adapter():
+            return self.logits(ids, mask)
+
+
+# ---- data and losses ----
+
+def make_batch(a, prompt):
+    """(2P,T) ids: chosen rows, then rejected rows (TRL's order); labels -100 outside responses."""
+    g = torch.Generator().manual_seed(a.seed)
+    rows = []
+    for _ in range(a.pairs):
+        p = torch.randint(3, a.vocab, (prompt,), generator=g)
+        p[0] = 1  # BOS
+        rows.append(p)
+    ids = []
+    for side in range(2):
+        for i in range(a.pairs):
+            r = torch.randint(3, a.vocab, (a.seq - prompt,), generator=g)
+            r[-1] = 2  # EOS
+            ids.append(torch.cat([rows[i], r]))
+    ids = torch.stack(ids)
+    labels = ids.clone()
+    labels[:, :prompt] = -100
+    return ids, torch.ones_like(ids), labels
+
+
+def token_logps(logits, labels):
+    """TRL's get_batch_logps per token: (2P,T-1) log p of label t+1 at position t, 0 outside."""
+    labels = labels[:, 1:].clone()
+    logits = logits[:, :-1, :]
+    loss_mask = labels != -100
+    labels[~loss_mask] = 0
+    per_token = torch.gather(logits.log_softmax(-1), 2, labels.unsqueeze(2)).squeeze(2)
+    return per_token * loss_mask, loss_mask
+
+
+def dpo_loss(pol, ref, mask, P, beta):
+    s, sr = pol.sum(-1), ref.sum(-1)
+    margin = beta * ((s[:P] - sr[:P]) - (s[P:] - sr[P:]))
+    return -F.logsigmoid(margin).mean()
+
+
+def aspo_loss(pol, ref, mask, P, beta, unit):
+    """ASPO with alpha 0 (text only: perplexity weights), policy PPL, k per pair (docs/ASPO.md)."""
+    losses = []
+    for i in range(P):
+        m = mask[i]
+        lp, lr = pol[i][m], ref[i][m]  # (N_c) chosen response tokens
+        n = lp.shape[0]
+        u = torch.arange(n) // unit
+        U = int(u[-1]) + 1
+        with torch.no_grad():
+            cnt = torch.zeros(U).index_add_(0, u, torch.ones(n))
+            ppl = torch.exp(-torch.zeros(U).index_add_(0, u, lp.detach()) / cnt)
+            neg = -ppl
+            span = neg.max() - neg.min()
+            w = (neg - neg.min()) / span if U > 1 and span > 0 else torch.zeros(U)
+        r_tok = beta * (lp - lr)
+        r_unit = torch.zeros(U).index_add(0, u, r_tok)
+        with torch.no_grad():
+            Rc, Rs = r_unit.sum(), ((1 + w) * r_unit).sum()
+            k = Rc / Rs if Rs != 0 else torch.tensor(float("nan"))
+            if not (Rs != 0 and 0.5 <= k <= 1):
+                k = n / (1 + w[u]).sum()
+        m_r = mask[P + i]
+        r_rej = beta * (pol[P + i][m_r] - ref[P + i][m_r]).sum()
+        margin = k * ((1 + w) * r_unit).sum() - r_rej
+        losses.append(-F.logsigmoid(margin))
+    return torch.stack(losses).mean()
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--impl", choices=["auto", "hf", "plain"], default="auto")
+    p.add_argument("--loss", choices=["dpo", "aspo"], default="dpo")
+    for name, v in [("layers", 4), ("dim", 256), ("heads", 8), ("ffn", 688), ("vocab", 4096),
+                    ("seq", 256), ("prompt", 0), ("pairs", 2), ("rank", 16), ("unit", 16),
+                    ("steps", 5), ("warmup", 1), ("threads", 0), ("seed", 1)]:
+        p.add_argument("--" + name, type=int, default=v)
+    a = p.parse_args()
+    prompt = a.prompt or a.seq // 4
+    if a.threads > 0:
+        torch.set_num_threads(a.threads)
+    blas = openblas()
+    if blas is not None and a.threads > 0:
+        blas.openblas_set_num_threads(a.threads)  # Debian's torch does not pass its count on
+    torch.manual_seed(a.seed)
+
+    impl = None
+    if a.impl in ("auto", "hf"):
+        try:
+            impl = HF(a)
+        except ImportError as e:
+            if a.impl == "hf":
+                raise
+            print(f"# transformers/peft not importable ({e}); using --impl plain", file=sys.stderr)
+    if impl is None:
+        impl = Plain(a)
+    model = impl.model
+    model.train()  # LoRA dropout on, as in training
+    params = [q for q in model.parameters() if q.requires_grad]
+    opt = torch.optim.AdamW(params, lr=1e-4)
+    ids, attn, labels = make_batch(a, prompt)
+    P, beta = a.pairs, 0.1
+
+    def step():
+        with torch.no_grad():
+            ref, _ = token_logps(impl.reference_logits(ids, attn), labels)
+        pol, mask = token_logps(impl.logits(ids, attn), labels)
+        loss = (dpo_loss(pol, ref, mask, P, beta) if a.loss == "dpo"
+                else aspo_loss(pol, ref, mask, P, beta, a.unit))
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        return float(loss)
+
+    for _ in range(a.warmup):
+        step()
+    times, losses = [], []
+    cpu0 = time.process_time()
+    for _ in range(a.steps):
+        t0 = time.perf_counter()
+        losses.append(step())
+        times.append(time.perf_counter() - t0)
+    cpu = (time.process_time() - cpu0) / a.steps
+    tokens = int(attn.sum())
+    mean = sum(times) / len(times)
+    out = {"src": "torch", "impl": impl.name, "loss": a.loss, "layers": a.layers, "dim": a.dim,
+           "heads": a.heads, "ffn": a.ffn, "vocab": a.vocab, "seq": a.seq, "prompt": prompt,
+           "pairs": a.pairs, "rank": a.rank, "steps": a.steps,
+           "threads": torch.get_num_threads(), "torch_version": torch.__version__,
+           "openblas_core": blas.openblas_get_corename().decode() if blas else None,
+           "trainable": sum(q.numel() for q in params),
+           "params": sum(q.numel() for q in model.parameters()),
+           "tokens_per_step": tokens, "step_s_mean": round(mean, 4),
+           "step_s_median": round(statistics.median(times), 4), "step_s_min": round(min(times), 4),
+           "train_tokens_per_s": round(tokens / mean, 1), "cpu_s_per_step": round(cpu, 4),
+           "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+           "loss_first": round(losses[0], 6), "loss_last": round(losses[-1], 6)}
+    out.update(getattr(impl, "versions", {}))
+    print(json.dumps(out), flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,7 @@
+# End-to-end tests of the command line: bash scripts that train a tiny random LLaMA with
+# `aspo run` (see tests/cli/*.sh); each prints "N passed, N failed" and exits non-zero on
+# a failure. Arguments: the aspo binary and the fixtures directory.
+add_test(NAME cli_run COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/cli/run.sh $<TARGET_FILE:aspo> ${CMAKE_CURRENT_SOURCE_DIR}/fixtures)
+add_test(NAME cli_bad_input COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/cli/bad_input.sh $<TARGET_FILE:aspo> ${CMAKE_CURRENT_SOURCE_DIR}/fixtures)
+add_test(NAME cli_nan COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/cli/nan.sh $<TARGET_FILE:aspo> ${CMAKE_CURRENT_SOURCE_DIR}/fixtures)
+add_test(NAME cli_resume COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/cli/resume.sh $<TARGET_FILE:aspo> ${CMAKE_CURRENT_SOURCE_DIR}/fixtures)
