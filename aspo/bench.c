@@ -23,7 +23,7 @@ bench_config bench_defaults(void)
     return (bench_config){
         .backend = "cpu", .loss = "dpo", .layers = 4, .dim = 256, .heads = 8, .kv_heads = 0,
         .ffn = 688, .vocab = 4096, .seq = 256, .prompt = 0, .pairs = 2, .rank = 16,
-        .unit = 16, .steps = 5, .warmup = 1, .seed = 1,
+        .unit = 16, .steps = 5, .warmup = 2, .seed = 1,
     };
 }
 

@@ -24,7 +24,7 @@ typedef struct bench_config {
 } bench_config;
 
 /* The issue's sizes: 4 layers, dim 256, 8 heads, ffn 688, vocab 4096, 2 pairs x 256
- * tokens, r 16, 5 measured steps after 1 warm-up step, DPO. */
+ * tokens, r 16, 5 measured steps after 2 warm-up steps, DPO. */
 bench_config bench_defaults(void);
 
 typedef struct bench_result {

@@ -6,9 +6,9 @@
 #include <string.h>
 
 #include "aspo/commands.h"
+#include "aspo/demo.h"
 #include "aspo/options.h"
 #include "aspo/tiny_llama.h"
-#include "aspo/toy_train.h"
 #include "aspo/trainer.h"
 #include "tensor/backend.h"
 
@@ -21,7 +21,7 @@ static const char USAGE[] =
     "  run         train a LoRA adapter with ASPO or DPO on a preference file\n"
     "  score       write reference log-probs of a preference file (for run)\n"
     "  merge       merge a LoRA adapter into the model's weights (transformers format)\n"
-    "  demo        train LoRA adapters on a toy MLP (AdamW, cosine warmup, clipping)\n"
+    "  demo        train ASPO on an embedded task with a tiny LLaMA (CPU, under 2 minutes)\n"
     "  init-model  write a random LLaMA checkpoint of given sizes (tests, benchmarks)\n"
     "  bench       time DPO/ASPO training steps on a random model; one JSON line\n"
     "\n"
@@ -49,8 +49,9 @@ static int fail(aspo_status s)
 
 typedef struct demo_flags {
     common_flags common;
-    long steps, seed;
-    double lr;
+    long steps, epochs, seed;
+    const char *out, *loss;
+    bool keep, quick;
 } demo_flags;
 
 #define COMMON_SPECS(type)                                                                 \
@@ -58,39 +59,50 @@ typedef struct demo_flags {
     {"threads", OPT_INT, offsetof(type, common.threads),                                   \
      "CPU threads for OpenMP and OpenBLAS (0 = all)", NULL, 0, 4096}
 
+static const char *const DEMO_LOSSES[] = {"aspo", "dpo", NULL};
+
 static const option_spec DEMO_SPECS[] = {
     COMMON_SPECS(demo_flags),
-    {"steps", OPT_INT, offsetof(demo_flags, steps), "optimizer steps", NULL, 1, 1e9},
-    {"seed", OPT_INT, offsetof(demo_flags, seed), "seed of weights, data, LoRA init", NULL, 0, 9e18},
-    {"lr", OPT_FLOAT, offsetof(demo_flags, lr), "peak learning rate", NULL, 1e-12, 1e3},
+    {"steps", OPT_INT, offsetof(demo_flags, steps), "optimizer steps (0 = the epochs decide)", NULL, 0, 1e9},
+    {"epochs", OPT_INT, offsetof(demo_flags, epochs), "passes over the training pairs (0 = 15, or 8 with --quick)", NULL, 0, 1e6},
+    {"seed", OPT_INT, offsetof(demo_flags, seed), "seed of the task, weights, LoRA init and data order", NULL, 0, 9e18},
+    {"loss", OPT_STRING, offsetof(demo_flags, loss), "preference loss", DEMO_LOSSES, 0, 0},
+    {"out", OPT_STRING, offsetof(demo_flags, out), "directory for the task, model and adapter (default: a temporary one)", NULL, 0, 0},
+    {"keep", OPT_BOOL, offsetof(demo_flags, keep), "keep the temporary directory", NULL, 0, 0},
+    {"quick", OPT_BOOL, offsetof(demo_flags, quick), "a smaller task that trains in seconds (tests)", NULL, 0, 0},
     {NULL},
 };
 
 static int cmd_demo(int argc, char **argv)
 {
     demo_options o = demo_defaults();
-    demo_flags f = {{"cpu", 0}, o.steps, (long)o.seed, o.lr}, defaults = f;
+    demo_flags f = {{o.backend, 0}, 0, 0, o.seed, NULL, o.loss, false, false}, defaults = f;
     bool help;
     options_source src;
     aspo_status s = options_parse(DEMO_SPECS, &f, argc, argv, &help, &src);
     if (help) {
         printf("usage: aspo demo [flags]\n\n"
-               "Trains LoRA (r=8) on a 16 -> 64 -> 8 SiLU MLP with frozen random base weights\n"
-               "toward targets the adapters can fit exactly, printing step, loss, lr and\n"
-               "gradient norm. Backends in this build: %s.\n\n",
+               "Generates a preference task whose right answers are known (facts about animals,\n"
+               "the rejected answer with one fact made false), its tokenizer and a tiny random\n"
+               "LLaMA, trains LoRA adapters on it with ASPO (or DPO) and prints the held-out\n"
+               "reward accuracy before and after. Nothing is downloaded. Backends in this\n"
+               "build: %s.\n\n",
                backend_list());
         options_print(stdout, DEMO_SPECS, &defaults);
         return 0;
     }
-    backend *be = s ? NULL : backend_get(f.common.backend);
-    if (be) {
+    if (!s) {
         set_threads(f.common.threads);
-        o.steps = (int)f.steps;
-        o.seed = (uint64_t)f.seed;
-        o.lr = f.lr;
-        s = toy_train_demo(be, &o);
-    } else if (!s) {
-        s = ASPO_ERR_USAGE;
+        o.backend = f.common.backend;
+        o.threads = f.common.threads;
+        o.steps = f.steps;
+        o.epochs = f.epochs;
+        o.seed = f.seed;
+        o.loss = f.loss;
+        o.out = f.out;
+        o.keep = f.keep;
+        o.quick = f.quick;
+        s = demo_run(&o, NULL);
     }
     options_release(&src);
     return s ? fail(s) : 0;

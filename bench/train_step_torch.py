@@ -255,17 +255,20 @@ def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--impl", choices=["auto", "hf", "plain"], default="auto")
     p.add_argument("--loss", choices=["dpo", "aspo"], default="dpo")
+    p.add_argument("--blas-threads", type=int, default=0,
+                   help="OpenBLAS threads (default: --threads)")
     for name, v in [("layers", 4), ("dim", 256), ("heads", 8), ("ffn", 688), ("vocab", 4096),
                     ("seq", 256), ("prompt", 0), ("pairs", 2), ("rank", 16), ("unit", 16),
-                    ("steps", 5), ("warmup", 1), ("threads", 0), ("seed", 1)]:
+                    ("steps", 5), ("warmup", 2), ("threads", 0), ("seed", 1)]:
         p.add_argument("--" + name, type=int, default=v)
     a = p.parse_args()
     prompt = a.prompt or a.seq // 4
     if a.threads > 0:
         torch.set_num_threads(a.threads)
     blas = openblas()
-    if blas is not None and a.threads > 0:
-        blas.openblas_set_num_threads(a.threads)  # Debian's torch does not pass its count on
+    blas_threads = a.blas_threads or a.threads
+    if blas is not None and blas_threads > 0:
+        blas.openblas_set_num_threads(blas_threads)  # Debian's torch does not pass its count on
     torch.manual_seed(a.seed)
 
     impl = None
@@ -311,7 +314,8 @@ def main():
     out = {"src": "torch", "impl": impl.name, "loss": a.loss, "layers": a.layers, "dim": a.dim,
            "heads": a.heads, "ffn": a.ffn, "vocab": a.vocab, "seq": a.seq, "prompt": prompt,
            "pairs": a.pairs, "rank": a.rank, "steps": a.steps,
-           "threads": torch.get_num_threads(), "torch_version": torch.__version__,
+           "threads": torch.get_num_threads(), "blas_threads": blas_threads or None,
+           "torch_version": torch.__version__,
            "openblas_core": blas.openblas_get_corename().decode() if blas else None,
            "trainable": sum(q.numel() for q in params),
            "params": sum(q.numel() for q in model.parameters()),

@@ -2,7 +2,7 @@
 # Builds aspo (Release, in build/ or $BUILD_DIR) and runs the demo job on its embedded
 # default data. Arguments go to the demo:
 #
-#   bash scripts/demo.sh [--steps N] [--seed N] [--threads N]
+#   bash scripts/demo.sh [--seed N] [--threads N] [--loss aspo|dpo] [--epochs N] [--out DIR]
 #
 # Installs missing Debian packages first (scripts/setup.sh; needs root when any are missing).
 set -euo pipefail

@@ -15,6 +15,7 @@
 #include <cblas.h>
 
 #include "cpu_internal.h"
+#include "cpu_math.h"
 
 typedef struct attention_dims {
     int64_t B, H, Hkv, Tq, Tk, D;
@@ -46,21 +47,66 @@ static inline int64_t key_end(const attention_dims *a, int64_t i)
     return end < 0 ? 0 : end > a->Tk ? a->Tk : end;
 }
 
-static inline bool key_allowed(const attention_dims *a, int64_t b, int64_t j)
-{
-    return !a->mask || dtype_load(a->mask, a->mask_dt, b * a->Tk + j) != 0.0f;
-}
-
 enum { QUERY_BLOCK = 64 }; /* query rows per sgemm block: bounds scratch to 64 x Tk */
 
+/* allow (B,Tk): -1 (all bits) where key_mask lets a key be attended, else 0; a bit mask so
+ * the row loops below select without branches and vectorize. */
+static void key_masks(const attention_dims *a, int32_t *allow)
+{
+    for (int64_t i = 0; i < a->B * a->Tk; i++)
+        allow[i] = !a->mask || dtype_load(a->mask, a->mask_dt, i) != 0.0f ? -1 : 0;
+}
+
+/* max_j x_j over the allowed j < n (-inf when none). Floats compared through an
+ * order-preserving integer key, since an integer max reduction vectorizes. */
+static inline int32_t order_key(float f)
+{
+    int32_t i = cpu_float_bits(f);
+    return i ^ (-(int32_t)((uint32_t)i >> 31) & 0x7fffffff);
+}
+
+CPU_VECTOR_CLONES static float masked_row_max(const float *x, const int32_t *allow, int64_t n)
+{
+    int32_t none = order_key(-INFINITY), m = none;
+    for (int64_t j = 0; j < n; j++) {
+        int32_t k = (order_key(x[j]) & allow[j]) | (none & ~allow[j]);
+        m = k > m ? k : m;
+    }
+    return cpu_bits_float(m ^ (-(int32_t)((uint32_t)m >> 31) & 0x7fffffff));
+}
+
+/* p_j = exp(p_j - m) for allowed j < n, 0 for the others; returns sum_j p_j in double,
+ * over 8 fixed lanes added in a fixed order. */
+CPU_VECTOR_CLONES static double masked_row_exp(float *p, const int32_t *allow, int64_t n, float m)
+{
+    double lane[8] = {0};
+    int64_t j = 0;
+    for (; j + 8 <= n; j += 8)
+        for (int k = 0; k < 8; k++) {
+            p[j + k] = cpu_bits_float(cpu_float_bits(cpu_expf(p[j + k] - m)) & allow[j + k]);
+            lane[k] += (double)p[j + k];
+        }
+    for (; j < n; j++) {
+        p[j] = cpu_bits_float(cpu_float_bits(cpu_expf(p[j] - m)) & allow[j]);
+        lane[0] += (double)p[j];
+    }
+    return ((lane[0] + lane[1]) + (lane[2] + lane[3])) + ((lane[4] + lane[5]) + (lane[6] + lane[7]));
+}
+
+CPU_VECTOR_CLONES static void scale_row(float *p, int64_t n, float s)
+{
+    for (int64_t j = 0; j < n; j++) p[j] *= s;
+}
+
 /* Scores of query rows [i0, i0+rows) of one head against keys [0, n_keys), scaled, masked
- * and turned into probabilities with the given (or computed) log-sum-exp:
+ * (allow: the batch row's key masks) and turned into probabilities:
  * P (rows, n_keys) = exp(scale * Q K^T - lse), 0 where a key is not allowed. When
- * `lse_out` is set the row log-sum-exps are computed here (forward); otherwise `lse_in`
- * gives them (backward). */
-static void probabilities(const attention_dims *a, int64_t b, int64_t i0, int64_t rows,
-                          int64_t n_keys, const float *q, const float *k, float *P,
-                          const float *lse_in, float *lse_out)
+ * `lse_out` is set the row log-sum-exps are computed here (forward: P = exp(s - m) / l
+ * with m the row max, l = sum exp(s - m), lse = m + log l); otherwise `lse_in` gives them
+ * (backward). */
+static void probabilities(const attention_dims *a, const int32_t *allow, int64_t i0,
+                          int64_t rows, int64_t n_keys, const float *q, const float *k,
+                          float *P, const float *lse_in, float *lse_out)
 {
     int64_t D = a->D;
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)rows, (int)n_keys, (int)D,
@@ -68,21 +114,18 @@ static void probabilities(const attention_dims *a, int64_t b, int64_t i0, int64_
     for (int64_t r = 0; r < rows; r++) {
         float *p = P + r * n_keys;
         int64_t end = key_end(a, i0 + r);
-        float lse;
-        if (lse_out) {
-            float m = -INFINITY;
-            for (int64_t j = 0; j < end; j++)
-                if (key_allowed(a, b, j)) m = fmaxf(m, p[j]);
-            double l = 0;
-            for (int64_t j = 0; j < end; j++)
-                if (key_allowed(a, b, j)) l += expf(p[j] - m);
-            lse = m == -INFINITY ? -INFINITY : m + (float)log(l);
-            lse_out[r] = lse;
+        float lse = lse_out ? masked_row_max(p, allow, end) : lse_in[r];
+        if (lse == -INFINITY) { /* no key: zeros, lse -inf */
+            end = 0;
+        } else if (lse_out) {
+            double l = masked_row_exp(p, allow, end, lse);
+            scale_row(p, end, (float)(1.0 / l));
+            lse += (float)log(l);
         } else {
-            lse = lse_in[r];
+            masked_row_exp(p, allow, end, lse);
         }
-        for (int64_t j = 0; j < n_keys; j++)
-            p[j] = (j < end && lse != -INFINITY && key_allowed(a, b, j)) ? expf(p[j] - lse) : 0.0f;
+        if (lse_out) lse_out[r] = lse;
+        memset(p + end, 0, sizeof(float) * (size_t)(n_keys - end));
     }
 }
 
@@ -101,13 +144,17 @@ CPU_KERNEL(cpu_attention)
     int64_t group = a.H / a.Hkv, D = a.D;
     int64_t blocks_per_head = (a.Tq + QUERY_BLOCK - 1) / QUERY_BLOCK;
     int64_t tasks = a.B * a.H * blocks_per_head;
-    /* One block of probabilities per thread, allocated once and reused across calls. */
+    /* One block of probabilities per thread, then the key masks; allocated once and
+     * reused across calls. */
     int threads = omp_get_max_threads();
     size_t per_thread = (size_t)QUERY_BLOCK * (size_t)(a.Tk ? a.Tk : 1);
-    float *scratch = cpu_scratch(SCRATCH_ROWS, sizeof(float) * per_thread * (size_t)threads);
+    float *scratch = cpu_scratch(SCRATCH_ROWS, sizeof(float) * per_thread * (size_t)threads +
+                                                   sizeof(int32_t) * (size_t)(a.B * a.Tk));
     if (!scratch)
         return aspo_fail(ASPO_ERR_OOM, "attention on cpu: no memory for %d blocks of %zu scores",
                          threads, per_thread);
+    int32_t *allow = (int32_t *)(scratch + per_thread * (size_t)threads);
+    key_masks(&a, allow);
 #pragma omp parallel for schedule(static) num_threads(threads) if (tasks > 1 && a.Tq * a.Tk * D > 4096)
     for (int64_t t = 0; t < tasks; t++) {
         int64_t bh = t / blocks_per_head, b = bh / a.H, h = bh % a.H;
@@ -122,12 +169,21 @@ CPU_KERNEL(cpu_attention)
             for (int64_t r = 0; r < rows; r++) lse[bh * a.Tq + i0 + r] = -INFINITY;
             continue;
         }
-        probabilities(&a, b, i0, rows, n_keys, q + (bh * a.Tq + i0) * D, k + kvh, P, NULL,
-                      lse + bh * a.Tq + i0);
+        probabilities(&a, allow + b * a.Tk, i0, rows, n_keys, q + (bh * a.Tq + i0) * D,
+                      k + kvh, P, NULL, lse + bh * a.Tq + i0);
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)rows, (int)D, (int)n_keys,
                     1.0f, P, (int)n_keys, v + kvh, (int)D, 0.0f, oi, (int)D);
     }
     return ASPO_OK;
+}
+
+/* dS = scale * P * (dP - D_i) over rows of n_keys, in place of dP. */
+CPU_VECTOR_CLONES static void score_gradients(const float *P, float *dP, const float *Di,
+                                              int64_t cells, int64_t n_keys, float scale)
+{
+    for (int64_t r = 0; r < cells / n_keys; r++)
+        for (int64_t j = r * n_keys; j < (r + 1) * n_keys; j++)
+            dP[j] = scale * P[j] * (dP[j] - Di[r]);
 }
 
 CPU_KERNEL(cpu_attention_backward)
@@ -141,10 +197,13 @@ CPU_KERNEL(cpu_attention_backward)
     int64_t groups = a.B * a.Hkv, group = a.H / a.Hkv, D = a.D;
     int threads = omp_get_max_threads();
     size_t per_thread = 2 * (size_t)QUERY_BLOCK * (size_t)(a.Tk ? a.Tk : 1) + QUERY_BLOCK;
-    float *scratch = cpu_scratch(SCRATCH_ROWS, sizeof(float) * per_thread * (size_t)threads);
+    float *scratch = cpu_scratch(SCRATCH_ROWS, sizeof(float) * per_thread * (size_t)threads +
+                                                   sizeof(int32_t) * (size_t)(a.B * a.Tk));
     if (!scratch)
         return aspo_fail(ASPO_ERR_OOM, "attention backward on cpu: no memory for %d blocks",
                          threads);
+    int32_t *allow = (int32_t *)(scratch + per_thread * (size_t)threads);
+    key_masks(&a, allow);
     /* One thread per (b, kv head): it alone writes that head's dk/dv and the dq rows of
      * the query heads sharing it, each in a fixed order. Probabilities are recomputed
      * block by block from q, k and lse. */
@@ -168,7 +227,7 @@ CPU_KERNEL(cpu_attention_backward)
                     memset(dqb, 0, sizeof(float) * (size_t)(rows * D));
                     continue;
                 }
-                probabilities(&a, b, i0, rows, n_keys, qb, kg, P, lse + r0, NULL);
+                probabilities(&a, allow + b * a.Tk, i0, rows, n_keys, qb, kg, P, lse + r0, NULL);
                 /* dV += P^T dO;  dP = dO V^T */
                 cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)n_keys, (int)D,
                             (int)rows, 1.0f, P, (int)n_keys, dob, (int)D, 1.0f, dvg, (int)D);
@@ -180,9 +239,7 @@ CPU_KERNEL(cpu_attention_backward)
                     for (int64_t x = 0; x < D; x++) d += dob[r * D + x] * ob[r * D + x];
                     Di[r] = d;
                 }
-                for (int64_t r = 0; r < rows; r++)
-                    for (int64_t j = 0; j < n_keys; j++)
-                        dP[r * n_keys + j] = a.scale * P[r * n_keys + j] * (dP[r * n_keys + j] - Di[r]);
+                score_gradients(P, dP, Di, rows * n_keys, n_keys, a.scale);
                 /* dQ = dS K;  dK += dS^T Q */
                 cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)rows, (int)D,
                             (int)n_keys, 1.0f, dP, (int)n_keys, kg, (int)D, 0.0f, dqb, (int)D);

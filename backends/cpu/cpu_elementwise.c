@@ -41,6 +41,37 @@ static inline float apply_binary(binary_kind k, float a, float b)
     return 0;
 }
 
+enum { FLAT_CHUNK = 4096 }; /* elements per parallel task of the vectorized flat loops */
+
+/* Runs body(i0, i1) over [0, n) in fixed chunks of FLAT_CHUNK, in parallel when large. */
+#define FOR_EACH_CHUNK(n, body)                                                         \
+    do {                                                                                \
+        int64_t n_ = (n), chunks_ = (n_ + FLAT_CHUNK - 1) / FLAT_CHUNK;                 \
+        _Pragma("omp parallel for schedule(static) if (n_ > 16384)")                  \
+        for (int64_t k_ = 0; k_ < chunks_; k_++) {                                      \
+            int64_t i0 = k_ * FLAT_CHUNK, i1 = i0 + FLAT_CHUNK < n_ ? i0 + FLAT_CHUNK : n_; \
+            body;                                                                       \
+        }                                                                               \
+    } while (0)
+
+/* Contiguous f32 operands of one size: one loop per kind, so each vectorizes. */
+CPU_VECTOR_CLONES static void binary_flat(binary_kind k, const float *x, const float *y,
+                                          float *z, int64_t i0, int64_t i1)
+{
+    switch (k) {
+    case BINARY_ADD: for (int64_t i = i0; i < i1; i++) z[i] = x[i] + y[i]; break;
+    case BINARY_SUB: for (int64_t i = i0; i < i1; i++) z[i] = x[i] - y[i]; break;
+    case BINARY_MUL: for (int64_t i = i0; i < i1; i++) z[i] = x[i] * y[i]; break;
+    case BINARY_DIV: for (int64_t i = i0; i < i1; i++) z[i] = x[i] / y[i]; break;
+    }
+}
+
+CPU_VECTOR_CLONES static void scale_flat(const float *x, float *y, float s, int64_t i0,
+                                         int64_t i1)
+{
+    for (int64_t i = i0; i < i1; i++) y[i] = s * x[i];
+}
+
 CPU_KERNEL(cpu_binary)
 {
     binary_kind k = (binary_kind)c->p.i[0];
@@ -50,8 +81,7 @@ CPU_KERNEL(cpu_binary)
     if (flat_f32(c)) {
         const float *x = (const float *)a->data, *y = (const float *)b->data;
         float *z = (float *)out->data;
-#pragma omp parallel for schedule(static) if (n > 65536)
-        for (int64_t i = 0; i < n; i++) z[i] = apply_binary(k, x[i], y[i]);
+        FOR_EACH_CHUNK(n, binary_flat(k, x, y, z, i0, i1));
         return ASPO_OK;
     }
     cpu_view va = cpu_view_of(a, out), vb = cpu_view_of(b, out), vo = cpu_view_of(out, NULL);
@@ -76,8 +106,7 @@ CPU_KERNEL(cpu_scale)
     if (flat_f32(c)) {
         const float *x = F32(c->in[0]);
         float *y = F32(out);
-#pragma omp parallel for schedule(static) if (n > 65536)
-        for (int64_t i = 0; i < n; i++) y[i] = s * x[i];
+        FOR_EACH_CHUNK(n, scale_flat(x, y, s, i0, i1));
         return ASPO_OK;
     }
     cpu_view vx = cpu_view_of(c->in[0], out), vo = cpu_view_of(out, NULL);
@@ -159,19 +188,6 @@ CPU_VECTOR_CLONES static void silu_backward_flat(const float *x, const float *dy
         dx[i] = dy[i] * (s * (1.0f + x[i] * (1.0f - s)));
     }
 }
-
-enum { FLAT_CHUNK = 4096 }; /* elements per parallel task of the vectorized flat loops */
-
-/* Runs body(i0, i1) over [0, n) in fixed chunks of FLAT_CHUNK, in parallel when large. */
-#define FOR_EACH_CHUNK(n, body)                                                         \
-    do {                                                                                \
-        int64_t n_ = (n), chunks_ = (n_ + FLAT_CHUNK - 1) / FLAT_CHUNK;                 \
-        _Pragma("omp parallel for schedule(static) if (n_ > 16384)")                  \
-        for (int64_t k_ = 0; k_ < chunks_; k_++) {                                      \
-            int64_t i0 = k_ * FLAT_CHUNK, i1 = i0 + FLAT_CHUNK < n_ ? i0 + FLAT_CHUNK : n_; \
-            body;                                                                       \
-        }                                                                               \
-    } while (0)
 
 CPU_KERNEL(cpu_unary)
 {

@@ -44,39 +44,79 @@ static void widen(const matrix *m, int64_t col0, int64_t cols, float *dst)
     }
 }
 
+enum {
+    /* Rows or columns per output tile: each packed operand is reused at least this often.
+     * Small GEMMs (LoRA's rank-r products) take narrower tiles, so two threads share them. */
+    TILE_MIN = 256,
+    TILE_MIN_SMALL = 128,
+    TILE_MAX_COUNT = 8,
+};
+
+/* out (M,N) row-major, leading dim ldo, = a (M,K) @ b (K,N), both f32, in output tiles.
+ *
+ * The tiles depend only on the shape: the larger output dim is cut into
+ * min(8, dim / 256) equal parts (dim / 128 when M*N*K < 2^24), at least one. Threads take whole tiles, and each tile is
+ * one sgemm that OpenBLAS runs single-threaded (it does inside an active OpenMP region).
+ * So every output element comes from the same call with the same blocking whatever the
+ * thread count: OpenBLAS's own threading splits K differently from its single-threaded
+ * code for some K (688, for one) and would change the rounding with the thread count.
+ * Cutting the larger dim keeps the repacked operand the smaller one. */
+static void gemm_f32(const matrix *a, const matrix *b, float *out, int64_t ldo)
+{
+    int64_t M = a->rows, K = a->cols, N = b->cols;
+    bool by_rows = M >= N;
+    int64_t dim = by_rows ? M : N;
+    int64_t tiles = dim / (M * N * K < ((int64_t)1 << 24) ? TILE_MIN_SMALL : TILE_MIN);
+    tiles = tiles < 1 ? 1 : tiles > TILE_MAX_COUNT ? TILE_MAX_COUNT : tiles;
+    int64_t step = (dim + tiles - 1) / tiles;
+    CBLAS_TRANSPOSE ta = a->col_major ? CblasTrans : CblasNoTrans;
+    CBLAS_TRANSPOSE tb = b->col_major ? CblasTrans : CblasNoTrans;
+    const float *A = (const float *)a->data, *B = (const float *)b->data;
+    /* No `if` clause: even one tile runs in an active region when threads are available,
+     * so OpenBLAS never threads it. */
+#pragma omp parallel for schedule(static)
+    for (int64_t t = 0; t < tiles; t++) {
+        int64_t lo = t * step, n = dim - lo < step ? dim - lo : step;
+        if (n <= 0) continue;
+        /* Row i of A starts at i*ld (row-major) or i (column-major); column j of B at j
+         * or j*ld. */
+        const float *At = by_rows ? A + lo * (a->col_major ? 1 : a->ld) : A;
+        const float *Bt = by_rows ? B : B + lo * (b->col_major ? b->ld : 1);
+        float *Ct = out + (by_rows ? lo * ldo : lo);
+        cblas_sgemm(CblasRowMajor, ta, tb, (int)(by_rows ? n : M), (int)(by_rows ? N : n),
+                    (int)K, 1.0f, At, (int)a->ld, Bt, (int)b->ld, 0.0f, Ct, (int)ldo);
+    }
+}
+
 /* out (M,N) f32 row-major with leading dim ldo = a (M,K) @ b (K,N). */
 static aspo_status gemm(const matrix *a, const matrix *b, float *out, int64_t ldo)
 {
     int64_t M = a->rows, K = a->cols, N = b->cols;
     matrix aw = *a;
-    float *a_f32 = NULL;
     if (a->dt != DT_F32) {
         /* Activations in half precision: widen A once (it is activation-sized). */
-        a_f32 = cpu_scratch(SCRATCH_MATMUL_A, (size_t)(M * K) * sizeof(float));
+        float *a_f32 = cpu_scratch(SCRATCH_MATMUL_A, (size_t)(M * K) * sizeof(float));
         if (!a_f32) return aspo_fail(ASPO_ERR_OOM, "matmul on cpu: no memory to widen A");
         widen(a, 0, K, a_f32);
         aw.data = (const char *)a_f32;
         aw.dt = DT_F32;
         aw.ld = a->col_major ? M : K;
     }
-    CBLAS_TRANSPOSE ta = aw.col_major ? CblasTrans : CblasNoTrans;
     if (b->dt == DT_F32) {
-        cblas_sgemm(CblasRowMajor, ta, b->col_major ? CblasTrans : CblasNoTrans, (int)M, (int)N,
-                    (int)K, 1.0f, (const float *)aw.data, (int)aw.ld, (const float *)b->data,
-                    (int)b->ld, 0.0f, out, (int)ldo);
-    } else {
-        float *panel = cpu_scratch(SCRATCH_MATMUL_PANEL,
-                                   sizeof(float) * (size_t)PANEL * (size_t)(K > 0 ? K : 1));
-        if (!panel)
-            return aspo_fail(ASPO_ERR_OOM, "matmul on cpu: no memory for a %d x %lld panel",
-                             PANEL, (long long)K);
-        for (int64_t n0 = 0; n0 < N; n0 += PANEL) {
-            int64_t nb = N - n0 < PANEL ? N - n0 : PANEL;
-            widen(b, n0, nb, panel);
-            cblas_sgemm(CblasRowMajor, ta, b->col_major ? CblasTrans : CblasNoTrans, (int)M,
-                        (int)nb, (int)K, 1.0f, (const float *)aw.data, (int)aw.ld, panel,
-                        (int)(b->col_major ? K : nb), 0.0f, out + n0, (int)ldo);
-        }
+        gemm_f32(&aw, b, out, ldo);
+        return ASPO_OK;
+    }
+    float *panel = cpu_scratch(SCRATCH_MATMUL_PANEL,
+                               sizeof(float) * (size_t)PANEL * (size_t)(K > 0 ? K : 1));
+    if (!panel)
+        return aspo_fail(ASPO_ERR_OOM, "matmul on cpu: no memory for a %d x %lld panel", PANEL,
+                         (long long)K);
+    for (int64_t n0 = 0; n0 < N; n0 += PANEL) {
+        int64_t nb = N - n0 < PANEL ? N - n0 : PANEL;
+        widen(b, n0, nb, panel);
+        matrix mp = {.data = (const char *)panel, .dt = DT_F32, .rows = K, .cols = nb,
+                     .ld = b->col_major ? K : nb, .col_major = b->col_major};
+        gemm_f32(&aw, &mp, out + n0, ldo);
     }
     return ASPO_OK;
 }

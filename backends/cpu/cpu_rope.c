@@ -4,6 +4,25 @@
  *   transpose: y1 = x1*c1 + x2*s2,   y2 = x2*c2 - x1*s1   (backward; no c1 == c2 assumed)
  * Each output row is written by one thread. */
 #include "cpu_internal.h"
+#include "cpu_math.h"
+
+/* One row with f32 x, cos, sin of unit stride along D: the loops below without loads
+ * through the dtype switch, so they vectorize. */
+CPU_VECTOR_CLONES static void rope_row_f32(const float *x, const float *cs, const float *sn,
+                                           float *y, int64_t half, bool transpose)
+{
+    if (transpose) {
+        for (int64_t i = 0; i < half; i++) {
+            y[i] = x[i] * cs[i] + x[i + half] * sn[i + half];
+            y[half + i] = x[i + half] * cs[i + half] - x[i] * sn[i];
+        }
+    } else {
+        for (int64_t i = 0; i < half; i++) {
+            y[i] = x[i] * cs[i] - x[i + half] * sn[i];
+            y[half + i] = x[i + half] * cs[i + half] + x[i] * sn[i + half];
+        }
+    }
+}
 
 CPU_KERNEL(cpu_rope)
 {
@@ -14,6 +33,19 @@ CPU_KERNEL(cpu_rope)
     /* cos/sin (B|1,T,D): a batch of 1 is shared by every batch row. */
     int64_t cb = cs->shape[0] == 1 ? 0 : cs->stride[0], sb = sn->shape[0] == 1 ? 0 : sn->stride[0];
     int64_t rows = B * H * T;
+    if (x->dt == DT_F32 && cs->dt == DT_F32 && sn->dt == DT_F32 && out->dt == DT_F32 &&
+        x->stride[3] == 1 && cs->stride[2] == 1 && sn->stride[2] == 1) {
+#pragma omp parallel for schedule(static) if (rows * D > 65536)
+        for (int64_t r = 0; r < rows; r++) {
+            int64_t b = r / (H * T), h = r / T % H, t = r % T;
+            rope_row_f32((const float *)x->data + b * x->stride[0] + h * x->stride[1] +
+                             t * x->stride[2],
+                         (const float *)cs->data + b * cb + t * cs->stride[1],
+                         (const float *)sn->data + b * sb + t * sn->stride[1],
+                         (float *)out->data + r * D, half, transpose);
+        }
+        return ASPO_OK;
+    }
 #pragma omp parallel for schedule(static) if (rows * D > 65536)
     for (int64_t r = 0; r < rows; r++) {
         int64_t b = r / (H * T), h = r / T % H, t = r % T;

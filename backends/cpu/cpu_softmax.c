@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "cpu_internal.h"
+#include "cpu_math.h"
 
 /* Rows and row length of a contiguous (...,C) tensor. */
 static void rows_of(const tensor *t, int64_t *R, int64_t *C)
@@ -14,33 +15,55 @@ static void rows_of(const tensor *t, int64_t *R, int64_t *C)
     *R = *C ? tensor_numel(t) / *C : 0;
 }
 
+/* Order-preserving integer key of a float (a < b iff key(a) < key(b) for non-NaN), so the
+ * row max is an integer max reduction, which vectorizes. */
+static inline int32_t order_key(float f)
+{
+    int32_t i = cpu_float_bits(f);
+    return i ^ (-(int32_t)((uint32_t)i >> 31) & 0x7fffffff);
+}
+
+CPU_VECTOR_CLONES static float row_max_f32(const float *x, int64_t n)
+{
+    int32_t m = order_key(-INFINITY);
+    for (int64_t i = 0; i < n; i++) {
+        int32_t k = order_key(x[i]);
+        m = k > m ? k : m;
+    }
+    return cpu_bits_float(m ^ (-(int32_t)((uint32_t)m >> 31) & 0x7fffffff));
+}
+
+/* sum_i exp(x_i - m) in double over 8 fixed lanes added in a fixed order. */
+CPU_VECTOR_CLONES static double row_sum_exp_f32(const float *x, int64_t n, float m)
+{
+    double lane[8] = {0};
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        for (int k = 0; k < 8; k++) lane[k] += (double)cpu_expf(x[i + k] - m);
+    for (; i < n; i++) lane[0] += (double)cpu_expf(x[i] - m);
+    return ((lane[0] + lane[1]) + (lane[2] + lane[3])) + ((lane[4] + lane[5]) + (lane[6] + lane[7]));
+}
+
 /* The two passes over a row, with the dtype switch outside the loops so the f32 path (the
- * (N,32000) logits of a language model) is a plain loop over floats. */
+ * (N,32000) logits of a language model) is a vectorized loop over floats. A NaN in the row
+ * makes the sum NaN. */
 static float row_max(const char *data, dtype dt, int64_t off, int64_t n)
 {
+    if (dt == DT_F32) return row_max_f32((const float *)data + off, n);
     float m = -INFINITY;
-    if (dt == DT_F32) {
-        const float *x = (const float *)data + off;
-        for (int64_t i = 0; i < n; i++) m = x[i] > m ? x[i] : m;
-    } else {
-        for (int64_t i = 0; i < n; i++) {
-            float v = dtype_load(data, dt, off + i);
-            m = v > m ? v : m;
-        }
+    for (int64_t i = 0; i < n; i++) {
+        float v = dtype_load(data, dt, off + i);
+        m = v > m ? v : m;
     }
     return m;
 }
 
-/* sum_i exp(x_i - m). A NaN in the row makes it NaN (row_max skips NaN, this does not). */
+/* sum_i exp(x_i - m). */
 static double row_sum_exp(const char *data, dtype dt, int64_t off, int64_t n, float m)
 {
+    if (dt == DT_F32) return row_sum_exp_f32((const float *)data + off, n, m);
     double s = 0;
-    if (dt == DT_F32) {
-        const float *x = (const float *)data + off;
-        for (int64_t i = 0; i < n; i++) s += expf(x[i] - m);
-    } else {
-        for (int64_t i = 0; i < n; i++) s += expf(dtype_load(data, dt, off + i) - m);
-    }
+    for (int64_t i = 0; i < n; i++) s += cpu_expf(dtype_load(data, dt, off + i) - m);
     return s;
 }
 
@@ -49,6 +72,13 @@ static double row_logsumexp(const char *data, dtype dt, int64_t off, int64_t n)
 {
     float m = row_max(data, dt, off, n);
     return (double)m + log(row_sum_exp(data, dt, off, n, m));
+}
+
+/* row = -g * exp(x - l), the softmax part of d logp / d logits. */
+CPU_VECTOR_CLONES static void scaled_softmax_f32(const float *x, float *row, int64_t n, float g,
+                                                 float l)
+{
+    for (int64_t v = 0; v < n; v++) row[v] = -g * cpu_expf(x[v] - l);
 }
 
 static inline float load(const tensor *t, int64_t i) { return dtype_load(t->data, t->dt, i); }
@@ -74,7 +104,7 @@ CPU_KERNEL(cpu_softmax)
         } else {
             double inv = 1.0 / sum;
             for (int64_t j = 0; j < C; j++)
-                dtype_store(y->data, y->dt, off + j, (float)(expf(load(x, off + j) - m) * inv));
+                dtype_store(y->data, y->dt, off + j, (float)(cpu_expf(load(x, off + j) - m) * inv));
         }
     }
     return ASPO_OK;
@@ -171,9 +201,9 @@ CPU_KERNEL(cpu_gather_logprobs_backward)
         float g = load(dlogp, n), l = load(lse, n);
         if (logits->dt == DT_F32) {
             const float *x = (const float *)logits->data + n * V;
-            for (int64_t v = 0; v < V; v++) row[v] = -g * expf(x[v] - l);
+            scaled_softmax_f32(x, row, V, g, l);
         } else {
-            for (int64_t v = 0; v < V; v++) row[v] = -g * expf(load(logits, n * V + v) - l);
+            for (int64_t v = 0; v < V; v++) row[v] = -g * cpu_expf(load(logits, n * V + v) - l);
         }
         row[ids[n]] += g;
     }
