@@ -34,7 +34,8 @@ static const option_spec BENCH_SPECS[] = {
     F("seq", OPT_INT, c.seq, "tokens per sequence (prompt + response)", NULL, 2, 1 << 20),
     F("prompt", OPT_INT, c.prompt, "prompt tokens per sequence (0 = seq/4)", NULL, 0, 1 << 20),
     F("pairs", OPT_INT, c.pairs, "preference pairs per step", NULL, 1, 1 << 16),
-    F("rank", OPT_INT, c.rank, "LoRA rank on every linear of the decoder (alpha = 2 rank)", NULL, 1, 65536),
+    F("rank", OPT_INT, c.rank, "LoRA rank on every decoder linear (alpha = 2 rank)", NULL, 1,
+      65536),
     F("unit", OPT_INT, c.unit, "ASPO: tokens per synthetic sentence", NULL, 1, 1 << 20),
     F("steps", OPT_INT, c.steps, "measured optimizer steps", NULL, 1, 1e6),
     F("warmup", OPT_INT, c.warmup, "untimed steps before them", NULL, 0, 1e6),
@@ -73,7 +74,8 @@ int cmd_bench(int argc, char **argv)
                "\"threads\": %d, \"openblas_core\": \"%s\", \"trainable\": %lld, "
                "\"params\": %lld, \"tokens_per_step\": %lld, \"step_s_mean\": %.4f, "
                "\"step_s_median\": %.4f, \"step_s_min\": %.4f, \"train_tokens_per_s\": %.1f, "
-               "\"cpu_s_per_step\": %.4f, \"peak_rss_mb\": %.1f, \"peak_arena_mb\": %.1f, \"loss_first\": %.9g, "
+               "\"cpu_s_per_step\": %.4f, \"peak_rss_mb\": %.1f, \"peak_arena_mb\": %.1f, "
+               "\"loss_first\": %.9g, "
                "\"loss_last\": %.9g}\n",
                c->loss, c->layers, c->dim, c->heads, c->kv_heads ? c->kv_heads : c->heads,
                c->ffn, c->vocab, c->seq, c->prompt ? c->prompt : c->seq / 4, c->pairs, c->rank,

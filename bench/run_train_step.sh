@@ -12,11 +12,13 @@
 # $TORCH_PYTHON or /usr/bin/python3); with transformers and peft importable it uses
 # LlamaForCausalLM + PEFT, else the plain-PyTorch LLaMA of train_step_torch.py.
 #
-# Each round runs aspo, then PyTorch as configured (torch.set_num_threads and OpenBLAS
-# threads = N), then PyTorch with OMP_WAIT_POLICY=passive, its best setting here (see
-# docs/PERFORMANCE.md). The table reports each configuration's best round (the least
-# disturbed by other load on the machine) and the median round. OPENBLAS_CORETYPE and
-# OPENBLAS_L2_SIZE are unset for the benchmark commands only, as in bench/run_matmul.sh.
+# Each round runs aspo, then PyTorch three ways: as configured (torch.set_num_threads and
+# OpenBLAS threads = N, Debian's default pthread OpenBLAS), with OMP_WAIT_POLICY=passive,
+# and on the OpenMP build of OpenBLAS that aspo links (LD_LIBRARY_PATH); the last two are
+# tuned setups that remove PyTorch's thread contention (docs/PERFORMANCE.md). The table
+# reports each configuration's best round (the least disturbed by other load on the
+# machine) and the median round. OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE are unset for the
+# benchmark commands only, as in bench/run_matmul.sh.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -43,6 +45,7 @@ results=$(mktemp)
 trap 'rm -f "$results"' EXIT
 args=(--threads "$threads" --steps "$steps" --warmup 2)
 quiet_env=(env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE)
+openmp_blas=/usr/lib/$(gcc -dumpmachine)/openblas-openmp # libblas.so.3 of the OpenMP build
 
 echo "# machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //'), $(nproc) cores"
 echo "# aspo: $(ldd "$build_dir/aspo" | grep -o '/[^ ]*openblas[^ ]*' | head -1)"
@@ -56,6 +59,10 @@ for round in $(seq 1 "$rounds"); do
         "${quiet_env[@]}" OMP_WAIT_POLICY=passive "$python" bench/train_step_torch.py \
             "${args[@]}" --loss "$loss" |
             sed "s/^{/{\"round\": $round, \"config\": \"torch passive\", /" | tee -a "$results"
+        "${quiet_env[@]}" LD_LIBRARY_PATH="$openmp_blas${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" \
+            "$python" bench/train_step_torch.py "${args[@]}" --loss "$loss" |
+            sed "s/^{/{\"round\": $round, \"config\": \"torch openmp-blas\", /" |
+            tee -a "$results"
     done
 done
 echo "# load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
@@ -75,7 +82,8 @@ def describe(cfg, r):
         return "aspo"
     impl = "transformers %s + PEFT %s" % (r["transformers"], r["peft"]) if r["impl"] == "hf" \
         else "plain PyTorch"
-    env = ", OMP_WAIT_POLICY=passive" if cfg == "torch passive" else ""
+    env = {"torch passive": ", OMP_WAIT_POLICY=passive",
+           "torch openmp-blas": ", OpenMP OpenBLAS"}.get(cfg, "")
     return "torch %s (%s%s)" % (r["torch_version"], impl, env)
 
 print("| loss | implementation | threads | tokens/s best (median) | s/step | CPU s/step "
@@ -85,7 +93,7 @@ for loss in ("dpo", "aspo"):
     if (loss, "aspo") not in runs:
         continue
     aspo_best = max(r["train_tokens_per_s"] for r in runs[(loss, "aspo")])
-    for cfg in ("aspo", "torch", "torch passive"):
+    for cfg in ("aspo", "torch", "torch passive", "torch openmp-blas"):
         rs = runs.get((loss, cfg))
         if not rs:
             continue

@@ -46,6 +46,7 @@ def openblas():
             lib = ctypes.CDLL(path)
             if hasattr(lib, "openblas_get_corename"):
                 lib.openblas_get_corename.restype = ctypes.c_char_p
+                lib.path = path
                 return lib
     except (OSError, IndexError):
         pass
@@ -100,7 +101,8 @@ class Layer(nn.Module):
     def forward(self, x, cos, sin, mask):
         B, T, C = x.shape
         h = self.norm1(x)
-        q, k, v = (p(h).view(B, T, self.H, self.D).transpose(1, 2) for p in (self.q, self.k, self.v))
+        q, k, v = (p(h).view(B, T, self.H, self.D).transpose(1, 2)
+                   for p in (self.q, self.k, self.v))
         q, k = q * cos + rotate_half(q) * sin, k * cos + rotate_half(k) * sin
         w = torch.matmul(q, k.transpose(2, 3)) / math.sqrt(self.D) + mask  # (B,H,T,T)
         w = F.softmax(w, dim=-1, dtype=torch.float32)
@@ -114,10 +116,12 @@ class PlainLlama(nn.Module):
     def __init__(self, a):
         super().__init__()
         lin = lambda i, o: LoraLinear(i, o, a.rank, 2 * a.rank, 0.05)  # noqa: E731
-        self.embed = nn.Parameter(torch.empty(a.vocab, a.dim).normal_(0, 0.02), requires_grad=False)
+        self.embed = nn.Parameter(torch.empty(a.vocab, a.dim).normal_(0, 0.02),
+                                  requires_grad=False)
         self.layers = nn.ModuleList(Layer(a, lin) for _ in range(a.layers))
         self.norm = RMSNorm(a.dim)
-        self.lm_head = nn.Parameter(torch.empty(a.vocab, a.dim).normal_(0, 0.02), requires_grad=False)
+        self.lm_head = nn.Parameter(torch.empty(a.vocab, a.dim).normal_(0, 0.02),
+                                    requires_grad=False)
         D = a.dim // a.heads
         inv = 1.0 / (10000 ** (torch.arange(0, D, 2).float() / D))
         f = torch.outer(torch.arange(a.seq).float(), inv)
@@ -317,6 +321,7 @@ def main():
            "threads": torch.get_num_threads(), "blas_threads": blas_threads or None,
            "torch_version": torch.__version__,
            "openblas_core": blas.openblas_get_corename().decode() if blas else None,
+           "openblas_lib": blas.path if blas else None,
            "trainable": sum(q.numel() for q in params),
            "params": sum(q.numel() for q in model.parameters()),
            "tokens_per_step": tokens, "step_s_mean": round(mean, 4),

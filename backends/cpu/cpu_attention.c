@@ -57,22 +57,15 @@ static void key_masks(const attention_dims *a, int32_t *allow)
         allow[i] = !a->mask || dtype_load(a->mask, a->mask_dt, i) != 0.0f ? -1 : 0;
 }
 
-/* max_j x_j over the allowed j < n (-inf when none). Floats compared through an
- * order-preserving integer key, since an integer max reduction vectorizes. */
-static inline int32_t order_key(float f)
-{
-    int32_t i = cpu_float_bits(f);
-    return i ^ (-(int32_t)((uint32_t)i >> 31) & 0x7fffffff);
-}
-
+/* max_j x_j over the allowed j < n (-inf when none). */
 CPU_VECTOR_CLONES static float masked_row_max(const float *x, const int32_t *allow, int64_t n)
 {
-    int32_t none = order_key(-INFINITY), m = none;
+    int32_t none = cpu_order_key(-INFINITY), m = none;
     for (int64_t j = 0; j < n; j++) {
-        int32_t k = (order_key(x[j]) & allow[j]) | (none & ~allow[j]);
+        int32_t k = (cpu_order_key(x[j]) & allow[j]) | (none & ~allow[j]);
         m = k > m ? k : m;
     }
-    return cpu_bits_float(m ^ (-(int32_t)((uint32_t)m >> 31) & 0x7fffffff));
+    return cpu_order_key_float(m);
 }
 
 /* p_j = exp(p_j - m) for allowed j < n, 0 for the others; returns sum_j p_j in double,
@@ -90,7 +83,7 @@ CPU_VECTOR_CLONES static double masked_row_exp(float *p, const int32_t *allow, i
         p[j] = cpu_bits_float(cpu_float_bits(cpu_expf(p[j] - m)) & allow[j]);
         lane[0] += (double)p[j];
     }
-    return ((lane[0] + lane[1]) + (lane[2] + lane[3])) + ((lane[4] + lane[5]) + (lane[6] + lane[7]));
+    return cpu_sum_lanes(lane);
 }
 
 CPU_VECTOR_CLONES static void scale_row(float *p, int64_t n, float s)

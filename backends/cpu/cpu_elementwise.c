@@ -120,7 +120,6 @@ CPU_KERNEL(cpu_scale)
     return ASPO_OK;
 }
 
-
 static const float GELU_TANH_C = 0.7978845608028654f; /* sqrt(2/pi) */
 
 static inline float unary_forward(unary_kind k, float x)

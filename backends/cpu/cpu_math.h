@@ -61,6 +61,26 @@ static inline float cpu_expf(float x)
     return cpu_bits_float((special & out) | (cpu_float_bits(y) & ~out));
 }
 
+/* An order-preserving integer key of a float (a < b iff key(a) < key(b) for non-NaN), so a
+ * max is an integer max reduction, which vectorizes. The map is its own inverse. */
+static inline int32_t cpu_order_key(float f)
+{
+    int32_t i = cpu_float_bits(f);
+    return i ^ (-(int32_t)((uint32_t)i >> 31) & 0x7fffffff);
+}
+
+static inline float cpu_order_key_float(int32_t k)
+{
+    return cpu_bits_float(k ^ (-(int32_t)((uint32_t)k >> 31) & 0x7fffffff));
+}
+
+/* The 8 lane sums of a vectorized reduction, added in a fixed order. */
+static inline double cpu_sum_lanes(const double lane[8])
+{
+    return ((lane[0] + lane[1]) + (lane[2] + lane[3])) +
+           ((lane[4] + lane[5]) + (lane[6] + lane[7]));
+}
+
 /* 1 / (1 + exp(-x)). */
 static inline float cpu_sigmoidf(float x) { return 1.0f / (1.0f + cpu_expf(-x)); }
 

@@ -50,17 +50,19 @@ enum {
     TILE_MIN = 256,
     TILE_MIN_SMALL = 128,
     TILE_MAX_COUNT = 8,
+    TILE_SPLIT_MIN = 64, /* a dim of at least 2 x this is always cut in two */
 };
 
 /* out (M,N) row-major, leading dim ldo, = a (M,K) @ b (K,N), both f32, in output tiles.
  *
- * The tiles depend only on the shape: the larger output dim is cut into
- * min(8, dim / 256) equal parts (dim / 128 when M*N*K < 2^24), at least one. Threads take whole tiles, and each tile is
- * one sgemm that OpenBLAS runs single-threaded (it does inside an active OpenMP region).
- * So every output element comes from the same call with the same blocking whatever the
- * thread count: OpenBLAS's own threading splits K differently from its single-threaded
- * code for some K (688, for one) and would change the rounding with the thread count.
- * Cutting the larger dim keeps the repacked operand the smaller one. */
+ * The tiles depend only on the shape: the larger output dim is cut into min(8, dim / 256)
+ * equal parts (dim / 128 when M*N*K < 2^24), at least two when dim >= 128. Threads take
+ * whole tiles, and each tile is one sgemm that OpenBLAS runs single-threaded (it does
+ * inside an active OpenMP region). So every output element comes from the same call with
+ * the same blocking whatever the thread count: OpenBLAS's own threading splits K
+ * differently from its single-threaded code for some K (688, for one) and would change the
+ * rounding with the thread count. Cutting the larger dim keeps the repacked operand the
+ * smaller one. */
 static void gemm_f32(const matrix *a, const matrix *b, float *out, int64_t ldo)
 {
     int64_t M = a->rows, K = a->cols, N = b->cols;
@@ -68,6 +70,7 @@ static void gemm_f32(const matrix *a, const matrix *b, float *out, int64_t ldo)
     int64_t dim = by_rows ? M : N;
     int64_t tiles = dim / (M * N * K < ((int64_t)1 << 24) ? TILE_MIN_SMALL : TILE_MIN);
     tiles = tiles < 1 ? 1 : tiles > TILE_MAX_COUNT ? TILE_MAX_COUNT : tiles;
+    if (tiles == 1 && dim >= 2 * TILE_SPLIT_MIN) tiles = 2; /* two threads for a 256 cube */
     int64_t step = (dim + tiles - 1) / tiles;
     CBLAS_TRANSPOSE ta = a->col_major ? CblasTrans : CblasNoTrans;
     CBLAS_TRANSPOSE tb = b->col_major ? CblasTrans : CblasNoTrans;

@@ -68,7 +68,7 @@ CPU_VECTOR_CLONES static double dot_f32(const float *a, const float *b, int64_t 
     for (; i + 8 <= n; i += 8)
         for (int k = 0; k < 8; k++) lane[k] += (double)a[i + k] * b[i + k];
     for (; i < n; i++) lane[0] += (double)a[i] * b[i];
-    return ((lane[0] + lane[1]) + (lane[2] + lane[3])) + ((lane[4] + lane[5]) + (lane[6] + lane[7]));
+    return cpu_sum_lanes(lane);
 }
 
 /* One f32 row of the forward: y = w * (x * rs); returns rs. */
@@ -90,7 +90,7 @@ CPU_VECTOR_CLONES static void rmsnorm_row_backward_f32(const float *x, const flo
     for (; i + 8 <= C; i += 8)
         for (int k = 0; k < 8; k++) lane[k] += (double)(dy[i + k] * w[i + k]) * (x[i + k] * rs);
     for (; i < C; i++) lane[0] += (double)(dy[i] * w[i]) * (x[i] * rs);
-    double dot = ((lane[0] + lane[1]) + (lane[2] + lane[3])) + ((lane[4] + lane[5]) + (lane[6] + lane[7]));
+    double dot = cpu_sum_lanes(lane);
     float m = (float)(dot / (double)C);
     for (int64_t j = 0; j < C; j++) dx[j] = rs * (dy[j] * w[j] - (x[j] * rs) * m);
 }
@@ -109,7 +109,8 @@ CPU_KERNEL(cpu_rmsnorm)
         const float *xf = (const float *)x->data, *wf = (const float *)w->data;
         float *yf = (float *)y->data;
 #pragma omp parallel for schedule(static) if (R * C > PARALLEL_MIN)
-        for (int64_t r = 0; r < R; r++) rstd[r] = rmsnorm_row_f32(xf + r * C, wf, yf + r * C, C, eps);
+        for (int64_t r = 0; r < R; r++)
+            rstd[r] = rmsnorm_row_f32(xf + r * C, wf, yf + r * C, C, eps);
         return ASPO_OK;
     }
 #pragma omp parallel for schedule(static) if (R * C > PARALLEL_MIN)

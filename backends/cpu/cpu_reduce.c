@@ -1,6 +1,19 @@
 /* Sums over dims and the sum of squares. Accumulation is in double and in a fixed order,
  * so results do not depend on the thread count. */
 #include "cpu_internal.h"
+#include "cpu_math.h"
+
+/* sum_i x_i of a contiguous f32 row in double over 8 fixed lanes added in a fixed order
+ * (vectorizes; the order depends only on n). */
+CPU_VECTOR_CLONES static double row_sum_f32(const float *x, int64_t n)
+{
+    double lane[8] = {0};
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        for (int k = 0; k < 8; k++) lane[k] += (double)x[i + k];
+    for (; i < n; i++) lane[0] += (double)x[i];
+    return cpu_sum_lanes(lane);
+}
 
 CPU_KERNEL(cpu_sum)
 {
@@ -10,6 +23,18 @@ CPU_KERNEL(cpu_sum)
      * reduced index space inside. */
     int64_t red[4], n_out = tensor_numel(out);
     for (int d = 0; d < 4; d++) red[d] = vo.ne[d] == 1 ? vx.ne[d] : 1;
+    if (red[0] == 1 && red[1] == 1 && red[2] == 1 && vx.dt == DT_F32 && vx.st[3] == 1 &&
+        vo.dt == DT_F32 && vo.ne[3] == 1) {
+        /* Sums of rows over the last dim (logit sums over the vocabulary). */
+#pragma omp parallel for schedule(static) if (n_out * red[3] > 65536)
+        for (int64_t e = 0; e < n_out; e++) {
+            int64_t i0 = e / (vo.ne[1] * vo.ne[2]), i1 = e / vo.ne[2] % vo.ne[1], i2 = e % vo.ne[2];
+            cpu_store(&vo, cpu_offset(&vo, i0, i1, i2, 0),
+                      (float)row_sum_f32((const float *)vx.data + cpu_offset(&vx, i0, i1, i2, 0),
+                                         red[3]));
+        }
+        return ASPO_OK;
+    }
 #pragma omp parallel for schedule(static) if (n_out > 256)
     for (int64_t e = 0; e < n_out; e++) {
         int64_t o[4], rem = e;

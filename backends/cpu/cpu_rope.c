@@ -7,9 +7,10 @@
 #include "cpu_math.h"
 
 /* One row with f32 x, cos, sin of unit stride along D: the loops below without loads
- * through the dtype switch, so they vectorize. */
-CPU_VECTOR_CLONES static void rope_row_f32(const float *x, const float *cs, const float *sn,
-                                           float *y, int64_t half, bool transpose)
+ * through the dtype switch, so they vectorize (y is a fresh output: restrict). */
+CPU_VECTOR_CLONES static void rope_row_f32(const float *restrict x, const float *restrict cs,
+                                           const float *restrict sn, float *restrict y,
+                                           int64_t half, bool transpose)
 {
     if (transpose) {
         for (int64_t i = 0; i < half; i++) {

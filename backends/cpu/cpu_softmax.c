@@ -15,22 +15,15 @@ static void rows_of(const tensor *t, int64_t *R, int64_t *C)
     *R = *C ? tensor_numel(t) / *C : 0;
 }
 
-/* Order-preserving integer key of a float (a < b iff key(a) < key(b) for non-NaN), so the
- * row max is an integer max reduction, which vectorizes. */
-static inline int32_t order_key(float f)
-{
-    int32_t i = cpu_float_bits(f);
-    return i ^ (-(int32_t)((uint32_t)i >> 31) & 0x7fffffff);
-}
-
+/* The row max through integer keys (cpu_order_key), so it vectorizes. */
 CPU_VECTOR_CLONES static float row_max_f32(const float *x, int64_t n)
 {
-    int32_t m = order_key(-INFINITY);
+    int32_t m = cpu_order_key(-INFINITY);
     for (int64_t i = 0; i < n; i++) {
-        int32_t k = order_key(x[i]);
+        int32_t k = cpu_order_key(x[i]);
         m = k > m ? k : m;
     }
-    return cpu_bits_float(m ^ (-(int32_t)((uint32_t)m >> 31) & 0x7fffffff));
+    return cpu_order_key_float(m);
 }
 
 /* sum_i exp(x_i - m) in double over 8 fixed lanes added in a fixed order. */
@@ -41,7 +34,7 @@ CPU_VECTOR_CLONES static double row_sum_exp_f32(const float *x, int64_t n, float
     for (; i + 8 <= n; i += 8)
         for (int k = 0; k < 8; k++) lane[k] += (double)cpu_expf(x[i + k] - m);
     for (; i < n; i++) lane[0] += (double)cpu_expf(x[i] - m);
-    return ((lane[0] + lane[1]) + (lane[2] + lane[3])) + ((lane[4] + lane[5]) + (lane[6] + lane[7]));
+    return cpu_sum_lanes(lane);
 }
 
 /* The two passes over a row, with the dtype switch outside the loops so the f32 path (the

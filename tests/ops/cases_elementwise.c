@@ -122,6 +122,11 @@ const op_case cases_elementwise[] = {
     {"silu_bf16", 1, {IN3(DT_BF16, LAYOUT_CONTIGUOUS, 2, 5, 9)}, {UNARY_SILU}, {0}, run_unary, ref_unary, 1e-5, 0},
     {"masked_fill", 2, {IN3(DT_F32, LAYOUT_CONTIGUOUS, 2, 3, 5), {DT_I32, 2, {1, 5}, LAYOUT_CONTIGUOUS, false, 0, 2}},
      {0}, {-1e4}, run_masked_fill, ref_masked_fill, 0, 0},
+    /* Past the OpenMP thresholds and through the vector paths (70,000 elements). */
+    BIN("mul_large", BINARY_MUL, 0, IN3(DT_F32, LAYOUT_CONTIGUOUS, 7, 100, 100), IN3(DT_F32, LAYOUT_CONTIGUOUS, 7, 100, 100)),
+    UN("silu_large", UNARY_SILU, IN3(DT_F32, LAYOUT_CONTIGUOUS, 7, 100, 100)),
+    UN("exp_large", UNARY_EXP, IN3(DT_F32, LAYOUT_CONTIGUOUS, 7, 100, 100)),
+    {"dropout_large", 1, {IN3(DT_F32, LAYOUT_CONTIGUOUS, 7, 100, 100)}, {0}, {0.1}, run_dropout, ref_dropout, 0, 0},
     {"dropout", 1, {IN3(DT_F32, LAYOUT_CONTIGUOUS, 4, 3, 33)}, {0}, {0.3}, run_dropout, ref_dropout, 0, 0},
     {0},
 };

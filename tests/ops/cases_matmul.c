@@ -48,6 +48,14 @@ const op_case cases_matmul[] = {
     MM("matmul_bf16_weight", {DT_F32, 3, {2, 5, 40}, LAYOUT_CONTIGUOUS, true, -1, 1},
        M2(DT_BF16, LAYOUT_TRANSPOSED, false, 40, 300)),
     MM("matmul_f16_weight", M2(DT_F32, LAYOUT_CONTIGUOUS, true, 9, 17), M2(DT_F16, LAYOUT_CONTIGUOUS, false, 17, 7)),
+    /* Real sizes, forward only (the backward is this same kernel on transposed views): the
+     * vectorized paths and several output tiles; K = 300 sums stay ~1e-6 relative. */
+    MM("matmul_large_nn", M2(DT_F32, LAYOUT_CONTIGUOUS, false, 129, 300), M2(DT_F32, LAYOUT_CONTIGUOUS, false, 300, 261)),
+    MM("matmul_large_nt", M2(DT_F32, LAYOUT_CONTIGUOUS, false, 129, 300), M2(DT_F32, LAYOUT_TRANSPOSED, false, 300, 261)),
+    MM("matmul_large_tn", M2(DT_F32, LAYOUT_TRANSPOSED, false, 129, 300), M2(DT_F32, LAYOUT_CONTIGUOUS, false, 300, 261)),
+    MM("matmul_large_tt", M2(DT_F32, LAYOUT_TRANSPOSED, false, 129, 300), M2(DT_F32, LAYOUT_TRANSPOSED, false, 300, 261)),
+    MM("matmul_large_bf16_weight", {DT_F32, 3, {2, 70, 256}, LAYOUT_CONTIGUOUS, false, -1, 1},
+       M2(DT_BF16, LAYOUT_TRANSPOSED, false, 256, 520)),
     MM("matmul_bf16_activations", M2(DT_BF16, LAYOUT_CONTIGUOUS, true, 9, 17), M2(DT_F32, LAYOUT_CONTIGUOUS, true, 17, 7)),
     {0},
 };
