@@ -191,12 +191,7 @@ static aspo_status train(const bench_config *c, long prompt, const char *dir, be
         r->peak_arena_mb = (double)runtime_peak_data_bytes() / (1024.0 * 1024.0);
     }
     if (opt_ready) adamw_free(&opt);
-    llama_close(&t.model);
-    train_data_free(&t.data);
-    free(t.logp);
-    free(t.ref);
-    free(t.sums);
-    free(t.grad);
+    trainer_free(&t);
     free(times);
     return s;
 }

@@ -5,6 +5,7 @@
 #include <stdio.h>
 
 #include "aspo/commands.h"
+#include "aspo/data_flags.h"
 #include "aspo/options.h"
 #include "aspo/score.h"
 
@@ -25,33 +26,16 @@ void command_set_threads(long threads)
 }
 
 /* The data flags' choices as `aspo run` has them (aspo/train_flags.c). */
-static const char *const DTYPES[] = {"auto", "f32", "bf16", "f16", NULL};
-static const char *const TEMPLATES[] = {"raw", "vicuna_v1", NULL};
-static const char *const TRUNCATION[] = {"keep_end", "keep_start", NULL};
 
 #define F(name, kind, field, help, choices, lo, hi) \
     {name, kind, offsetof(score_config, field), help, choices, lo, hi}
 
 static const option_spec SCORE_SPECS[] = {
-    F("config", OPT_STRING, config, "JSON file whose keys are these flags' names", NULL, 0, 0),
-    F("backend", OPT_STRING, backend, "compute backend", NULL, 0, 0),
-    F("threads", OPT_INT, threads, "CPU threads (0 = all)", NULL, 0, 4096),
-    F("model", OPT_STRING, model, "Hugging Face LLaMA directory (config.json, safetensors, tokenizer)", NULL, 0, 0),
+    DATA_FLAG_SPECS(score_config),
     F("adapter", OPT_STRING, adapter, "PEFT adapter: score the adapted policy instead of the base model", NULL, 0, 0),
-    F("tokenizer", OPT_STRING, tokenizer, "tokenizer file or directory (default: --model; text rows only)", NULL, 0, 0),
-    F("data", OPT_STRING, data, "JSONL preference file", NULL, 0, 0),
     F("out", OPT_STRING, out, "JSONL file to write: the rows with id and reference log-probs", NULL, 0, 0),
     F("token-logps", OPT_BOOL, token_logps, "also write per-token arrays (ASPO needs them)", NULL, 0, 0),
-    F("dtype", OPT_STRING, dtype, "storage dtype of frozen weights (auto = the file's)", DTYPES, 0, 0),
     F("batch-size", OPT_INT, batch_size, "pairs per forward", NULL, 1, 1 << 20),
-    F("max-length", OPT_INT, max_length, "prompt + response tokens (0 = no limit)", NULL, 0, 1 << 24),
-    F("max-prompt-length", OPT_INT, max_prompt_length, "prompt tokens (0 = no limit)", NULL, 0, 1 << 24),
-    F("max-completion-length", OPT_INT, max_completion_length, "response tokens (0 = no limit)", NULL, 0, 1 << 24),
-    F("truncation-mode", OPT_STRING, truncation_mode, "which end max-length keeps", TRUNCATION, 0, 0),
-    F("chat-template", OPT_STRING, chat_template, "prompt template", TEMPLATES, 0, 0),
-    F("no-bos", OPT_BOOL, no_bos, "do not prepend BOS to text prompts (TRL's behaviour)", NULL, 0, 0),
-    F("skip-bad-lines", OPT_BOOL, skip_bad_lines, "count and skip malformed dataset lines", NULL, 0, 0),
-    F("quiet", OPT_BOOL, quiet, "no progress lines", NULL, 0, 0),
     {NULL},
 };
 

@@ -1,6 +1,7 @@
 /* The flags of `aspo run`, in the kebab-case of TRL's DPOConfig and PEFT's LoraConfig. */
 #include <stddef.h>
 
+#include "aspo/data_flags.h"
 #include "aspo/trainer.h"
 
 train_config train_defaults(void)
@@ -21,21 +22,16 @@ static const char *const UNITS[] = {"sentence", "response", "token", NULL};
 static const char *const WEIGHTS[] = {"sp", "s", "p", NULL};
 static const char *const PPL_FROM[] = {"policy", "reference", NULL};
 static const char *const K_SCOPE[] = {"pair", "batch", NULL};
-static const char *const DTYPES[] = {"auto", "f32", "bf16", "f16", NULL};
-static const char *const TEMPLATES[] = {"raw", "vicuna_v1", NULL};
-static const char *const TRUNCATION[] = {"keep_end", "keep_start", NULL};
+const char *const DATA_FLAG_DTYPES[] = {"auto", "f32", "bf16", "f16", NULL};
+const char *const DATA_FLAG_TEMPLATES[] = {"raw", "vicuna_v1", NULL};
+const char *const DATA_FLAG_TRUNCATION[] = {"keep_end", "keep_start", NULL};
 static const char *const SCHEDULERS[] = {"cosine", "linear", "constant", NULL};
 
 #define F(name, kind, field, help, choices, lo, hi) \
     {name, kind, offsetof(train_config, field), help, choices, lo, hi}
 
 const option_spec TRAIN_SPECS[] = {
-    F("config", OPT_STRING, config, "JSON file whose keys are these flags' names", NULL, 0, 0),
-    F("backend", OPT_STRING, backend, "compute backend", NULL, 0, 0),
-    F("threads", OPT_INT, threads, "CPU threads (0 = all)", NULL, 0, 4096),
-    F("model", OPT_STRING, model, "Hugging Face LLaMA directory (config.json, safetensors, tokenizer)", NULL, 0, 0),
-    F("tokenizer", OPT_STRING, tokenizer, "tokenizer file or directory (default: --model)", NULL, 0, 0),
-    F("data", OPT_STRING, data, "JSONL preference file", NULL, 0, 0),
+    DATA_FLAG_SPECS(train_config),
     F("out", OPT_STRING, out, "output directory: adapter, checkpoints, metrics.jsonl", NULL, 0, 0),
     F("adapter", OPT_STRING, adapter, "PEFT adapter to start from", NULL, 0, 0),
     F("resume", OPT_STRING, resume, "checkpoint directory to resume, or 'auto' for the newest in --out", NULL, 0, 0),
@@ -52,7 +48,6 @@ const option_spec TRAIN_SPECS[] = {
     F("lora-dropout", OPT_FLOAT, lora_dropout, "LoRA dropout", NULL, 0, 0.99),
     F("rslora", OPT_BOOL, rslora, "scale by alpha/sqrt(r)", NULL, 0, 0),
     F("lora-targets", OPT_STRING, lora_targets, "PEFT target_modules: suffixes or all-linear", NULL, 0, 0),
-    F("dtype", OPT_STRING, dtype, "storage dtype of frozen weights (auto = the file's)", DTYPES, 0, 0),
     F("gradient-checkpointing", OPT_BOOL, gradient_checkpointing, "re-run decoder layers in backward", NULL, 0, 0),
     F("batch-size", OPT_INT, batch_size, "pairs per micro-batch", NULL, 1, 1 << 20),
     F("grad-accum", OPT_INT, grad_accum, "micro-batches per optimizer step", NULL, 1, 1 << 20),
@@ -63,18 +58,10 @@ const option_spec TRAIN_SPECS[] = {
     F("warmup-ratio", OPT_FLOAT, warmup_ratio, "warmup steps / total steps", NULL, 0, 1),
     F("weight-decay", OPT_FLOAT, weight_decay, "AdamW decoupled weight decay", NULL, 0, 10),
     F("max-grad-norm", OPT_FLOAT, max_grad_norm, "global gradient-norm clip (0 = off)", NULL, 0, 1e9),
-    F("max-length", OPT_INT, max_length, "prompt + response tokens (0 = no limit)", NULL, 0, 1 << 24),
-    F("max-prompt-length", OPT_INT, max_prompt_length, "prompt tokens (0 = no limit)", NULL, 0, 1 << 24),
-    F("max-completion-length", OPT_INT, max_completion_length, "response tokens (0 = no limit)", NULL, 0, 1 << 24),
-    F("truncation-mode", OPT_STRING, truncation_mode, "which end max-length keeps", TRUNCATION, 0, 0),
-    F("chat-template", OPT_STRING, chat_template, "prompt template", TEMPLATES, 0, 0),
-    F("no-bos", OPT_BOOL, no_bos, "do not prepend BOS to text prompts (TRL's behaviour)", NULL, 0, 0),
-    F("skip-bad-lines", OPT_BOOL, skip_bad_lines, "count and skip malformed dataset lines", NULL, 0, 0),
     F("eval-split", OPT_FLOAT, eval_split, "fraction of pairs held out for evaluation", NULL, 0, 0.9),
     F("eval-steps", OPT_INT, eval_steps, "evaluate every N steps (0 = only at the end)", NULL, 0, 1e12),
     F("seed", OPT_INT, seed, "seed of LoRA init, data order and dropout", NULL, 0, 9e18),
     F("save-steps", OPT_INT, save_steps, "write a checkpoint every N steps (0 = only the end)", NULL, 0, 1e12),
     F("logging-steps", OPT_INT, logging_steps, "print progress every N steps", NULL, 1, 1e12),
-    F("quiet", OPT_BOOL, quiet, "no progress lines", NULL, 0, 0),
     {NULL},
 };

@@ -335,6 +335,18 @@ static aspo_status run(trainer *t, train_summary *sum)
     return s;
 }
 
+void trainer_free(trainer *t)
+{
+    llama_close(&t->model);
+    train_data_free(&t->data);
+    free(t->logp);
+    free(t->ref);
+    free(t->sums);
+    free(t->grad);
+    t->logp = t->ref = t->sums = t->grad = NULL;
+    t->cap = 0;
+}
+
 aspo_status train_run(const train_config *cfg, train_summary *summary)
 {
     if (!cfg->model || !cfg->data)
@@ -349,12 +361,7 @@ aspo_status train_run(const train_config *cfg, train_summary *summary)
                            .eval_margin_before = NAN, .eval_margin_after = NAN};
     trainer t = {.cfg = cfg};
     s = run(&t, &local);
-    llama_close(&t.model);
-    train_data_free(&t.data);
-    free(t.logp);
-    free(t.ref);
-    free(t.sums);
-    free(t.grad);
+    trainer_free(&t);
     runtime_shutdown();
     if (summary) *summary = local;
     return s;

@@ -49,6 +49,9 @@ typedef struct trainer {
     size_t cap;
 } trainer;
 
+/* Closes the model and frees the data and buffers (not the runtime). */
+void trainer_free(trainer *t);
+
 /* Forward (policy and reference) and, when `scale` > 0, backward of scale * loss into the
  * LoRA gradients. Resets the step arena before returning. */
 aspo_status train_batch(trainer *t, const int64_t *pair_index, int n, double scale,
