@@ -111,6 +111,7 @@ aspo_status train_batch(trainer *t, const int64_t *index, int n, double scale, b
         nn_set_training(training);
         lora_set_enabled(lora);
         autograd_set_enabled(grad);
+        runtime_step_reset(); /* its values are on the host now: free the arena for the policy */
     }
     if (s) goto done;
 
