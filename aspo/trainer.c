@@ -267,6 +267,7 @@ static aspo_status run(trainer *t, train_summary *sum)
     aspo_status s = tokenizer_load(cfg->tokenizer ? cfg->tokenizer : cfg->model, &tok);
     if (s) return s;
     t->pad_id = tokenizer_pad_id(tok) >= 0 ? tokenizer_pad_id(tok) : tokenizer_eos_id(tok);
+    int64_t tok_vocab = tokenizer_vocab_size(tok);
     if (!(s = loss_options(cfg, false, &t->loss)))
         s = train_data_load(cfg, tok, t->loss.level, &t->data);
     tokenizer_free(tok);
@@ -290,6 +291,12 @@ static aspo_status run(trainer *t, train_summary *sum)
                 "--token-logps` writes per-token values)\n",
                 (long long)sums_only);
     if ((s = open_model(cfg, (uint64_t)cfg->seed, &t->model))) return s;
+    if (tok_vocab > t->model.cfg.vocab_size)
+        return aspo_fail(ASPO_ERR_USAGE,
+                         "the tokenizer (%s) has %lld tokens but the model %s has vocab_size "
+                         "%lld: they do not belong together",
+                         cfg->tokenizer ? cfg->tokenizer : cfg->model, (long long)tok_vocab,
+                         cfg->model, (long long)t->model.cfg.vocab_size);
 
     adamw opt;
     adamw_config ac = adamw_defaults();

@@ -27,6 +27,10 @@ printf '{"prompt_input_ids": [1, 5], "chosen_input_ids": [1000, 2], "rejected_in
     >"$WORK/big_id.jsonl"
 expect_error "token id past the vocabulary" 1 "big_id\.jsonl:1: field 'chosen_input_ids' element 0 is 1000" \
     run --model "$M" --data "$WORK/big_id.jsonl"
+"$ASPO" init-model --out "$WORK/small_vocab" --vocab 500 --dim 64 --layers 1 >/dev/null
+expect_error "tokenizer larger than the model's vocabulary" 2 \
+    "has 1000 tokens but the model .*small_vocab has vocab_size 500" \
+    run --model "$WORK/small_vocab" --data "$DATA/text.jsonl"
 check "no adapter after data errors" [ ! -e "$OUT/adapter_model.safetensors" ]
 
 # --skip-bad-lines: the three bad lines (malformed, missing field, empty response) are
