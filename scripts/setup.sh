@@ -11,7 +11,7 @@ set -euo pipefail
 
 # build-essential: gcc (with libgomp for OpenMP) and make. cmake >= 3.25 (Debian 12 has
 # 3.25.1; ctest comes with it). pkg-config finds jansson and openblas (see CMakeLists.txt).
-packages=(build-essential cmake pkg-config libopenblas-openmp-dev libjansson-dev libprotobuf-c-dev protobuf-c-compiler)
+packages=(build-essential cmake pkg-config libopenblas-openmp-dev libjansson-dev libprotobuf-c-dev protobuf-c-compiler libpng-dev libjpeg62-turbo-dev libicu-dev)
 bench=${ASPO_BENCH:-0}
 
 for arg in "$@"; do
