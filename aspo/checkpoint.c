@@ -1,11 +1,9 @@
 /* Checkpoints: <out>/checkpoint-<step>/ holding the PEFT adapter, the optimizer state and
  * trainer_state.json. Each is written into <out>/.checkpoint-<step>.tmp and renamed as a
  * whole, so a killed run leaves either a complete checkpoint or none. */
-#define _XOPEN_SOURCE 700 /* nftw */
 #define _DEFAULT_SOURCE
 #include <dirent.h>
 #include <errno.h>
-#include <ftw.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,18 +12,9 @@
 #include <unistd.h>
 
 #include "aspo/trainer_internal.h"
+#include "models/weights.h"
 #include "tensor/json_file.h"
 #include "tensor/runtime.h"
-
-static int remove_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void)sb;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
-
-static void remove_tree(const char *path) { nftw(path, remove_entry, 16, FTW_DEPTH | FTW_PHYS); }
 
 aspo_status checkpoint_save(const trainer *t, const adamw *opt, const train_state *st,
                             const char *out_dir)
@@ -33,7 +22,7 @@ aspo_status checkpoint_save(const trainer *t, const adamw *opt, const train_stat
     char tmp[4096], final[4096], path[4200];
     snprintf(tmp, sizeof tmp, "%s/.checkpoint-%lld.tmp", out_dir, (long long)st->step);
     snprintf(final, sizeof final, "%s/checkpoint-%lld", out_dir, (long long)st->step);
-    remove_tree(tmp);
+    weights_remove_dir(tmp);
     if (mkdir(tmp, 0755) != 0)
         return aspo_fail(ASPO_ERR_IO, "%s: cannot create the checkpoint directory: %s", tmp,
                          strerror(errno));
@@ -52,11 +41,11 @@ aspo_status checkpoint_save(const trainer *t, const adamw *opt, const train_stat
         json_decref(state);
     }
     if (!s) {
-        remove_tree(final); /* a rerun over an old output directory */
+        weights_remove_dir(final); /* a rerun over an old output directory */
         if (rename(tmp, final) != 0)
             s = aspo_fail(ASPO_ERR_IO, "cannot rename %s to %s: %s", tmp, final, strerror(errno));
     }
-    if (s) remove_tree(tmp);
+    if (s) weights_remove_dir(tmp);
     return s;
 }
 

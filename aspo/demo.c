@@ -5,10 +5,9 @@
  * and a LoRA of rank 8 on every linear layer has room for that map; the held-out pairs
  * are unseen combinations of order, false fact and false value, so a better accuracy on
  * them means the adapter learned the facts, not the training pairs. */
-#define _XOPEN_SOURCE 700 /* nftw, mkdtemp */
+#define _XOPEN_SOURCE 700 /* mkdtemp */
 #include "aspo/demo.h"
 
-#include <ftw.h>
 #include <math.h>
 #include <omp.h>
 #include <stdio.h>
@@ -49,19 +48,6 @@ static double now_seconds(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st, (void)flag, (void)ftw;
-    return remove(path);
-}
-
-/* Removes the temporary directory this run made (only that one: its path came from
- * mkdtemp). */
-static void remove_tree(const char *dir)
-{
-    nftw(dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
 }
 
 /* Held-out pairs by the trainer's split rule: floor(eval_split * n), at least one. */
@@ -187,6 +173,6 @@ aspo_status demo_run(const demo_options *o, demo_result *result)
     }
     bool remove_after = temporary && !o->keep;
     aspo_status s = run_in(o, p, dir, remove_after, r);
-    if (remove_after) remove_tree(dir);
+    if (remove_after) weights_remove_dir(dir); /* the mkdtemp directory of this run */
     return s;
 }

@@ -1,8 +1,9 @@
 /* Loading declared parameters from safetensors by name, and writing weights back out. */
-#define _POSIX_C_SOURCE 200809L /* fsync, mkdir, strdup */
+#define _XOPEN_SOURCE 700 /* fsync, mkdir, strdup, nftw */
 #include "weights.h"
 
 #include <errno.h>
+#include <ftw.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -156,6 +157,17 @@ aspo_status weights_make_dir(const char *dir)
     if (mkdir(dir, 0777) != 0 && errno != EEXIST)
         return aspo_fail(ASPO_ERR_IO, "cannot create directory %s: %s", dir, strerror(errno));
     return ASPO_OK;
+}
+
+static int remove_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+    (void)sb, (void)flag, (void)ftw;
+    return remove(path);
+}
+
+void weights_remove_dir(const char *dir)
+{
+    nftw(dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
 }
 
 aspo_status weights_write_file(const char *path, const char *data, size_t size)

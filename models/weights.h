@@ -60,5 +60,7 @@ aspo_status weights_save(const char *dir, const char *stem, const weights_item *
 aspo_status weights_write_file(const char *path, const char *data, size_t size);
 /* Creates dir (one level) unless it exists as a directory. */
 aspo_status weights_make_dir(const char *dir);
+/* Removes dir and everything below it (links are removed, not followed); best effort. */
+void weights_remove_dir(const char *dir);
 
 #endif
