@@ -1,6 +1,7 @@
 /* `aspo bench`: timed DPO/ASPO optimizer steps on a random LLaMA with synthetic pairs,
  * through the same train_batch + clip_grad_norm + adamw_step as `aspo run`. */
 #include "aspo/bench.h"
+#include "aspo/clock.h"
 
 #include <errno.h>
 #include <math.h>
@@ -25,13 +26,6 @@ bench_config bench_defaults(void)
         .ffn = 688, .vocab = 4096, .seq = 256, .prompt = 0, .pairs = 2, .rank = 16,
         .unit = 16, .steps = 5, .warmup = 2, .seed = 1,
     };
-}
-
-static double clock_seconds(clockid_t clock)
-{
-    struct timespec ts;
-    clock_gettime(clock, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
 static aspo_status check_config(const bench_config *c, long prompt)

@@ -7,6 +7,7 @@
  * them means the adapter learned the facts, not the training pairs. */
 #define _XOPEN_SOURCE 700 /* mkdtemp */
 #include "aspo/demo.h"
+#include "aspo/clock.h"
 
 #include <math.h>
 #include <omp.h>
@@ -41,13 +42,6 @@ static const tiny_llama_spec MODEL = {.layers = 2, .dim = 64, .heads = 4, .kv_he
 demo_options demo_defaults(void)
 {
     return (demo_options){.backend = "cpu", .loss = "aspo", .seed = 42};
-}
-
-static double now_seconds(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
 /* Held-out pairs by the trainer's split rule: floor(eval_split * n), at least one. */

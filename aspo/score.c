@@ -1,6 +1,7 @@
 /* `aspo score`: reference log-probs of every pair, written beside the input rows. */
 #define _POSIX_C_SOURCE 200809L /* getline, fsync, fileno */
 #include "aspo/score.h"
+#include "aspo/clock.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -38,13 +39,6 @@ void pair_logps_free(pair_logps *p, int64_t n)
         free(p[i].rejected_tokens);
         p[i].chosen_tokens = p[i].rejected_tokens = NULL;
     }
-}
-
-static double now_seconds(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
 /* ---- scoring ---- */

@@ -8,15 +8,9 @@
 #include <time.h>
 
 #include "aspo/trainer_internal.h"
+#include "aspo/clock.h"
 #include "models/weights.h"
 #include "tensor/runtime.h"
-
-static double now_seconds(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 static aspo_status loss_options(const train_config *cfg, bool has_images, aspo_loss_options *o)
 {
