@@ -2,7 +2,7 @@
  * config parsing with save_pretrained's omitted defaults, image and text embeddings,
  * logits_per_image, vision hidden_states[0] and [-2], bf16 storage, a bare
  * CLIPVisionConfig directory, and bad input. argv[1] = tests/fixtures/clip. */
-#define _XOPEN_SOURCE 700 /* mkdtemp, nftw */
+#define _XOPEN_SOURCE 700 /* mkdtemp */
 #include <ftw.h>
 #include <math.h>
 #include <stdio.h>
@@ -235,12 +235,6 @@ static void test_bad_open(void)
                  "storage dtype");
 }
 
-static int remove_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void)sb, (void)flag, (void)ftw;
-    return remove(path);
-}
-
 int main(int argc, char **argv)
 {
     if (argc < 2) {
@@ -265,6 +259,6 @@ int main(int argc, char **argv)
     test_bad_open();
     st_close(&out);
     runtime_shutdown();
-    nftw(tmp_root, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+    weights_remove_dir(tmp_root);
     return check_summary("clip");
 }

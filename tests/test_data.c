@@ -2,7 +2,7 @@
  * templates, TRL-style truncation on hand-made ids, and token ids against TRL 0.14.0's
  * DPOTrainer on the tokenizer fixture (tests/parity/make_data_fixtures.py).
  * Usage: test_data <fixture dir> */
-#define _XOPEN_SOURCE 700 /* mkdtemp, nftw */
+#define _XOPEN_SOURCE 700 /* mkdtemp */
 
 #include <ftw.h>
 #include <jansson.h>
@@ -13,6 +13,7 @@
 #include <sys/stat.h>
 
 #include "aspo/chat_template.h"
+#include "models/weights.h"
 #include "aspo/dataset.h"
 #include "aspo/pair_tokens.h"
 #include "check.h"
@@ -33,12 +34,6 @@ static const char *write_file(const char *name, const char *text)
     }
     fclose(f);
     return p;
-}
-
-static int rm_entry(const char *p, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st, (void)flag, (void)ftw;
-    return remove(p);
 }
 
 static bool contains(const char *hay, const char *needle) { return strstr(hay, needle); }
@@ -668,6 +663,6 @@ int main(int argc, char **argv)
     test_pretokenized();
     test_token_logps();
     test_trl_fixture(argv[1]);
-    nftw(tmp_dir, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
+    weights_remove_dir(tmp_dir);
     return check_summary("data");
 }

@@ -13,6 +13,7 @@
 #include <sys/stat.h>
 
 #include "aspo/demo.h"
+#include "models/weights.h"
 #include "aspo/demo_task.h"
 #include "models/tokenizer.h"
 #include "tests/check.h"
@@ -247,12 +248,6 @@ static void test_temporary_dir(void)
     unsetenv("TMPDIR");
 }
 
-static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st, (void)flag, (void)ftw;
-    return remove(path);
-}
-
 int main(void)
 {
     omp_set_num_threads(1);
@@ -267,6 +262,6 @@ int main(void)
     test_data();
     test_run();
     test_temporary_dir();
-    nftw(root, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+    weights_remove_dir(root);
     return check_summary("demo");
 }

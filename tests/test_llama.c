@@ -3,7 +3,7 @@
  * gradients, adapters off, bf16 storage, checkpointing, adapters written and read both
  * ways, merging, and bad input. argv[1] = tests/fixtures/llama; argv[2] (optional) = a
  * directory to keep aspo's adapter and merged model in, for the script's --check-exports. */
-#define _XOPEN_SOURCE 700 /* mkdtemp, nftw */
+#define _XOPEN_SOURCE 700 /* mkdtemp */
 #include <ftw.h>
 #include <math.h>
 #include <stdio.h>
@@ -671,12 +671,6 @@ static void test_bad_input(void)
     llama_close(&m);
 }
 
-static int remove_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void)sb, (void)flag, (void)ftw;
-    return remove(path);
-}
-
 int main(int argc, char **argv)
 {
     if (argc < 2) {
@@ -701,6 +695,6 @@ int main(int argc, char **argv)
     test_merge("tied", true, export_dir);
     test_bad_input();
     runtime_shutdown();
-    nftw(tmp_root, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+    weights_remove_dir(tmp_root);
     return check_summary("llama");
 }

@@ -3,7 +3,7 @@
  * llama_forward + log-softmax, batch-size invariance, `aspo run` with the scored file
  * giving the first step of a run without it (DPO and ASPO), merged checkpoints against the
  * adapter's logits, and bad input. argv[1]: tests/fixtures. */
-#define _XOPEN_SOURCE 700 /* mkdtemp, nftw, getline */
+#define _XOPEN_SOURCE 700 /* mkdtemp, getline */
 #include <fcntl.h>
 #include <ftw.h>
 #include <jansson.h>
@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "aspo/commands.h"
+#include "models/weights.h"
 #include "aspo/tiny_llama.h"
 #include "aspo/trainer.h"
 #include "models/llama.h"
@@ -609,12 +610,6 @@ static void test_bad_input(void)
     free_rows(rows, n > 0 ? n : 0);
 }
 
-static int remove_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void)sb, (void)flag, (void)ftw;
-    return remove(path);
-}
-
 int main(int argc, char **argv)
 {
     if (argc < 2) {
@@ -632,7 +627,7 @@ int main(int argc, char **argv)
     test_run_equivalence();
     test_merge();
     test_bad_input();
-    nftw(tmp_root, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+    weights_remove_dir(tmp_root);
     free_paths();
     return check_summary("score");
 }
