@@ -6,6 +6,7 @@
 #include <stdio.h>
 
 #include "aspo/bench.h"
+#include "aspo/commands.h"
 #include "aspo/options.h"
 #include "tensor/backend.h"
 
@@ -46,24 +47,17 @@ static const option_spec BENCH_SPECS[] = {
 int cmd_bench(int argc, char **argv)
 {
     bench_flags f = {bench_defaults(), 0}, defaults = f;
-    bool help;
     options_source src;
-    aspo_status s = options_parse(BENCH_SPECS, &f, argc, argv, &help, &src);
-    if (help) {
-        printf("usage: aspo bench [flags]\n\n"
+    aspo_status s;
+    if (command_parse(BENCH_SPECS, &f, &defaults, "usage: aspo bench [flags]\n\n"
                "Times preference-training steps as `aspo run` takes them (reference forward\n"
                "with adapters off, policy forward and backward on chosen and rejected, gradient\n"
                "clipping, AdamW) on a random LLaMA with LoRA on every decoder linear and random\n"
                "token ids, then prints one JSON line: train_tokens_per_s over the measured steps\n"
                "and peak_rss_mb of the process. Backends in this build: %s.\n\n",
-               backend_list());
-        options_print(stdout, BENCH_SPECS, &defaults);
+                      argc, argv, &src, &s))
         return 0;
-    }
-    if (!s && f.threads > 0) {
-        omp_set_num_threads((int)f.threads);
-        openblas_set_num_threads((int)f.threads);
-    }
+    if (!s) command_set_threads(f.threads);
     bench_result r;
     if (!s) s = bench_train_step(&f.c, &r);
     if (!s) {

@@ -77,18 +77,15 @@ static aspo_status merge(const merge_flags *f)
 int cmd_merge(int argc, char **argv)
 {
     merge_flags f = {.backend = "cpu", .dtype = "auto"}, defaults = f;
-    bool help;
     options_source src;
-    aspo_status s = options_parse(MERGE_SPECS, &f, argc, argv, &help, &src);
-    if (help) {
-        printf("usage: aspo merge --model DIR --adapter DIR --out DIR [flags]\n\n"
+    aspo_status s;
+    if (command_parse(MERGE_SPECS, &f, &defaults, "usage: aspo merge --model DIR --adapter DIR --out DIR [flags]\n\n"
                "Merges a PEFT LoRA adapter into the model's weights (W + scaling * B A) and\n"
                "writes model.safetensors (sharded above 5 GB) and config.json, plus the\n"
                "model's tokenizer and generation files, to --out: a plain checkpoint that\n"
-               "transformers' LlamaForCausalLM.from_pretrained and `aspo --model` load.\n\n");
-        options_print(stdout, MERGE_SPECS, &defaults);
+               "transformers' LlamaForCausalLM.from_pretrained and `aspo --model` load.\n\n",
+                      argc, argv, &src, &s))
         return 0;
-    }
     if (!s) {
         command_set_threads(f.threads);
         s = merge(&f);

@@ -1,6 +1,4 @@
 /* `aspo score`: precomputed reference log-probs of a preference file (aspo/score.h). */
-#include <cblas.h>
-#include <omp.h>
 #include <stddef.h>
 #include <stdio.h>
 
@@ -8,22 +6,6 @@
 #include "aspo/data_flags.h"
 #include "aspo/options.h"
 #include "aspo/score.h"
-
-enum { EXIT_USAGE = 2 };
-
-int command_fail(aspo_status s)
-{
-    fprintf(stderr, "aspo: error: %s\n", aspo_error_message());
-    return s == ASPO_ERR_USAGE ? EXIT_USAGE : 1;
-}
-
-void command_set_threads(long threads)
-{
-    if (threads > 0) {
-        omp_set_num_threads((int)threads);
-        openblas_set_num_threads((int)threads);
-    }
-}
 
 /* The data flags' choices as `aspo run` has them (aspo/train_flags.c). */
 
@@ -42,21 +24,16 @@ static const option_spec SCORE_SPECS[] = {
 int cmd_score(int argc, char **argv)
 {
     score_config cfg = score_defaults(), defaults = cfg;
-    bool help;
     options_source src;
-    aspo_status s = options_parse(SCORE_SPECS, &cfg, argc, argv, &help, &src);
-    if (help) {
-        printf("usage: aspo score --model DIR --data FILE --out FILE [--adapter DIR] [flags]\n\n"
+    aspo_status s;
+    if (command_parse(SCORE_SPECS, &cfg, &defaults, "usage: aspo score --model DIR --data FILE --out FILE [--adapter DIR] [flags]\n\n"
                "Writes the rows of --data to --out, in order, each with \"id\" (its line\n"
                "number when it has none) and the summed log-probs of its chosen and rejected\n"
                "response tokens, \"ref_chosen_logps\" and \"ref_rejected_logps\" (with\n"
                "--token-logps also per token). `aspo run` on that file uses them as the\n"
                "reference instead of running the base model. Give the same data flags as\n"
-               "to `aspo run`, so that the same tokens are scored.\n\n");
-        options_print(stdout, SCORE_SPECS, &defaults);
-        options_release(&src);
+               "to `aspo run`, so that the same tokens are scored.\n\n", argc, argv, &src, &s))
         return 0;
-    }
     if (!s) {
         command_set_threads(cfg.threads);
         s = score_run(&cfg, NULL);

@@ -4,14 +4,27 @@
 #ifndef ASPO_COMMANDS_H
 #define ASPO_COMMANDS_H
 
+#include <stdbool.h>
+
+#include "aspo/options.h"
 #include "tensor/error.h"
 
 /* aspo score --model DIR --data FILE --out FILE [--adapter DIR] [data flags] */
 int cmd_score(int argc, char **argv);
 /* aspo merge --model DIR --adapter DIR --out DIR [--dtype D] */
 int cmd_merge(int argc, char **argv);
+/* aspo bench [sizes] */
+int cmd_bench(int argc, char **argv);
 
-/* Shared by the cmd_*.c files: prints the error and returns its exit status. */
+/* Shared by the commands (aspo/command.c). */
+
+/* Parses argv into values. On --help prints `usage` (a printf format that may use one %s,
+ * the backends of this build) and the flag table with `defaults`, and returns true: the
+ * command then returns 0. Otherwise *status is the parse result; release src after. */
+bool command_parse(const option_spec *specs, void *values, const void *defaults,
+                   const char *usage, int argc, char **argv, options_source *src,
+                   aspo_status *status);
+/* Prints the error and returns its exit status. */
 int command_fail(aspo_status s);
 /* OpenMP and OpenBLAS threads; 0 leaves their defaults (all cores). */
 void command_set_threads(long threads);

@@ -1,7 +1,5 @@
 /* The command line: `aspo <command> [flags]`. Usage errors exit 2, failures 1, each with
  * one `aspo: error: ...` line on stderr. */
-#include <cblas.h>
-#include <omp.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -33,20 +31,6 @@ typedef struct common_flags {
     long threads;
 } common_flags;
 
-static void set_threads(long threads)
-{
-    if (threads > 0) {
-        omp_set_num_threads((int)threads);
-        openblas_set_num_threads((int)threads);
-    }
-}
-
-static int fail(aspo_status s)
-{
-    fprintf(stderr, "aspo: error: %s\n", aspo_error_message());
-    return s == ASPO_ERR_USAGE ? EXIT_USAGE : 1;
-}
-
 typedef struct demo_flags {
     common_flags common;
     long steps, epochs, seed;
@@ -77,22 +61,18 @@ static int cmd_demo(int argc, char **argv)
 {
     demo_options o = demo_defaults();
     demo_flags f = {{o.backend, 0}, 0, 0, o.seed, NULL, o.loss, false, false}, defaults = f;
-    bool help;
     options_source src;
-    aspo_status s = options_parse(DEMO_SPECS, &f, argc, argv, &help, &src);
-    if (help) {
-        printf("usage: aspo demo [flags]\n\n"
+    aspo_status s;
+    if (command_parse(DEMO_SPECS, &f, &defaults, "usage: aspo demo [flags]\n\n"
                "Generates a preference task whose right answers are known (facts about animals,\n"
                "the rejected answer with one fact made false), its tokenizer and a tiny random\n"
                "LLaMA, trains LoRA adapters on it with ASPO (or DPO) and prints the held-out\n"
                "reward accuracy before and after. Nothing is downloaded. Backends in this\n"
                "build: %s.\n\n",
-               backend_list());
-        options_print(stdout, DEMO_SPECS, &defaults);
+                      argc, argv, &src, &s))
         return 0;
-    }
     if (!s) {
-        set_threads(f.common.threads);
+        command_set_threads(f.common.threads);
         o.backend = f.common.backend;
         o.threads = f.common.threads;
         o.steps = f.steps;
@@ -105,24 +85,21 @@ static int cmd_demo(int argc, char **argv)
         s = demo_run(&o, NULL);
     }
     options_release(&src);
-    return s ? fail(s) : 0;
+    return s ? command_fail(s) : 0;
 }
 
 static int cmd_run(int argc, char **argv)
 {
     train_config cfg = train_defaults(), defaults = cfg;
-    bool help;
     options_source src;
-    aspo_status s = options_parse(TRAIN_SPECS, &cfg, argc, argv, &help, &src);
-    if (help) {
-        printf("usage: aspo run --model DIR --data FILE [flags]\n\n"
+    aspo_status s;
+    if (command_parse(TRAIN_SPECS, &cfg, &defaults, "usage: aspo run --model DIR --data FILE [flags]\n\n"
                "Trains a LoRA adapter on preference pairs with ASPO (default) or DPO and writes\n"
-               "it in PEFT format to --out, with checkpoints and metrics.jsonl.\n\n");
-        options_print(stdout, TRAIN_SPECS, &defaults);
+               "it in PEFT format to --out, with checkpoints and metrics.jsonl.\n\n",
+                      argc, argv, &src, &s))
         return 0;
-    }
     if (!s) {
-        set_threads(cfg.threads);
+        command_set_threads(cfg.threads);
         train_summary sum;
         s = train_run(&cfg, &sum);
         if (!s && !cfg.quiet)
@@ -130,7 +107,7 @@ static int cmd_run(int argc, char **argv)
                     sum.first_loss, sum.last_loss, cfg.out);
     }
     options_release(&src);
-    return s ? fail(s) : 0;
+    return s ? command_fail(s) : 0;
 }
 
 typedef struct init_flags {
@@ -157,16 +134,13 @@ static const option_spec INIT_SPECS[] = {
 static int cmd_init_model(int argc, char **argv)
 {
     init_flags f = {NULL, 2, 64, 4, 2, 172, 1000, 2048, 1, 2, -1, 0}, defaults = f;
-    bool help;
     options_source src;
-    aspo_status s = options_parse(INIT_SPECS, &f, argc, argv, &help, &src);
-    if (help) {
-        printf("usage: aspo init-model --out DIR [flags]\n\n"
+    aspo_status s;
+    if (command_parse(INIT_SPECS, &f, &defaults, "usage: aspo init-model --out DIR [flags]\n\n"
                "Writes config.json and model.safetensors of a LLaMA with random weights\n"
-               "(normal, std 0.02). Pair it with a tokenizer through `aspo run --tokenizer`.\n\n");
-        options_print(stdout, INIT_SPECS, &defaults);
+               "(normal, std 0.02). Pair it with a tokenizer through `aspo run --tokenizer`.\n\n",
+                      argc, argv, &src, &s))
         return 0;
-    }
     if (!s && !f.out) s = aspo_fail(ASPO_ERR_USAGE, "init-model needs --out DIR");
     if (!s) {
         tiny_llama_spec spec = {f.layers, f.dim, f.heads, f.kv_heads, f.ffn, f.vocab,
@@ -174,7 +148,7 @@ static int cmd_init_model(int argc, char **argv)
         s = tiny_llama_write(f.out, &spec, (uint64_t)f.seed);
     }
     options_release(&src);
-    return s ? fail(s) : 0;
+    return s ? command_fail(s) : 0;
 }
 
 int main(int argc, char **argv)
@@ -193,7 +167,7 @@ int main(int argc, char **argv)
     if (!strcmp(cmd, "score")) return cmd_score(argc - 2, argv + 2);
     if (!strcmp(cmd, "merge")) return cmd_merge(argc - 2, argv + 2);
     if (!strcmp(cmd, "init-model")) return cmd_init_model(argc - 2, argv + 2);
-    if (!strcmp(cmd, "bench")) { int cmd_bench(int, char **); return cmd_bench(argc - 2, argv + 2); }
+    if (!strcmp(cmd, "bench")) return cmd_bench(argc - 2, argv + 2);
     fprintf(stderr, "aspo: error: unknown command '%s'; run `aspo --help`\n", cmd);
     return EXIT_USAGE;
 }

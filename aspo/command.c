@@ -1,0 +1,37 @@
+/* What every `aspo <command>` does around its own work: parse the flags (printing the help
+ * when asked), set the thread count, and turn a failure into one message and an exit code. */
+#include <cblas.h>
+#include <omp.h>
+#include <stdio.h>
+
+#include "aspo/commands.h"
+#include "tensor/backend.h"
+
+enum { EXIT_USAGE = 2 };
+
+int command_fail(aspo_status s)
+{
+    fprintf(stderr, "aspo: error: %s\n", aspo_error_message());
+    return s == ASPO_ERR_USAGE ? EXIT_USAGE : 1;
+}
+
+void command_set_threads(long threads)
+{
+    if (threads > 0) {
+        omp_set_num_threads((int)threads);
+        openblas_set_num_threads((int)threads);
+    }
+}
+
+bool command_parse(const option_spec *specs, void *values, const void *defaults,
+                   const char *usage, int argc, char **argv, options_source *src,
+                   aspo_status *status)
+{
+    bool help;
+    *status = options_parse(specs, values, argc, argv, &help, src);
+    if (!help) return false;
+    printf(usage, backend_list());
+    options_print(stdout, specs, defaults);
+    options_release(src);
+    return true;
+}
