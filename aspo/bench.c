@@ -116,13 +116,14 @@ static aspo_status make_data(const bench_config *c, long prompt, train_data *d)
     return ASPO_OK;
 }
 
-static aspo_status open_model(const bench_config *c, const char *dir, llama_model *m)
+static aspo_status open_model(const bench_config *c, const char *dir, policy_model *m)
 {
-    llama_options o = llama_defaults();
+    policy_options o = policy_defaults();
+    o.model = dir;
     o.lora = (lora_config){(int)c->rank, 2.0f * (float)c->rank, 0.05f, false};
     o.lora_targets = "all-linear";
     o.lora_seed = (uint64_t)c->seed;
-    return llama_open(dir, &o, m);
+    return policy_open(&o, m);
 }
 
 static int compare_doubles(const void *a, const void *b)
@@ -136,9 +137,9 @@ static aspo_status one_step(trainer *t, adamw *opt, batch_result *r)
 {
     aspo_status s = train_batch(t, t->data.train, (int)t->data.n_train, 1.0, r);
     double norm = 0;
-    if (!s) s = clip_grad_norm(&t->model.ps, 1.0f, &norm);
+    if (!s) s = clip_grad_norm(&t->model.lm->ps, 1.0f, &norm);
     if (!s) s = adamw_step(opt, 1e-4f);
-    if (!s) s = param_store_zero_grad(&t->model.ps);
+    if (!s) s = param_store_zero_grad(&t->model.lm->ps);
     return s;
 }
 
@@ -156,7 +157,7 @@ static aspo_status train(const bench_config *c, long prompt, const char *dir, be
         t.loss.alpha = 0; /* text only: perplexity weights */
         t.pad_id = EOS_ID;
         adamw_config ac = adamw_defaults();
-        s = adamw_init(&opt, &t.model.ps, &ac);
+        s = adamw_init(&opt, &t.model.lm->ps, &ac);
         opt_ready = !s;
     }
     batch_result br = {0};
@@ -180,8 +181,8 @@ static aspo_status train(const bench_config *c, long prompt, const char *dir, be
         r->step_s_median = c->steps % 2 ? times[c->steps / 2]
                                          : 0.5 * (times[c->steps / 2 - 1] + times[c->steps / 2]);
         r->train_tokens_per_s = (double)r->tokens_per_step / r->step_s_mean;
-        r->trainable = param_store_count(&t.model.ps, true);
-        r->params = param_store_count(&t.model.ps, false);
+        r->trainable = param_store_count(&t.model.lm->ps, true);
+        r->params = param_store_count(&t.model.lm->ps, false);
         r->peak_arena_mb = (double)runtime_peak_data_bytes() / (1024.0 * 1024.0);
     }
     if (opt_ready) adamw_free(&opt);

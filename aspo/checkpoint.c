@@ -26,7 +26,7 @@ aspo_status checkpoint_save(const trainer *t, const adamw *opt, const train_stat
     if (mkdir(tmp, 0755) != 0)
         return aspo_fail(ASPO_ERR_IO, "%s: cannot create the checkpoint directory: %s", tmp,
                          strerror(errno));
-    aspo_status s = llama_save_adapter(&t->model, tmp);
+    aspo_status s = policy_save_adapter(&t->model, tmp);
     if (!s) {
         snprintf(path, sizeof path, "%s/optimizer.safetensors", tmp);
         s = adamw_save(opt, path);
@@ -92,7 +92,7 @@ aspo_status checkpoint_load(trainer *t, adamw *opt, const char *dir, const char 
         return aspo_fail(ASPO_ERR_USAGE,
                          "%s was written with --seed %lld; resume with the same seed (got %ld)",
                          path, (long long)seed, t->cfg->seed);
-    aspo_status s = peft_adapter_load(&t->model.ps, dir);
+    aspo_status s = peft_adapter_load(&t->model.lm->ps, dir);
     if (s) return s;
     snprintf(path, sizeof path, "%s/optimizer.safetensors", dir);
     if ((s = adamw_load(opt, path))) return s;

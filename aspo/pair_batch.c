@@ -6,20 +6,38 @@
 #include "tensor/runtime.h"
 #include "tensor/tensor_ops.h"
 
+/* Image placeholders in a sequence's prompt. */
+static int64_t count_placeholders(const pair_sequence *s, const pair_batch_images *img)
+{
+    int64_t c = 0;
+    for (int64_t t = 0; t < s->n_prompt; t++) c += s->ids[t] == img->token;
+    return c;
+}
+
 static const pair_sequence *row_sequence(const tokenized_pair *const *pairs, int n, int r)
 {
     return r < n ? &pairs[r]->chosen : &pairs[r - n]->rejected;
 }
 
+/* Length of row r's sequence once its image placeholder is expanded. */
+static int64_t expanded_length(const pair_sequence *s, const pair_batch_images *img)
+{
+    if (!img) return s->n;
+    int64_t n = s->n;
+    for (int64_t t = 0; t < s->n_prompt; t++) n += s->ids[t] == img->token ? img->positions - 1 : 0;
+    return n;
+}
+
 aspo_status pair_batch_build(const tokenized_pair *const *pairs, int n, int32_t pad_id,
-                             pair_batch *b)
+                             const pair_batch_images *img, pair_batch *b)
 {
     memset(b, 0, sizeof *b);
     b->n_pairs = n;
     int rows = 2 * n;
     for (int r = 0; r < rows; r++) {
         const pair_sequence *s = row_sequence(pairs, n, r);
-        if (s->n > b->T) b->T = s->n;
+        int64_t len = expanded_length(s, img);
+        if (len > b->T) b->T = len;
         if (s->n_prompt < 1)
             return aspo_fail(ASPO_ERR_USAGE,
                              "a %s sequence has no prompt token before its response, so its "
@@ -32,22 +50,46 @@ aspo_status pair_batch_build(const tokenized_pair *const *pairs, int n, int32_t 
     b->targets = malloc(cells * sizeof *b->targets);
     b->first = malloc((size_t)rows * sizeof *b->first);
     b->count = malloc((size_t)rows * sizeof *b->count);
-    if (!b->ids || !b->mask || !b->targets || !b->first || !b->count) {
+    if (img) {
+        b->feature_row = malloc(cells * sizeof *b->feature_row);
+        b->image_slot = malloc((size_t)(n ? n : 1) * sizeof *b->image_slot);
+    }
+    if (!b->ids || !b->mask || !b->targets || !b->first || !b->count ||
+        (img && (!b->feature_row || !b->image_slot))) {
         pair_batch_free(b);
         return aspo_fail(ASPO_ERR_OOM, "no host memory for a batch of %d x %lld tokens", rows,
                          (long long)b->T);
     }
+    for (int i = 0; img && i < n; i++) {
+        const pair_sequence *s = &pairs[i]->chosen;
+        b->image_slot[i] = count_placeholders(s, img) ? b->n_images++ : -1;
+    }
     for (int r = 0; r < rows; r++) {
         const pair_sequence *s = row_sequence(pairs, n, r);
         int32_t *ids = b->ids + (size_t)r * b->T, *tg = b->targets + (size_t)r * b->T;
+        int32_t *fr = img ? b->feature_row + (size_t)r * b->T : NULL;
         float *mask = b->mask + (size_t)r * b->T;
-        for (int64_t t = 0; t < b->T; t++) {
-            ids[t] = t < s->n ? s->ids[t] : pad_id;
-            mask[t] = t < s->n ? 1.0f : 0.0f;
-            bool scores_response = t + 1 < s->n && t + 1 >= s->n_prompt;
-            tg[t] = scores_response ? s->ids[t + 1] : IGNORE_TARGET;
+        int slot = img ? b->image_slot[r % n] : -1;
+        int64_t shift = 0; /* positions added by the expansion so far */
+        for (int64_t t = 0; t < s->n; t++) {
+            bool image = img && t < s->n_prompt && s->ids[t] == img->token;
+            int64_t at = t + shift, copies = image ? img->positions : 1;
+            for (int64_t j = 0; j < copies; j++) {
+                ids[at + j] = image ? pad_id : s->ids[t];
+                mask[at + j] = 1.0f;
+                if (fr) fr[at + j] = image ? (int32_t)(slot * img->positions + j) : -1;
+            }
+            shift += copies - 1;
         }
-        b->first[r] = s->n_prompt - 1;
+        int64_t len = s->n + shift, first = s->n_prompt + shift - 1;
+        for (int64_t t = len; t < b->T; t++) {
+            ids[t] = pad_id;
+            if (fr) fr[t] = -1;
+        }
+        /* Position t predicts t+1: response targets only (prompt and images never). */
+        for (int64_t t = 0; t < b->T; t++)
+            tg[t] = t >= first && t + 1 < len ? ids[t + 1] : IGNORE_TARGET;
+        b->first[r] = first;
         b->count[r] = s->n - s->n_prompt;
     }
     return ASPO_OK;
@@ -60,6 +102,8 @@ void pair_batch_free(pair_batch *b)
     free(b->targets);
     free(b->first);
     free(b->count);
+    free(b->feature_row);
+    free(b->image_slot);
     memset(b, 0, sizeof *b);
 }
 
@@ -70,13 +114,11 @@ int64_t pair_batch_tokens(const pair_batch *b)
     return n;
 }
 
-tensor *pair_batch_logprobs(llama_model *m, const pair_batch *b, tensor **logit_sums)
+tensor *pair_batch_logprobs(const pair_batch *b, tensor *logits, tensor **logit_sums)
 {
+    if (!logits) return NULL;
     int64_t rows = 2 * (int64_t)b->n_pairs;
-    tensor *ids = tensor_from_host(DT_I32, DIMS(rows, b->T), b->ids);
-    tensor *mask = tensor_from_host(DT_F32, DIMS(rows, b->T), b->mask);
     tensor *targets = tensor_from_host(DT_I32, DIMS(rows, b->T), b->targets);
-    tensor *logits = llama_forward(m, ids, mask, NULL); /* (2P,T,V) */
     if (logit_sums) {
         bool prev = autograd_set_enabled(false);
         *logit_sums = tensor_sum(logits, -1, false); /* (2P,T) */

@@ -5,7 +5,7 @@
 #define ASPO_PAIR_BATCH_H
 
 #include "aspo/pair_tokens.h"
-#include "models/llama.h"
+#include "tensor/tensor.h"
 
 enum { IGNORE_TARGET = -100 };
 
@@ -20,20 +20,34 @@ typedef struct pair_batch {
     int32_t *targets;
     int64_t *first;   /* (2P) position scoring the first response token */
     int64_t *count;   /* (2P) response tokens (EOS included) */
+    /* Images (NULL without): the k pairs that have an image each get rows
+     * [slot*N, (slot+1)*N) of the image features, slot counting those pairs in order. */
+    int n_images;         /* k */
+    int *image_slot;      /* (P) slot of pair i, -1 without an image */
+    int32_t *feature_row; /* (2P,T) host: feature row at an image position, -1 elsewhere */
 } pair_batch;
 
+/* How image placeholders become positions: each `token` in a prompt is replaced by
+ * `positions` positions (their ids set to pad_id) that the image features fill. */
+typedef struct pair_batch_images {
+    int32_t token;
+    int64_t positions;
+} pair_batch_images;
+
 /* pairs[i] for i < n; pad_id fills the padding (any valid id: it is masked). A sequence
- * whose prompt is empty cannot score its first response token: an error naming it. */
+ * whose prompt is empty cannot score its first response token: an error naming it.
+ * images: NULL for text models; otherwise a pair's image placeholder (one per image pair,
+ * in both sequences, as pair_tokenize left it) expands to images->positions positions. */
 aspo_status pair_batch_build(const tokenized_pair *const *pairs, int n, int32_t pad_id,
-                             pair_batch *b);
+                             const pair_batch_images *images, pair_batch *b);
 void pair_batch_free(pair_batch *b);
 /* Real tokens in the batch (for tokens/s). */
 int64_t pair_batch_tokens(const pair_batch *b);
 
-/* Per-position log-probs of the targets: logp (2P,T) f32 (0 at ignored positions), with
- * autograd when the policy has trainable parameters and recording is on. When logit_sums is
- * non-NULL it receives, detached, the sum over the vocabulary of the logits at each
- * position (2P,T), for TRL's logits/chosen and logits/rejected metrics. */
-tensor *pair_batch_logprobs(llama_model *m, const pair_batch *b, tensor **logit_sums);
+/* Per-position log-probs of the targets from logits (2P,T,V): logp (2P,T) f32 (0 at ignored
+ * positions), with autograd when recording. When logit_sums is non-NULL it receives,
+ * detached, the sum over the vocabulary of the logits at each position (2P,T), for TRL's
+ * logits/chosen and logits/rejected metrics. */
+tensor *pair_batch_logprobs(const pair_batch *b, tensor *logits, tensor **logit_sums);
 
 #endif

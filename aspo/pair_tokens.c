@@ -1,5 +1,6 @@
 /* Preference rows -> token ids as TRL 0.14.0's DPOTrainer.tokenize_row and the max_length
  * cut of its concatenated_forward (per sequence). See pair_tokens.h and docs/DATA.md. */
+#define _GNU_SOURCE /* memmem */
 #include "pair_tokens.h"
 
 #include <inttypes.h>
@@ -290,6 +291,96 @@ static aspo_status check_vocab(const tokenizer *tok, const preference_row *row)
     return ASPO_OK;
 }
 
+/* Occurrences of id in ids[0..n). */
+static int64_t count_id(const int32_t *ids, int64_t n, int32_t id)
+{
+    int64_t c = 0;
+    for (int64_t i = 0; i < n; i++) c += ids[i] == id;
+    return c;
+}
+
+/* The image placeholder after truncation: one in each sequence's prompt of an image row,
+ * none anywhere else. */
+static aspo_status check_image_tokens(const preference_row *row, const tokenize_options *opt,
+                                      const tokenized_pair *p)
+{
+    if (!opt->images) return ASPO_OK;
+    const char *src = row->source ? row->source : "<row>";
+    int32_t id = opt->image_token;
+    int64_t want = row->image ? 1 : 0;
+    const pair_sequence *seq[2] = {&p->chosen, &p->rejected};
+    for (int k = 0; k < 2; k++) {
+        const pair_sequence *s = seq[k];
+        if (count_id(s->ids + s->n_prompt, s->n - s->n_prompt, id))
+            return aspo_fail(ASPO_ERR_FORMAT, "%s:%" PRId64 ": the %s response holds the image "
+                             "token (%" PRId32 "); only the prompt may", src, row->line,
+                             k ? "rejected" : "chosen", id);
+        int64_t have = count_id(s->ids, s->n_prompt, id);
+        if (have == want) continue;
+        if (!row->image)
+            return aspo_fail(ASPO_ERR_FORMAT, "%s:%" PRId64 ": the prompt holds the image token "
+                             "(\"<image>\") but the row has no image", src, row->line);
+        if (have > 1)
+            return aspo_fail(ASPO_ERR_FORMAT, "%s:%" PRId64 ": the prompt holds %" PRId64
+                             " image tokens; one image per row is supported", src, row->line,
+                             have);
+        return aspo_fail(ASPO_ERR_FORMAT, "%s:%" PRId64 ": truncation cut the image token off "
+                         "the %s sequence's prompt (max_prompt_length %" PRId64 ", max_length %"
+                         PRId64 "); raise them or shorten the prompt", src, row->line,
+                         k ? "rejected" : "chosen", opt->max_prompt_length, opt->max_length);
+    }
+    return ASPO_OK;
+}
+
+/* The prompt of an image row with "<image>\n" in front when it has no "<image>". */
+static aspo_status image_prompt(const preference_row *row, char **out, size_t *len)
+{
+    bool has = memmem(row->prompt, row->prompt_len, "<image>", 7) != NULL;
+    *len = row->prompt_len + (has ? 0 : 8);
+    if (!(*out = malloc(*len + 1))) return aspo_fail(ASPO_ERR_OOM, "tokenize: out of memory");
+    size_t at = has ? 0 : 8;
+    if (!has) memcpy(*out, "<image>\n", 8);
+    memcpy(*out + at, row->prompt, row->prompt_len);
+    (*out)[*len] = 0;
+    return ASPO_OK;
+}
+
+/* The templated prompt of an image row, encoded around its one "<image>": whole when the
+ * tokenizer has the token (it must be the model's image_token), else piece by piece with
+ * image_token between (LLaVA's tokenizer_image_token). */
+static aspo_status encode_image_prompt(const tokenizer *tok, const preference_row *row,
+                                       const tokenize_options *opt, const char *text,
+                                       size_t len, int32_t **ids, int64_t *n)
+{
+    const char *src = row->source ? row->source : "<row>";
+    int32_t known = tokenizer_piece_to_id(tok, "<image>");
+    if (known >= 0 && known != opt->image_token)
+        return aspo_fail(ASPO_ERR_USAGE, "the tokenizer's \"<image>\" is id %" PRId32 " but the "
+                         "model's image token is %" PRId32 "; they do not belong together",
+                         known, opt->image_token);
+    if (known >= 0) return encode(tok, row, "prompt", text, len, ids, NULL, NULL, n);
+    const char *at = memmem(text, len, "<image>", 7);
+    if (!at || memmem(at + 7, len - (size_t)(at + 7 - text), "<image>", 7))
+        return aspo_fail(ASPO_ERR_FORMAT, "%s:%" PRId64 ": the prompt must hold \"<image>\" "
+                         "exactly once", src, row->line);
+    int32_t *a = NULL, *b = NULL;
+    int64_t na = 0, nb = 0;
+    size_t before = (size_t)(at - text);
+    aspo_status st = encode(tok, row, "prompt", text, before, &a, NULL, NULL, &na);
+    if (!st) st = encode(tok, row, "prompt", at + 7, len - before - 7, &b, NULL, NULL, &nb);
+    if (!st && !(*ids = malloc(sizeof(int32_t) * (size_t)(na + nb + 1))))
+        st = aspo_fail(ASPO_ERR_OOM, "tokenize: out of memory");
+    if (!st) {
+        memcpy(*ids, a, sizeof(int32_t) * (size_t)na);
+        (*ids)[na] = opt->image_token;
+        memcpy(*ids + na + 1, b, sizeof(int32_t) * (size_t)nb);
+        *n = na + nb + 1;
+    }
+    free(a);
+    free(b);
+    return st;
+}
+
 aspo_status pair_tokenize(const tokenizer *tok, const preference_row *row,
                           const tokenize_options *opt, tokenized_pair *out,
                           truncation_counts *counts)
@@ -298,24 +389,33 @@ aspo_status pair_tokenize(const tokenizer *tok, const preference_row *row,
     if (!row) return aspo_fail(ASPO_ERR_USAGE, "tokenize: no row given");
     aspo_status st = check_options(opt);
     if (st) return st;
+    if (row->image && !opt->images)
+        return aspo_fail(ASPO_ERR_USAGE, "%s:%" PRId64 ": the row has an image (%s) but the "
+                         "model takes text only; give a LLaVA model", 
+                         row->source ? row->source : "<row>", row->line, row->image);
     if (preference_row_is_tokenized(row)) {
         if (tok && (st = check_vocab(tok, row))) return st;
         pair_ids in = {row->prompt_ids, row->chosen_ids, row->rejected_ids, row->n_prompt_ids,
                        row->n_chosen_ids, row->n_rejected_ids, NULL, NULL, NULL, NULL};
-        return pair_assemble(&in, false, -1, -1, opt, row->source, row->line, out, counts);
+        st = pair_assemble(&in, false, -1, -1, opt, row->source, row->line, out, counts);
+        if (!st && (st = check_image_tokens(row, opt, out))) tokenized_pair_free(out);
+        return st;
     }
     if (!tok)
         return aspo_fail(ASPO_ERR_USAGE, "%s:%" PRId64 ": a text row needs a tokenizer",
                          row->source ? row->source : "<row>", row->line);
 
-    char *text = NULL;
-    size_t text_len = 0;
+    char *text = NULL, *prompt = NULL;
+    size_t text_len = 0, prompt_len = row->prompt_len;
     int32_t *p = NULL, *c = NULL, *r = NULL;
     int32_t *cb = NULL, *ce = NULL, *rb = NULL, *re = NULL;
     pair_ids in = {0};
-    if (!(st = chat_template_apply(opt->template, row->prompt, row->prompt_len, &text,
-                                   &text_len)) &&
-        !(st = encode(tok, row, "prompt", text, text_len, &p, NULL, NULL, &in.n_prompt)) &&
+    if (row->image && (st = image_prompt(row, &prompt, &prompt_len))) return st;
+    if (!(st = chat_template_apply(opt->template, prompt ? prompt : row->prompt, prompt_len,
+                                   &text, &text_len)) &&
+        !(st = row->image ? encode_image_prompt(tok, row, opt, text, text_len, &p, &in.n_prompt)
+                          : encode(tok, row, "prompt", text, text_len, &p, NULL, NULL,
+                                   &in.n_prompt)) &&
         !(st = encode(tok, row, "chosen", row->chosen, row->chosen_len, &c, &cb, &ce,
                       &in.n_chosen)) &&
         !(st = encode(tok, row, "rejected", row->rejected, row->rejected_len, &r, &rb, &re,
@@ -324,7 +424,9 @@ aspo_status pair_tokenize(const tokenizer *tok, const preference_row *row,
         in.chosen_begin = cb, in.chosen_end = ce, in.rejected_begin = rb, in.rejected_end = re;
         st = pair_assemble(&in, true, tokenizer_bos_id(tok), tokenizer_eos_id(tok), opt,
                            row->source, row->line, out, counts);
+        if (!st && (st = check_image_tokens(row, opt, out))) tokenized_pair_free(out);
     }
+    free(prompt);
     free(text);
     free(p), free(c), free(r);
     free(cb), free(ce), free(rb), free(re);

@@ -39,6 +39,15 @@ typedef struct tokenize_options {
     int64_t max_completion_length; /* TRL default None (0) */
     truncation_mode mode;          /* applies to max_length only, as in TRL */
     bool add_bos;                  /* prepend BOS to text prompts (default true) */
+    /* Image rows (row->image set) for a vision model: the prompt gets "<image>\n" in front
+     * when it has no "<image>" (LLaVA's convention), and its one "<image>" becomes the single
+     * id image_token (expanded to the image's positions only when the batch is built, so
+     * the length limits count it as one token, as TRL with transformers 4.44 does). A
+     * tokenizer that knows "<image>" as a token encodes the prompt whole and must give
+     * image_token; one that does not (LLaVA's original checkpoints) has the text around it
+     * encoded piece by piece, as LLaVA's tokenizer_image_token does. */
+    bool images;
+    int32_t image_token;
 } tokenize_options;
 
 /* TRL 0.14.0 DPOConfig defaults, raw template, add_bos. */

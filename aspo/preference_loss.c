@@ -315,6 +315,8 @@ static void batch_stats(const aspo_loss_options *o, const aspo_pair *pairs, int 
     s->k_mean = s->k_min = s->k_max = NAN;
     s->w_mean = s->w_min = s->w_max = NAN;
     s->s_norm_mean = s->s_norm_min = s->s_norm_max = NAN;
+    s->s_mean = s->s_min = s->s_max = NAN;
+    s->ppl_mean = s->ppl_min = s->ppl_max = NAN;
     s->ppl_norm_mean = s->ppl_norm_min = s->ppl_norm_max = NAN;
     if (o->kind != ASPO_LOSS_ASPO) return;
     double k_sum = 0, k_lo = INFINITY, k_hi = -INFINITY;
@@ -334,7 +336,20 @@ static void batch_stats(const aspo_loss_options *o, const aspo_pair *pairs, int 
     s->n_units = U;
     range_stats(uw->w, U, &s->w_mean, &s->w_min, &s->w_max);
     range_stats(uw->ppl_norm, U, &s->ppl_norm_mean, &s->ppl_norm_min, &s->ppl_norm_max);
-    if (have_s) range_stats(uw->s_norm, U, &s->s_norm_mean, &s->s_norm_min, &s->s_norm_max);
+    range_stats(uw->ppl, U, &s->ppl_mean, &s->ppl_min, &s->ppl_max);
+    if (!have_s) return;
+    range_stats(uw->s_norm, U, &s->s_norm_mean, &s->s_norm_min, &s->s_norm_max);
+    double s_sum = 0;
+    s->s_min = INFINITY;
+    s->s_max = -INFINITY;
+    for (int i = 0; i < n; i++)
+        for (int u = 0; u < pairs[i].n_units; u++) {
+            double v = pairs[i].similarity[u];
+            s_sum += v;
+            s->s_min = fmin(s->s_min, v);
+            s->s_max = fmax(s->s_max, v);
+        }
+    s->s_mean = s_sum / U;
 }
 
 aspo_status aspo_preference_loss(const aspo_loss_options *o, aspo_pair *pairs, int n_pairs,
@@ -431,6 +446,12 @@ int aspo_loss_metrics(const aspo_loss_options *o, const aspo_loss_stats *s, aspo
         {"aspo/w_mean", s->w_mean},
         {"aspo/w_min", s->w_min},
         {"aspo/w_max", s->w_max},
+        {"aspo/s_mean", s->s_mean},
+        {"aspo/s_min", s->s_min},
+        {"aspo/s_max", s->s_max},
+        {"aspo/ppl_mean", s->ppl_mean},
+        {"aspo/ppl_min", s->ppl_min},
+        {"aspo/ppl_max", s->ppl_max},
         {"aspo/s_norm_mean", s->s_norm_mean},
         {"aspo/s_norm_min", s->s_norm_min},
         {"aspo/s_norm_max", s->s_norm_max},

@@ -108,6 +108,8 @@ typedef struct aspo_loss_stats {
     int k_reward_ratio, k_token_count; /* how often each branch was taken (decisions) */
     int n_units;                    /* units of the chosen responses, whole batch */
     double w_mean, w_min, w_max;    /* over units */
+    double s_mean, s_min, s_max;    /* raw CLIP similarities S_i, over units */
+    double ppl_mean, ppl_min, ppl_max; /* raw unit perplexities PPL_i */
     double s_norm_mean, s_norm_min, s_norm_max;
     double ppl_norm_mean, ppl_norm_min, ppl_norm_max;
 } aspo_loss_stats;

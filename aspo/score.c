@@ -12,6 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "aspo/image_rows.h"
 #include "aspo/pair_batch.h"
 #include "aspo/trainer.h"
 #include "models/tokenizer.h"
@@ -71,15 +72,29 @@ static aspo_status take_row(const pair_batch *b, const float *logp, int r, bool 
 }
 
 /* One forward over the pairs order[0..n): out[order[i]] filled. */
-static aspo_status score_batch(llama_model *m, const tokenized_pair *pairs,
-                               const by_length *order, int n, int32_t pad_id, bool keep,
-                               float **host, size_t *cap, pair_logps *out)
+static aspo_status score_batch(policy_model *m, const tokenized_pair *pairs,
+                               const score_images *img, const by_length *order, int n,
+                               int32_t pad_id, bool keep, float **host, size_t *cap,
+                               pair_logps *out)
 {
     const tokenized_pair *batch[n];
     for (int i = 0; i < n; i++) batch[i] = &pairs[order[i].index];
     pair_batch b;
-    aspo_status s = pair_batch_build(batch, n, pad_id, &b);
+    pair_batch_images images;
+    bool vision = policy_images(m, &images);
+    aspo_status s = pair_batch_build(batch, n, pad_id, vision ? &images : NULL, &b);
     if (s) return s;
+    float *pixels = NULL;
+    if (b.n_images) {
+        int64_t S = m->llava.cfg.image.crop_size;
+        const preference_row *rows[n];
+        for (int i = 0; i < n; i++) rows[i] = &img->rows[order[i].index];
+        if (!(pixels = malloc(sizeof(float) * (size_t)b.n_images * 3 * (size_t)(S * S))))
+            s = aspo_fail(ASPO_ERR_OOM, "no host memory for %d images", b.n_images);
+        else
+            s = image_rows_pixels(&m->llava, img->root, img->limits, rows, b.image_slot, n,
+                                  pixels);
+    }
     size_t cells = (size_t)(2 * n) * (size_t)b.T;
     if (cells > *cap) {
         free(*host);
@@ -89,7 +104,7 @@ static aspo_status score_batch(llama_model *m, const tokenized_pair *pairs,
         else
             *cap = cells;
     }
-    tensor *logp = s ? NULL : pair_batch_logprobs(m, &b, NULL); /* (2P,T) */
+    tensor *logp = s ? NULL : policy_logprobs(m, &b, pixels, NULL); /* (2P,T) */
     if (!s && !logp) s = aspo_error_status();
     if (!s) s = tensor_to_host_f32(logp, *host);
     for (int i = 0; i < n && !s; i++) {
@@ -100,18 +115,22 @@ static aspo_status score_batch(llama_model *m, const tokenized_pair *pairs,
     }
     runtime_step_reset();
     pair_batch_free(&b);
+    free(pixels);
     return s;
 }
 
-aspo_status score_pairs(llama_model *m, const tokenized_pair *pairs, int64_t n,
-                        int batch_size, int32_t pad_id, bool keep_tokens, pair_logps *out,
-                        FILE *progress)
+aspo_status score_pairs(policy_model *m, const tokenized_pair *pairs, int64_t n,
+                        const score_images *images, int batch_size, int32_t pad_id,
+                        bool keep_tokens, pair_logps *out, FILE *progress)
 {
     memset(out, 0, sizeof *out * (size_t)n);
     if (batch_size < 1) return aspo_fail(ASPO_ERR_USAGE, "batch size %d: must be >= 1", batch_size);
-    if (pad_id < 0 || pad_id >= m->cfg.vocab_size)
+    if (pad_id < 0 || pad_id >= m->lm->cfg.vocab_size)
         return aspo_fail(ASPO_ERR_USAGE, "pad id %d is outside the model's vocabulary (%lld)",
-                         (int)pad_id, (long long)m->cfg.vocab_size);
+                         (int)pad_id, (long long)m->lm->cfg.vocab_size);
+    pair_batch_images probe;
+    if (policy_images(m, &probe) && !images)
+        return aspo_fail(ASPO_ERR_USAGE, "score_pairs: a LLaVA model needs the rows' images");
     /* Longest first: similar lengths share a batch (less padding), and the biggest batch
      * comes first. Results land by index, so the order does not show in them. */
     by_length *order = malloc(sizeof *order * (size_t)(n ? n : 1));
@@ -129,7 +148,7 @@ aspo_status score_pairs(llama_model *m, const tokenized_pair *pairs, int64_t n,
     double start = now_seconds(), last = start;
     for (int64_t i = 0; i < n && !s; i += batch_size) {
         int k = (int)(n - i < batch_size ? n - i : batch_size);
-        s = score_batch(m, pairs, order + i, k, pad_id, keep_tokens, &host, &cap, out);
+        s = score_batch(m, pairs, images, order + i, k, pad_id, keep_tokens, &host, &cap, out);
         double t = now_seconds();
         if (!s && progress && (t - last > 10 || i + k == n) && t - start > 1) {
             fprintf(progress, "scored %lld/%lld pairs\n", (long long)(i + k), (long long)n);
@@ -152,7 +171,8 @@ typedef struct score_job {
     tokenized_pair *pairs; /* (ds.n_rows) */
     truncation_counts counts;
     tokenizer *tok;
-    llama_model model;
+    policy_model model;
+    image_limits limits;
     pair_logps *logps;     /* (ds.n_rows) */
 } score_job;
 
@@ -164,8 +184,11 @@ static aspo_status tokenize_all(score_job *j)
     topt.max_prompt_length = cfg->max_prompt_length;
     topt.max_completion_length = cfg->max_completion_length;
     topt.add_bos = !cfg->no_bos;
+    pair_batch_images images;
+    if ((topt.images = policy_images(&j->model, &images))) topt.image_token = images.token;
     aspo_status s;
-    if ((s = chat_template_parse(cfg->chat_template, &topt.template)) ||
+    if ((s = chat_template_parse(policy_chat_template(&j->model, cfg->chat_template),
+                                 &topt.template)) ||
         (s = truncation_mode_parse(cfg->truncation_mode, &topt.mode)))
         return s;
     /* A tokenizer is needed for text rows only; aspo run pads with its pad (or EOS) id. */
@@ -184,7 +207,7 @@ static aspo_status tokenize_all(score_job *j)
  * model config's; any id the embedding holds will do, since padding is masked. */
 static int32_t pad_id(const score_job *j)
 {
-    const llama_config *c = &j->model.cfg;
+    const llama_config *c = &j->model.lm->cfg;
     int32_t tok_pad = j->tok ? tokenizer_pad_id(j->tok) : -1;
     int32_t tok_eos = j->tok ? tokenizer_eos_id(j->tok) : -1;
     int32_t candidates[] = {tok_pad, tok_eos, c->pad_token_id, c->n_eos ? c->eos_token_ids[0] : -1};
@@ -196,10 +219,12 @@ static int32_t pad_id(const score_job *j)
 static aspo_status open_model(score_job *j)
 {
     const score_config *cfg = j->cfg;
-    llama_options o = llama_defaults();
+    policy_options o = policy_defaults();
+    o.model = cfg->model;
     o.storage_dtype = strcmp(cfg->dtype, "auto") ? dtype_from_name(cfg->dtype) : -1;
-    o.adapter_dir = cfg->adapter; /* r, alpha and targets from its adapter_config.json */
-    return llama_open(cfg->model, &o, &j->model);
+    o.adapter = cfg->adapter; /* r, alpha and targets from its adapter_config.json */
+    o.vision_tower = cfg->vision_tower;
+    return policy_open(&o, &j->model);
 }
 
 static json_t *float_array(const float *v, int64_t n)
@@ -329,7 +354,9 @@ static aspo_status run(score_job *j, score_summary *sum)
     const score_config *cfg = j->cfg;
     dataset_options dopt = {.skip_bad_lines = cfg->skip_bad_lines};
     aspo_status s;
+    /* The model before tokenizing: a LLaVA's image token is in its config. */
     if ((s = prepare_output(cfg->out)) || (s = dataset_load_jsonl(cfg->data, &dopt, &j->ds)) ||
+        (s = image_rows_check(cfg->image_root, &j->ds, NULL)) || (s = open_model(j)) ||
         (s = tokenize_all(j)))
         return s;
     int64_t n = j->ds.n_rows;
@@ -339,11 +366,13 @@ static aspo_status run(score_job *j, score_summary *sum)
         fprintf(stderr, "data: %s: %lld pairs (%lld bad lines skipped); %s\n", cfg->data,
                 (long long)n, (long long)j->ds.n_skipped, counts);
     }
-    if ((s = open_model(j))) return s;
     if (!(j->logps = calloc((size_t)n, sizeof *j->logps)))
         return aspo_fail(ASPO_ERR_OOM, "no host memory for %lld scores", (long long)n);
     double start = now_seconds();
-    s = score_pairs(&j->model, j->pairs, n, (int)cfg->batch_size, pad_id(j), cfg->token_logps,
+    j->limits = (image_limits){.max_pixels = cfg->max_image_pixels};
+    score_images images = {j->ds.rows, cfg->image_root, &j->limits};
+    s = score_pairs(&j->model, j->pairs, n, j->model.is_llava ? &images : NULL,
+                    (int)cfg->batch_size, pad_id(j), cfg->token_logps,
                     j->logps, cfg->quiet ? NULL : stderr);
     if (s || (s = write_output(j))) return s;
     sum->pairs = n;
@@ -381,7 +410,7 @@ aspo_status score_run(const score_config *cfg, score_summary *summary)
     aspo_status s = run(&j, &sum);
     if (j.logps) pair_logps_free(j.logps, j.ds.n_rows);
     free(j.logps);
-    llama_close(&j.model);
+    policy_close(&j.model);
     for (int64_t i = 0; j.pairs && i < j.ds.n_rows; i++) tokenized_pair_free(&j.pairs[i]);
     free(j.pairs);
     tokenizer_free(j.tok);

@@ -13,12 +13,15 @@
 #include <stdio.h>
 
 #include "aspo/pair_tokens.h"
-#include "models/llama.h"
+#include "aspo/policy.h"
+#include "models/image.h"
 
 /* The flags of `aspo score`; the data flags mean what they mean for `aspo run`, and must
  * be the same for both, or the scored tokens are not the trained ones. */
 typedef struct score_config {
     const char *config, *backend, *model, *tokenizer, *data, *out, *adapter;
+    const char *image_root, *vision_tower;
+    long max_image_pixels;
     const char *dtype, *chat_template, *truncation_mode;
     long max_length, max_prompt_length, max_completion_length, batch_size, threads;
     bool no_bos, skip_bad_lines, token_logps, quiet;
@@ -39,11 +42,18 @@ void pair_logps_free(pair_logps *p, int64_t n);
 /* Scores pairs[0..n) into out[0..n) (zeroed first) with the model as it is (adapters on
  * when it has them), no tape, no dropout, batch_size pairs per forward (longest first, so
  * an out-of-memory shows on the first batch). pad_id fills the padding (any valid id: it
- * is masked). Resets the step arena after each batch. progress (may be NULL) gets a line
+ * is masked). images: the rows' images for a LLaVA model (NULL for LLaMA). Resets the step
+ * arena after each batch. progress (may be NULL) gets a line
  * every few seconds. On failure out holds nothing to free. */
-aspo_status score_pairs(llama_model *m, const tokenized_pair *pairs, int64_t n,
-                        int batch_size, int32_t pad_id, bool keep_tokens, pair_logps *out,
-                        FILE *progress);
+typedef struct score_images {
+    const preference_row *rows; /* (n) the rows the pairs came from, for their images */
+    const char *root;           /* --image-root */
+    const image_limits *limits;
+} score_images;
+
+aspo_status score_pairs(policy_model *m, const tokenized_pair *pairs, int64_t n,
+                        const score_images *images, int batch_size, int32_t pad_id,
+                        bool keep_tokens, pair_logps *out, FILE *progress);
 
 typedef struct score_summary {
     int64_t pairs, skipped_lines;

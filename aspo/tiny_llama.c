@@ -13,26 +13,33 @@
 
 enum { MAX_TENSORS = 1024 };
 
-typedef struct weight_list {
+struct tiny_weights {
     st_write_entry e[MAX_TENSORS];
-    int64_t shapes[MAX_TENSORS][2];
+    int64_t shapes[MAX_TENSORS][4];
     char *names[MAX_TENSORS];
     float *data[MAX_TENSORS];
     int n;
-} weight_list;
+};
 
-/* Normal(0, std) by Box-Muller over Philox, or a constant when std is 0. */
-static aspo_status add(weight_list *w, const char *name, int64_t rows, int64_t cols, double std,
-                       float constant, uint64_t seed)
+tiny_weights *tiny_weights_new(void)
 {
-    if (w->n == MAX_TENSORS) return aspo_fail(ASPO_ERR_USAGE, "tiny llama: too many tensors");
-    int64_t n = rows * (cols ? cols : 1);
+    return calloc(1, sizeof(tiny_weights));
+}
+
+aspo_status tiny_weights_add(tiny_weights *w, const char *name, int ndim, const int64_t *shape,
+                             double std, float constant, uint64_t seed)
+{
+    if (w->n == MAX_TENSORS)
+        return aspo_fail(ASPO_ERR_USAGE, "tiny model: more than %d tensors", MAX_TENSORS);
+    ASPO_ASSERT(ndim >= 1 && ndim <= 4);
+    int64_t n = 1;
+    for (int d = 0; d < ndim; d++) n *= shape[d];
     float *v = malloc(sizeof(float) * (size_t)(n ? n : 1));
     char *copy = strdup(name);
     if (!v || !copy) {
         free(v);
         free(copy);
-        return aspo_fail(ASPO_ERR_OOM, "tiny llama: no memory for %s", name);
+        return aspo_fail(ASPO_ERR_OOM, "tiny model: no memory for %s", name);
     }
     uint64_t stream = (uint64_t)w->n << 40;
     for (int64_t i = 0; i < n; i++) {
@@ -47,17 +54,37 @@ static aspo_status add(weight_list *w, const char *name, int64_t rows, int64_t c
     int k = w->n++;
     w->names[k] = copy;
     w->data[k] = v;
-    w->shapes[k][0] = rows;
-    w->shapes[k][1] = cols;
-    w->e[k] = (st_write_entry){.name = copy, .dt = DT_F32, .ndim = cols ? 2 : 1,
-                               .shape = w->shapes[k], .data = v};
+    memcpy(w->shapes[k], shape, sizeof(int64_t) * (size_t)ndim);
+    w->e[k] = (st_write_entry){.name = copy, .dt = DT_F32, .ndim = ndim, .shape = w->shapes[k],
+                               .data = v};
     return ASPO_OK;
 }
 
-static aspo_status write_config(const char *dir, const tiny_llama_spec *s)
+aspo_status tiny_weights_write(const tiny_weights *w, const char *path)
 {
-    char path[4200];
-    snprintf(path, sizeof path, "%s/config.json", dir);
+    return st_write(path, w->e, w->n, NULL, NULL, 0);
+}
+
+void tiny_weights_free(tiny_weights *w)
+{
+    if (!w) return;
+    for (int i = 0; i < w->n; i++) {
+        free(w->names[i]);
+        free(w->data[i]);
+    }
+    free(w);
+}
+
+/* A matrix (rows, cols), or a vector when cols is 0. */
+static aspo_status add(tiny_weights *w, const char *name, int64_t rows, int64_t cols, double std,
+                       float constant, uint64_t seed)
+{
+    int64_t shape[2] = {rows, cols};
+    return tiny_weights_add(w, name, cols ? 2 : 1, shape, std, constant, seed);
+}
+
+json_t *tiny_llama_config(const tiny_llama_spec *s)
+{
     json_t *c = json_pack(
         "{s:[s], s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:f, s:f, s:b, s:I, s:I, s:s, s:s}",
         "architectures", "LlamaForCausalLM", "model_type", "llama",
@@ -68,26 +95,32 @@ static aspo_status write_config(const char *dir, const tiny_llama_spec *s)
         "rope_theta", 10000.0, "tie_word_embeddings", 0, "bos_token_id", (json_int_t)s->bos_id,
         "eos_token_id", (json_int_t)s->eos_id, "hidden_act", "silu", "torch_dtype", "float32");
     if (c && s->pad_id >= 0) json_object_set_new(c, "pad_token_id", json_integer(s->pad_id));
+    return c;
+}
+
+static aspo_status write_config(const char *dir, const tiny_llama_spec *s)
+{
+    char path[4200];
+    snprintf(path, sizeof path, "%s/config.json", dir);
+    json_t *c = tiny_llama_config(s);
     int bad = !c || json_dump_file(c, path, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
     json_decref(c);
     return bad ? aspo_fail(ASPO_ERR_IO, "%s: cannot write", path) : ASPO_OK;
 }
 
-aspo_status tiny_llama_write(const char *dir, const tiny_llama_spec *s, uint64_t seed)
+aspo_status tiny_llama_add_weights(tiny_weights *w, const char *prefix, const tiny_llama_spec *s,
+                                   uint64_t seed)
 {
     if (s->dim % s->heads || s->heads % s->kv_heads || (s->dim / s->heads) % 2)
         return aspo_fail(ASPO_ERR_USAGE,
                          "tiny llama: dim %lld, heads %lld, kv heads %lld do not fit (dim "
                          "divisible by heads, heads by kv heads, even head size)",
                          (long long)s->dim, (long long)s->heads, (long long)s->kv_heads);
-    aspo_status made = weights_make_dir(dir);
-    if (made) return made;
-    weight_list *w = calloc(1, sizeof *w);
-    if (!w) return aspo_fail(ASPO_ERR_OOM, "tiny llama: no memory");
     int64_t D = s->dim / s->heads, kv = s->kv_heads * D;
     const double std = 0.02; /* LlamaConfig.initializer_range */
-    aspo_status st = add(w, "model.embed_tokens.weight", s->vocab, s->dim, std, 0, seed);
     char name[256];
+    snprintf(name, sizeof name, "%smodel.embed_tokens.weight", prefix);
+    aspo_status st = add(w, name, s->vocab, s->dim, std, 0, seed);
     for (int64_t l = 0; l < s->layers && !st; l++) {
         struct { const char *part; int64_t rows, cols; double std; } parts[] = {
             {"self_attn.q_proj.weight", s->dim, s->dim, std},
@@ -101,20 +134,28 @@ aspo_status tiny_llama_write(const char *dir, const tiny_llama_spec *s, uint64_t
             {"post_attention_layernorm.weight", s->dim, 0, 0},
         };
         for (size_t p = 0; p < sizeof parts / sizeof parts[0] && !st; p++) {
-            snprintf(name, sizeof name, "model.layers.%lld.%s", (long long)l, parts[p].part);
+            snprintf(name, sizeof name, "%smodel.layers.%lld.%s", prefix, (long long)l,
+                     parts[p].part);
             st = add(w, name, parts[p].rows, parts[p].cols, parts[p].std, 1.0f, seed);
         }
     }
-    if (!st) st = add(w, "model.norm.weight", s->dim, 0, 0, 1.0f, seed);
-    if (!st) st = add(w, "lm_head.weight", s->vocab, s->dim, std, 0, seed);
+    snprintf(name, sizeof name, "%smodel.norm.weight", prefix);
+    if (!st) st = add(w, name, s->dim, 0, 0, 1.0f, seed);
+    snprintf(name, sizeof name, "%slm_head.weight", prefix);
+    if (!st) st = add(w, name, s->vocab, s->dim, std, 0, seed);
+    return st;
+}
+
+aspo_status tiny_llama_write(const char *dir, const tiny_llama_spec *s, uint64_t seed)
+{
+    tiny_weights *w = tiny_weights_new();
+    if (!w) return aspo_fail(ASPO_ERR_OOM, "tiny llama: no memory");
+    aspo_status st = tiny_llama_add_weights(w, "", s, seed);
+    if (!st) st = weights_make_dir(dir);
     char path[4200];
     snprintf(path, sizeof path, "%s/model.safetensors", dir);
-    if (!st) st = st_write(path, w->e, w->n, NULL, NULL, 0);
+    if (!st) st = tiny_weights_write(w, path);
     if (!st) st = write_config(dir, s);
-    for (int i = 0; i < w->n; i++) {
-        free(w->names[i]);
-        free(w->data[i]);
-    }
-    free(w);
+    tiny_weights_free(w);
     return st;
 }

@@ -10,7 +10,7 @@ train_config train_defaults(void)
         .backend = "cpu", .out = "out", .loss = "aspo", .beta = 0.1, .alpha = -1,
         .unit = "sentence", .weights = "sp", .ppl_from = "policy", .k_scope = "pair",
         .lora_r = 8, .lora_alpha = 16, .lora_dropout = 0.05, .lora_targets = "all-linear",
-        .dtype = "auto", .chat_template = "raw", .truncation_mode = "keep_end",
+        .dtype = "auto", .chat_template = "auto", .truncation_mode = "keep_end",
         .scheduler = "cosine", .batch_size = 4, .grad_accum = 1, .epochs = 1,
         .lr = 5e-6, .warmup_ratio = 0.1, .max_grad_norm = 1.0, .max_length = 1024,
         .max_prompt_length = 512, .seed = 42, .logging_steps = 1,
@@ -23,7 +23,7 @@ static const char *const WEIGHTS[] = {"sp", "s", "p", NULL};
 static const char *const PPL_FROM[] = {"policy", "reference", NULL};
 static const char *const K_SCOPE[] = {"pair", "batch", NULL};
 const char *const DATA_FLAG_DTYPES[] = {"auto", "f32", "bf16", "f16", NULL};
-const char *const DATA_FLAG_TEMPLATES[] = {"raw", "vicuna_v1", NULL};
+const char *const DATA_FLAG_TEMPLATES[] = {"auto", "raw", "vicuna_v1", NULL};
 const char *const DATA_FLAG_TRUNCATION[] = {"keep_end", "keep_start", NULL};
 static const char *const SCHEDULERS[] = {"cosine", "linear", "constant", NULL};
 
@@ -48,6 +48,8 @@ const option_spec TRAIN_SPECS[] = {
     F("lora-dropout", OPT_FLOAT, lora_dropout, "LoRA dropout", NULL, 0, 0.99),
     F("rslora", OPT_BOOL, rslora, "scale by alpha/sqrt(r)", NULL, 0, 0),
     F("lora-targets", OPT_STRING, lora_targets, "PEFT target_modules: suffixes or all-linear", NULL, 0, 0),
+    F("clip-model", OPT_STRING, clip_model, "full CLIP directory for ASPO's image-text similarities (default: LLaVA's own tower when it has a text tower)", NULL, 0, 0),
+    F("train-projector", OPT_BOOL, train_projector, "LLaVA: LoRA on the projector's linears too", NULL, 0, 0),
     F("gradient-checkpointing", OPT_BOOL, gradient_checkpointing, "re-run decoder layers in backward", NULL, 0, 0),
     F("batch-size", OPT_INT, batch_size, "pairs per micro-batch", NULL, 1, 1 << 20),
     F("grad-accum", OPT_INT, grad_accum, "micro-batches per optimizer step", NULL, 1, 1 << 20),

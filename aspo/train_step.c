@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "aspo/image_rows.h"
 #include "aspo/trainer_internal.h"
 #include "nn/lora.h"
 #include "nn/modules.h"
@@ -28,6 +29,25 @@ static aspo_status host_buffers(trainer *t, size_t cells)
     }
     t->cap = cells;
     return ASPO_OK;
+}
+
+/* The batch's images as LLaVA's pixels, (k,3,S,S) in slot order, into t->pixels. */
+static aspo_status batch_pixels(trainer *t, const pair_batch *b, const int64_t *index, int n)
+{
+    int64_t S = t->model.llava.cfg.image.crop_size;
+    size_t need = (size_t)b->n_images * 3 * (size_t)(S * S);
+    if (need > t->pixels_cap) {
+        free(t->pixels);
+        if (!(t->pixels = malloc(need * sizeof(float)))) {
+            t->pixels_cap = 0;
+            return aspo_fail(ASPO_ERR_OOM, "no host memory for %d images", b->n_images);
+        }
+        t->pixels_cap = need;
+    }
+    const preference_row *rows[n];
+    for (int i = 0; i < n; i++) rows[i] = &t->data.ds.rows[index[i]];
+    return image_rows_pixels(&t->model.llava, t->cfg->image_root, &t->image_limits, rows,
+                             b->image_slot, n, t->pixels);
 }
 
 /* Precomputed reference. Per-token values (`aspo score --token-logps`) serve both losses;
@@ -82,8 +102,14 @@ aspo_status train_batch(trainer *t, const int64_t *index, int n, double scale, b
     const tokenized_pair *pairs[n];
     for (int i = 0; i < n; i++) pairs[i] = &t->data.pairs[index[i]];
     pair_batch b;
-    aspo_status s = pair_batch_build(pairs, n, t->pad_id, &b);
+    pair_batch_images images;
+    bool vision = policy_images(&t->model, &images);
+    aspo_status s = pair_batch_build(pairs, n, t->pad_id, vision ? &images : NULL, &b);
     if (s) return s;
+    if (b.n_images && (s = batch_pixels(t, &b, index, n))) {
+        pair_batch_free(&b);
+        return s;
+    }
     aspo_pair *pp = calloc((size_t)n, sizeof *pp);
     if (!pp) {
         pair_batch_free(&b);
@@ -106,7 +132,7 @@ aspo_status train_batch(trainer *t, const int64_t *index, int n, double scale, b
     } else {
         bool grad = autograd_set_enabled(false), lora = lora_set_enabled(false);
         bool training = nn_set_training(false);
-        tensor *ref = pair_batch_logprobs(&t->model, &b, NULL);
+        tensor *ref = policy_logprobs(&t->model, &b, t->pixels, NULL);
         s = ref ? tensor_to_host_f32(ref, t->ref) : aspo_error_status();
         nn_set_training(training);
         lora_set_enabled(lora);
@@ -118,7 +144,7 @@ aspo_status train_batch(trainer *t, const int64_t *index, int n, double scale, b
     /* Policy, with the tape when we will step. */
     bool grad = autograd_set_enabled(scale > 0);
     bool training = nn_set_training(scale > 0);
-    tensor *sums = NULL, *logp = pair_batch_logprobs(&t->model, &b, &sums);
+    tensor *sums = NULL, *logp = policy_logprobs(&t->model, &b, t->pixels, &sums);
     nn_set_training(training);
     autograd_set_enabled(grad);
     if (!logp) {
@@ -130,7 +156,7 @@ aspo_status train_batch(trainer *t, const int64_t *index, int n, double scale, b
 
     /* The loss and d loss / d logp on the host. */
     memset(t->grad, 0, cells * sizeof(float));
-    int64_t V = t->model.cfg.vocab_size;
+    int64_t V = t->model.lm->cfg.vocab_size;
     for (int i = 0; i < n; i++) {
         int rc = i, rr = n + i;
         size_t oc = (size_t)rc * b.T + b.first[rc], orr = (size_t)rr * b.T + b.first[rr];
@@ -142,6 +168,7 @@ aspo_status train_batch(trainer *t, const int64_t *index, int n, double scale, b
             .policy_chosen = t->logp + oc, .ref_chosen = t->ref + oc,
             .policy_rejected = t->logp + orr, .ref_rejected = t->ref + orr,
             .n_units = t->data.n_units[index[i]], .unit_of_chosen = t->data.unit_of[index[i]],
+            .similarity = t->data.similarity ? t->data.similarity[index[i]] : NULL,
             .logits_sum_chosen = sum_c, .logits_sum_rejected = sum_r,
             .logits_count_chosen = b.count[rc] * V, .logits_count_rejected = b.count[rr] * V,
             .grad_chosen = t->grad + oc, .grad_rejected = t->grad + orr,

@@ -33,17 +33,23 @@ static aspo_status loss_options(const train_config *cfg, bool has_images, aspo_l
     return ASPO_OK;
 }
 
-static aspo_status open_model(const train_config *cfg, uint64_t seed, llama_model *m)
+static aspo_status open_model(const train_config *cfg, uint64_t seed, bool need_similarity,
+                              policy_model *m)
 {
-    llama_options o = llama_defaults();
+    policy_options o = policy_defaults();
+    o.model = cfg->model;
+    o.adapter = cfg->adapter;
     o.storage_dtype = strcmp(cfg->dtype, "auto") ? dtype_from_name(cfg->dtype) : -1;
     o.lora = (lora_config){(int)cfg->lora_r, (float)cfg->lora_alpha, (float)cfg->lora_dropout,
                            cfg->rslora};
     o.lora_targets = cfg->lora_targets;
     o.lora_seed = seed;
-    o.adapter_dir = cfg->adapter;
     o.checkpoint_layers = cfg->gradient_checkpointing;
-    return llama_open(cfg->model, &o, m);
+    o.train_projector = cfg->train_projector;
+    o.vision_tower = cfg->vision_tower;
+    o.clip_model = cfg->clip_model;
+    o.need_similarity = need_similarity;
+    return policy_open(&o, m);
 }
 
 /* Mean of the batch results of one optimizer step (pairs weigh equally). */
@@ -65,12 +71,16 @@ static void add_result(batch_result *sum, const batch_result *r, int n_pairs, in
     MIX(stats.k_mean);
     MIX(stats.w_mean);
     MIX(stats.s_norm_mean);
+    MIX(stats.s_mean);
+    MIX(stats.ppl_mean);
     MIX(stats.ppl_norm_mean);
 #undef MIX
     if (!*pairs_seen) {
         sum->stats.k_min = r->stats.k_min, sum->stats.k_max = r->stats.k_max;
         sum->stats.w_min = r->stats.w_min, sum->stats.w_max = r->stats.w_max;
         sum->stats.s_norm_min = r->stats.s_norm_min, sum->stats.s_norm_max = r->stats.s_norm_max;
+        sum->stats.s_min = r->stats.s_min, sum->stats.s_max = r->stats.s_max;
+        sum->stats.ppl_min = r->stats.ppl_min, sum->stats.ppl_max = r->stats.ppl_max;
         sum->stats.ppl_norm_min = r->stats.ppl_norm_min;
         sum->stats.ppl_norm_max = r->stats.ppl_norm_max;
         sum->stats.k_reward_ratio = sum->stats.k_token_count = sum->stats.n_units = 0;
@@ -82,6 +92,10 @@ static void add_result(batch_result *sum, const batch_result *r, int n_pairs, in
         sum->stats.w_max = fmax(sum->stats.w_max, r->stats.w_max);
         sum->stats.s_norm_min = fmin(sum->stats.s_norm_min, r->stats.s_norm_min);
         sum->stats.s_norm_max = fmax(sum->stats.s_norm_max, r->stats.s_norm_max);
+        sum->stats.s_min = fmin(sum->stats.s_min, r->stats.s_min);
+        sum->stats.s_max = fmax(sum->stats.s_max, r->stats.s_max);
+        sum->stats.ppl_min = fmin(sum->stats.ppl_min, r->stats.ppl_min);
+        sum->stats.ppl_max = fmax(sum->stats.ppl_max, r->stats.ppl_max);
         sum->stats.ppl_norm_min = fmin(sum->stats.ppl_norm_min, r->stats.ppl_norm_min);
         sum->stats.ppl_norm_max = fmax(sum->stats.ppl_norm_max, r->stats.ppl_norm_max);
     }
@@ -224,12 +238,12 @@ static aspo_status train_loop(trainer *t, adamw *opt, const lr_schedule *sched, 
         double norm = 0;
         /* --max-grad-norm 0 = off: clip_grad_norm wants a finite bound, and no finite
          * norm exceeds FLT_MAX; it still measures the norm and stops on NaN/Inf. */
-        s = clip_grad_norm(&t->model.ps, cfg->max_grad_norm > 0 ? (float)cfg->max_grad_norm
+        s = clip_grad_norm(&t->model.lm->ps, cfg->max_grad_norm > 0 ? (float)cfg->max_grad_norm
                                                                 : FLT_MAX, &norm);
         s = at_step(s, st->step + 1);
         double lr = schedule_lr(sched, st->step);
         if (!s) s = adamw_step(opt, (float)lr);
-        if (!s) s = param_store_zero_grad(&t->model.ps);
+        if (!s) s = param_store_zero_grad(&t->model.lm->ps);
         if (s) break;
         st->step++;
         st->rng_counter = runtime_current()->rng_counter;
@@ -262,8 +276,23 @@ static aspo_status run(trainer *t, train_summary *sum)
     if (s) return s;
     t->pad_id = tokenizer_pad_id(tok) >= 0 ? tokenizer_pad_id(tok) : tokenizer_eos_id(tok);
     int64_t tok_vocab = tokenizer_vocab_size(tok);
-    if (!(s = loss_options(cfg, false, &t->loss)))
-        s = train_data_load(cfg, tok, t->loss.level, &t->data);
+    t->image_limits = (image_limits){.max_pixels = cfg->max_image_pixels};
+    /* The rows first (whether there are images decides alpha's default and whether a CLIP is
+     * needed), then the model (its image token and CLIP), then tokens, units and S. */
+    bool need_similarity = false;
+    if (!(s = train_data_read(cfg, &t->data)) &&
+        !(s = loss_options(cfg, t->data.n_images > 0, &t->loss))) {
+        bool llava = false;
+        if (!(s = llava_detect(cfg->model, &llava)) && t->data.n_images && !llava)
+            s = aspo_fail(ASPO_ERR_USAGE, "%s: %lld rows have images but %s is a text-only "
+                          "LLaMA; give a LLaVA model", cfg->data, (long long)t->data.n_images,
+                          cfg->model);
+        need_similarity = t->loss.kind == ASPO_LOSS_ASPO && t->data.n_images > 0 &&
+                          (t->loss.alpha > 0 || t->loss.weights == ASPO_WEIGHTS_S);
+        if (!s) s = open_model(cfg, (uint64_t)cfg->seed, need_similarity, &t->model);
+    }
+    if (!s) s = train_data_prepare(cfg, tok, t->loss.level, &t->model, &t->image_limits,
+                                   &t->data);
     tokenizer_free(tok);
     if (s) return s;
     char counts[512];
@@ -284,18 +313,17 @@ static aspo_status run(trainer *t, train_summary *sum)
                 "each token's, so the reference model runs for them (`aspo score "
                 "--token-logps` writes per-token values)\n",
                 (long long)sums_only);
-    if ((s = open_model(cfg, (uint64_t)cfg->seed, &t->model))) return s;
-    if (tok_vocab > t->model.cfg.vocab_size)
+    if (tok_vocab > t->model.lm->cfg.vocab_size)
         return aspo_fail(ASPO_ERR_USAGE,
                          "the tokenizer (%s) has %lld tokens but the model %s has vocab_size "
                          "%lld: they do not belong together",
                          cfg->tokenizer ? cfg->tokenizer : cfg->model, (long long)tok_vocab,
-                         cfg->model, (long long)t->model.cfg.vocab_size);
+                         cfg->model, (long long)t->model.lm->cfg.vocab_size);
 
     adamw opt;
     adamw_config ac = adamw_defaults();
     ac.weight_decay = (float)cfg->weight_decay;
-    if ((s = adamw_init(&opt, &t->model.ps, &ac))) return s;
+    if ((s = adamw_init(&opt, &t->model.lm->ps, &ac))) return s;
     int64_t per_step = cfg->batch_size * cfg->grad_accum;
     int64_t steps_per_epoch = (t->data.n_train + per_step - 1) / per_step;
     int64_t total = cfg->max_steps > 0 ? cfg->max_steps : cfg->epochs * steps_per_epoch;
@@ -311,8 +339,8 @@ static aspo_status run(trainer *t, train_summary *sum)
     if (!s && !metrics) s = aspo_fail(ASPO_ERR_IO, "%s/metrics.jsonl: cannot write", cfg->out);
     if (!s && !cfg->quiet)
         fprintf(stderr, "model: %s: %lld trainable of %lld parameters; %lld steps%s\n", cfg->model,
-                (long long)param_store_count(&t->model.ps, true),
-                (long long)param_store_count(&t->model.ps, false), (long long)total,
+                (long long)param_store_count(&t->model.lm->ps, true),
+                (long long)param_store_count(&t->model.lm->ps, false), (long long)total,
                 st.step ? " (resumed)" : "");
     batch_result ev;
     if (!s && t->data.n_eval && !st.step && !(s = evaluate(t, &ev))) {
@@ -321,7 +349,7 @@ static aspo_status run(trainer *t, train_summary *sum)
         write_metrics(metrics, t, "eval/", 0, 0, &ev, 0, 0, 0);
     }
     if (!s) s = train_loop(t, &opt, &sched, total, steps_per_epoch, &st, metrics, sum);
-    if (!s) s = llama_save_adapter(&t->model, cfg->out);
+    if (!s) s = policy_save_adapter(&t->model, cfg->out);
     if (!s && t->data.n_eval && !(s = evaluate(t, &ev))) {
         sum->eval_accuracy_after = ev.stats.rewards_accuracies;
         sum->eval_margin_after = ev.stats.rewards_margins;
@@ -338,14 +366,15 @@ static aspo_status run(trainer *t, train_summary *sum)
 
 void trainer_free(trainer *t)
 {
-    llama_close(&t->model);
+    policy_close(&t->model);
     train_data_free(&t->data);
     free(t->logp);
     free(t->ref);
     free(t->sums);
     free(t->grad);
-    t->logp = t->ref = t->sums = t->grad = NULL;
-    t->cap = 0;
+    free(t->pixels);
+    t->logp = t->ref = t->sums = t->grad = t->pixels = NULL;
+    t->cap = t->pixels_cap = 0;
 }
 
 aspo_status train_run(const train_config *cfg, train_summary *summary)

@@ -10,6 +10,9 @@
 
 typedef struct train_config {
     const char *backend, *model, *data, *out, *config, *resume, *adapter, *tokenizer;
+    const char *image_root, *vision_tower, *clip_model; /* images (LLaVA) */
+    long max_image_pixels;
+    bool train_projector;
     const char *loss;                     /* aspo | dpo */
     double beta, alpha, label_smoothing;
     const char *unit, *weights, *ppl_from, *k_scope;

@@ -6,9 +6,9 @@
 
 #include "aspo/dataset.h"
 #include "aspo/pair_batch.h"
+#include "aspo/policy.h"
 #include "aspo/preference_loss.h"
 #include "aspo/trainer.h"
-#include "models/llama.h"
 #include "models/tokenizer.h"
 #include "nn/adamw.h"
 #include "nn/schedule.h"
@@ -19,14 +19,22 @@ typedef struct train_data {
     tokenized_pair *pairs;  /* (n) */
     int32_t **unit_of;      /* (n) arrays of the chosen response's token count */
     int *n_units;           /* (n) */
+    float **similarity;     /* (n) NULL, or CLIP's S_i of each chosen unit (n_units[i]) */
+    int64_t n_images;       /* rows with an image */
     int64_t n;
     int64_t *train, n_train; /* indices into pairs */
     int64_t *eval, n_eval;
     truncation_counts counts;
 } train_data;
 
-aspo_status train_data_load(const train_config *cfg, const tokenizer *tok,
-                            aspo_unit_level level, train_data *d);
+/* Reads the rows and checks that every image file is there (before the model opens). */
+aspo_status train_data_read(const train_config *cfg, train_data *d);
+/* Tokenizes the rows (the model gives the image token for LLaVA), finds the units of each
+ * chosen response and, when the model has a similarity CLIP, each image row's unit
+ * similarities S_i (once, before training), and splits train/eval. */
+aspo_status train_data_prepare(const train_config *cfg, const tokenizer *tok,
+                               aspo_unit_level level, policy_model *model,
+                               const image_limits *limits, train_data *d);
 void train_data_free(train_data *d);
 /* A permutation of 0..n-1 determined by (seed, stream). */
 void shuffle_indices(int64_t *idx, int64_t n, uint64_t seed, uint64_t stream);
@@ -40,12 +48,15 @@ typedef struct batch_result {
 
 typedef struct trainer {
     const train_config *cfg;
-    llama_model model;
+    policy_model model;
+    image_limits image_limits;
     aspo_loss_options loss;
     train_data data;
     int32_t pad_id;
     /* host buffers reused across batches */
     float *logp, *ref, *sums, *grad;
+    float *pixels; /* (k,3,S,S) of a batch's images (LLaVA) */
+    size_t pixels_cap;
     size_t cap;
 } trainer;
 

@@ -1,5 +1,6 @@
 /* CLIP: declaring the towers from config.json, loading HF weights, and the forward passes
  * as transformers' CLIPModel (get_image_features, get_text_features, logits). */
+#define _POSIX_C_SOURCE 200809L /* strdup */
 #include "clip.h"
 
 #include <math.h>
@@ -44,7 +45,7 @@ static aspo_status declare_layers(clip_model *m, const clip_tower_config *c, con
     return s;
 }
 
-static aspo_status declare_vision(clip_model *m, const st_model *st)
+static aspo_status declare_vision(clip_model *m, const st_model *st, const char *key_prefix)
 {
     const clip_tower_config *c = &m->cfg.vision;
     int64_t C = c->hidden_size, P = c->patch_size, g = c->image_size / P;
@@ -63,7 +64,9 @@ static aspo_status declare_vision(clip_model *m, const st_model *st)
     if (!s) s = declare_layers(m, c, "vision_model", &m->vision_layers);
     if (!s) s = layernorm_declare(&m->post_ln, &m->ps, "vision_model.post_layernorm", C, eps, dt,
                                   false);
-    const st_entry *proj = st_find(st, "visual_projection.weight");
+    char key[512];
+    snprintf(key, sizeof key, "%svisual_projection.weight", key_prefix);
+    const st_entry *proj = st_find(st, key);
     m->has_visual_projection = proj != NULL;
     /* A bare CLIPVisionConfig carries its own default projection_dim (512) whatever the
      * CLIPModel used: there the file's (E,C) says it. */
@@ -93,38 +96,60 @@ static aspo_status declare_text(clip_model *m)
     return s;
 }
 
-static aspo_status open_model(clip_model *m, const char *dir, int storage_dtype, st_model *st)
+/* After the config: declare, allocate and load from dir's checkpoint, whose keys are
+ * key_prefix + the parameter names. */
+static aspo_status open_weights(clip_model *m, const char *dir, const char *key_prefix,
+                                int storage_dtype, st_model *st)
 {
-    char path[4096];
-    snprintf(path, sizeof path, "%s/config.json", dir);
-    aspo_status s = clip_config_load(path, &m->cfg);
-    if (s || (s = st_open(dir, st))) return s;
+    aspo_status s = st_open(dir, st);
+    if (s) return s;
+    if (!(m->dir = strdup(dir))) return aspo_fail(ASPO_ERR_OOM, "out of memory");
     if (storage_dtype >= 0 && !dtype_is_float((dtype)storage_dtype))
         return aspo_fail(ASPO_ERR_USAGE, "storage dtype %s: CLIP weights are f32, bf16 or f16",
                          dtype_name((dtype)storage_dtype));
-    int dt = storage_dtype >= 0
-                 ? storage_dtype
-                 : weights_file_dtype(st, "vision_model.embeddings.patch_embedding.weight");
+    char key[512];
+    snprintf(key, sizeof key, "%svision_model.embeddings.patch_embedding.weight", key_prefix);
+    if (!st_find(st, key))
+        return aspo_fail(ASPO_ERR_FORMAT, "%s: the checkpoint has no vision tower weights (no "
+                         "%s)", dir, key);
+    int dt = storage_dtype >= 0 ? storage_dtype : weights_file_dtype(st, key);
     if (dt < 0) return aspo_error_status();
     m->storage_dt = (dtype)dt;
     param_store_init(&m->ps, runtime_backend());
-    if ((s = declare_vision(m, st))) return s;
+    if ((s = declare_vision(m, st, key_prefix))) return s;
     if (m->cfg.has_text && (s = declare_text(m))) return s;
     /* logit_scale is a 0-d tensor in the file; kept f32 whatever the storage dtype, since
      * exp() of a bf16-rounded value moves every logit. */
-    if (m->cfg.has_text && st_find(st, "logit_scale") &&
+    snprintf(key, sizeof key, "%slogit_scale", key_prefix);
+    if (m->cfg.has_text && st_find(st, key) &&
         !(m->logit_scale = param_declare(&m->ps, "logit_scale", DT_F32, 0,
                                          (const int64_t[]){1} /* unread for 0-d */, false)))
         return aspo_error_status();
     if ((s = param_store_allocate(&m->ps))) return s;
-    return weights_load_store(&m->ps, st, NULL, NULL, NULL);
+    return weights_load_store(&m->ps, st, key_prefix, NULL, NULL);
 }
 
 aspo_status clip_open(const char *dir, int storage_dtype, clip_model *m)
 {
     memset(m, 0, sizeof *m);
     st_model st = {0};
-    aspo_status s = open_model(m, dir, storage_dtype, &st);
+    char path[4096];
+    snprintf(path, sizeof path, "%s/config.json", dir);
+    aspo_status s = clip_config_load(path, &m->cfg);
+    if (!s) s = open_weights(m, dir, "", storage_dtype, &st);
+    st_close(&st);
+    if (s) clip_close(m);
+    return s;
+}
+
+aspo_status clip_open_vision(const struct json_t *vision_config, const char *where,
+                             const char *dir, const char *key_prefix, int storage_dtype,
+                             clip_model *m)
+{
+    memset(m, 0, sizeof *m);
+    st_model st = {0};
+    aspo_status s = clip_vision_config_from_json(vision_config, where, &m->cfg);
+    if (!s) s = open_weights(m, dir, key_prefix ? key_prefix : "", storage_dtype, &st);
     st_close(&st);
     if (s) clip_close(m);
     return s;
@@ -132,6 +157,7 @@ aspo_status clip_open(const char *dir, int storage_dtype, clip_model *m)
 
 void clip_close(clip_model *m)
 {
+    free(m->dir);
     param_store_free(&m->ps);
     free(m->vision_layers);
     free(m->text_layers);
@@ -142,7 +168,7 @@ int clip_vision_num_hidden(const clip_model *m) { return (int)m->cfg.vision.num_
 
 /* ---- encoder ---- */
 
-static tensor *activation(clip_act act, tensor *x)
+tensor *clip_activation(clip_act act, tensor *x)
 {
     switch (act) {
     case CLIP_GELU: return tensor_gelu(x);
@@ -169,7 +195,7 @@ static tensor *encoder_layer(const clip_tower_config *c, const clip_layer *L, te
     a = tensor_reshape(tensor_permute(a, perm), DIMS(B, T, H * D));
     x = tensor_add(x, linear_forward(&L->o, a));
     h = layernorm_forward(&L->ln2, x);
-    h = linear_forward(&L->fc2, activation(c->act, linear_forward(&L->fc1, h)));    /* (B,T,C)   */
+    h = linear_forward(&L->fc2, clip_activation(c->act, linear_forward(&L->fc1, h)));    /* (B,T,C)   */
     return tensor_add(x, h);
 }
 

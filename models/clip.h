@@ -18,6 +18,12 @@ struct json_t;
 
 typedef enum clip_act { CLIP_QUICK_GELU, CLIP_GELU, CLIP_GELU_TANH } clip_act;
 
+/* hidden_act names: quick_gelu, gelu (erf), gelu_new and gelu_pytorch_tanh (tanh form);
+ * false for any other name or NULL. */
+bool clip_act_from_name(const char *name, clip_act *act);
+/* x -> act(x), elementwise. */
+tensor *clip_activation(clip_act act, tensor *x);
+
 /* One tower's encoder (CLIPVisionConfig or CLIPTextConfig). */
 typedef struct clip_tower_config {
     int64_t hidden_size, intermediate_size, num_layers, num_heads, head_dim;
@@ -50,6 +56,10 @@ aspo_status clip_tower_config_from_json(const struct json_t *obj, const char *wh
 /* config.json: a CLIPConfig ("vision_config" [+ "text_config"]) or a bare vision config
  * (model_type "clip_vision_model", or hidden_size + patch_size at the top level). */
 aspo_status clip_config_load(const char *path, clip_config *c);
+/* A bare CLIPVisionConfig given as a parsed object (LLaVA's "vision_config"): has_text
+ * false, projection_dim from the object (512 when absent). */
+aspo_status clip_vision_config_from_json(const struct json_t *obj, const char *where,
+                                         clip_config *c);
 
 typedef struct clip_layer {
     layernorm ln1, ln2;      /* layer_norm1, layer_norm2 */
@@ -59,6 +69,7 @@ typedef struct clip_layer {
 
 typedef struct clip_model {
     clip_config cfg;
+    char *dir;      /* the directory opened, as given */
     param_store ps; /* every weight: one allocation */
     dtype storage_dt;
     /* vision_model.* */
@@ -83,6 +94,14 @@ typedef struct clip_model {
  * config / file has them. On failure m is left closed and the message names the file and
  * the tensor. */
 aspo_status clip_open(const char *dir, int storage_dtype, clip_model *m);
+/* Only a vision tower, described by a parsed CLIPVisionConfig object (`where` names it),
+ * from dir's checkpoint whose keys are key_prefix + the names above (llava-hf:
+ * "vision_tower." + "vision_model.encoder..."). visual_projection is loaded when the file
+ * has key_prefix + "visual_projection.weight". A checkpoint without key_prefix +
+ * "vision_model.*" weights is an error that says so. */
+aspo_status clip_open_vision(const struct json_t *vision_config, const char *where,
+                             const char *dir, const char *key_prefix, int storage_dtype,
+                             clip_model *m);
 void clip_close(clip_model *m);
 
 /* Number of hidden_states entries of the vision tower: num_layers + 1. */

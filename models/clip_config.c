@@ -41,6 +41,16 @@ static aspo_status get_token(const json_t *obj, const char *where, const char *k
     return s;
 }
 
+bool clip_act_from_name(const char *name, clip_act *act)
+{
+    if (!name) return false;
+    if (!strcmp(name, "quick_gelu")) *act = CLIP_QUICK_GELU;
+    else if (!strcmp(name, "gelu")) *act = CLIP_GELU;
+    else if (!strcmp(name, "gelu_new") || !strcmp(name, "gelu_pytorch_tanh")) *act = CLIP_GELU_TANH;
+    else return false;
+    return true;
+}
+
 void clip_vision_defaults(clip_tower_config *c)
 {
     *c = (clip_tower_config){.hidden_size = 768, .intermediate_size = 3072, .num_layers = 12,
@@ -80,16 +90,10 @@ aspo_status clip_tower_config_from_json(const json_t *obj, const char *where, bo
     if (!s) s = get_token(obj, where, "pad_token_id", &c->pad_token_id);
     if (s) return s;
     json_t *act = json_object_get(obj, "hidden_act");
-    if (act && !json_is_null(act)) {
-        const char *a = json_string_value(act);
-        if (a && !strcmp(a, "quick_gelu")) c->act = CLIP_QUICK_GELU;
-        else if (a && !strcmp(a, "gelu")) c->act = CLIP_GELU;
-        else if (a && (!strcmp(a, "gelu_new") || !strcmp(a, "gelu_pytorch_tanh")))
-            c->act = CLIP_GELU_TANH;
-        else
-            return aspo_fail(ASPO_ERR_UNSUPPORTED, "%s: hidden_act %s is not supported (quick_gelu, "
-                             "gelu, gelu_new, gelu_pytorch_tanh)", where, a ? a : "(not a string)");
-    }
+    if (act && !json_is_null(act) && !clip_act_from_name(json_string_value(act), &c->act))
+        return aspo_fail(ASPO_ERR_UNSUPPORTED, "%s: hidden_act %s is not supported (quick_gelu, "
+                         "gelu, gelu_new, gelu_pytorch_tanh)", where,
+                         json_is_string(act) ? json_string_value(act) : "(not a string)");
     if (c->hidden_size < 1 || c->num_heads < 1 || c->hidden_size % c->num_heads ||
         c->intermediate_size < 1 || c->num_layers < 0)
         return aspo_fail(ASPO_ERR_FORMAT, "%s: hidden_size %lld, num_attention_heads %lld, "
@@ -108,11 +112,28 @@ aspo_status clip_tower_config_from_json(const json_t *obj, const char *where, bo
     return ASPO_OK;
 }
 
-aspo_status clip_config_load(const char *path, clip_config *c)
+static void config_defaults(clip_config *c)
 {
     memset(c, 0, sizeof *c);
     c->projection_dim = 512;
     c->logit_scale_init_value = 2.6592;
+}
+
+aspo_status clip_vision_config_from_json(const json_t *obj, const char *where, clip_config *c)
+{
+    config_defaults(c);
+    aspo_status s = clip_tower_config_from_json(obj, where, true, &c->vision);
+    int64_t pd = c->projection_dim;
+    if (!s) s = get_int(obj, where, "projection_dim", &pd);
+    c->projection_dim = pd;
+    if (!s && c->projection_dim < 1)
+        s = aspo_fail(ASPO_ERR_FORMAT, "%s: projection_dim must be positive", where);
+    return s;
+}
+
+aspo_status clip_config_load(const char *path, clip_config *c)
+{
+    config_defaults(c);
     json_t *root = json_file_load(path, "CLIP config");
     if (!root) return aspo_error_status();
     char where[4200];

@@ -32,7 +32,6 @@ typedef struct open_state {
     llama_model *m;
     const peft_config *check; /* adapter_config.json whose targets must equal the options' */
     const char *check_path;
-    int adapted;              /* linears given an adapter */
 } open_state;
 
 /* Whether module `name` gets an adapter; with an adapter config to check against, both
@@ -46,7 +45,6 @@ static aspo_status wants_lora(open_state *os, const char *name, bool is_output, 
                          "give the same targets or leave the LoRA options out to take the "
                          "adapter's", os->check_path, *want ? "leaves out" : "adapts", name,
                          *want ? "adapts it" : "does not");
-    if (*want) os->adapted++;
     return ASPO_OK;
 }
 
@@ -71,13 +69,14 @@ static aspo_status declare_model(open_state *os)
     m->blocks = calloc((size_t)c->num_layers, sizeof *m->blocks);
     if (!m->layers || !m->blocks)
         return aspo_fail(ASPO_ERR_OOM, "no host memory for %lld layers", (long long)c->num_layers);
-    aspo_status s = embedding_declare(&m->embed, &m->ps, "model.embed_tokens", c->vocab_size, C,
-                                      dt, false);
+    const char *pre = m->name_prefix;
     char p[256], name[320];
+    snprintf(name, sizeof name, "%smodel.embed_tokens", pre);
+    aspo_status s = embedding_declare(&m->embed, &m->ps, name, c->vocab_size, C, dt, false);
     for (int64_t i = 0; i < c->num_layers && !s; i++) {
         llama_layer *L = &m->layers[i];
         m->blocks[i] = (llama_block_ctx){m, (int)i};
-        snprintf(p, sizeof p, "model.layers.%lld", (long long)i);
+        snprintf(p, sizeof p, "%smodel.layers.%lld", pre, (long long)i);
         const struct { linear *l; const char *sub; int64_t in, out; bool bias; } lin[] = {
             {&L->q, "self_attn.q_proj", C, qdim, c->attention_bias},
             {&L->k, "self_attn.k_proj", C, kvdim, c->attention_bias},
@@ -97,23 +96,29 @@ static aspo_status declare_model(open_state *os)
         if (!s) s = rmsnorm_declare(&L->post_attention_norm, &m->ps, name, C,
                                     (float)c->rms_norm_eps, dt, false);
     }
-    if (!s) s = rmsnorm_declare(&m->norm, &m->ps, "model.norm", C, (float)c->rms_norm_eps, dt,
-                                false);
+    snprintf(name, sizeof name, "%smodel.norm", pre);
+    if (!s) s = rmsnorm_declare(&m->norm, &m->ps, name, C, (float)c->rms_norm_eps, dt, false);
     if (s) return s;
+    snprintf(name, sizeof name, "%slm_head", pre);
     if (!c->tie_word_embeddings)
-        return declare_linear(os, &m->lm_head, "lm_head", C, c->vocab_size, false, true);
+        return declare_linear(os, &m->lm_head, name, C, c->vocab_size, false, true);
     /* Tied: lm_head reads the embedding table; an adapter on it is declared as PEFT does. */
     m->lm_head = (linear){.weight = m->embed.weight, .in_features = C,
                           .out_features = c->vocab_size};
     bool want = false;
-    s = wants_lora(os, "lm_head", true, &want);
-    return s || !want ? s : linear_add_lora(&m->lm_head, &m->ps, "lm_head", &m->peft.lora);
+    s = wants_lora(os, name, true, &want);
+    return s || !want ? s : linear_add_lora(&m->lm_head, &m->ps, name, &m->peft.lora);
+}
+
+static bool is_lora_weight(const tensor *t)
+{
+    return strstr(t->name, ".lora_A.") || strstr(t->name, ".lora_B.");
 }
 
 static bool is_base_weight(const tensor *t, void *ctx)
 {
     (void)ctx;
-    return !strstr(t->name, ".lora_A.") && !strstr(t->name, ".lora_B.");
+    return !is_lora_weight(t);
 }
 
 /* The whole file, NUL-terminated; *size (optional) gets its length. */
@@ -166,12 +171,17 @@ static aspo_status setup_lora(llama_model *m, const llama_options *opt, peft_con
     return ASPO_OK;
 }
 
-static aspo_status open_model(llama_model *m, const char *dir, const llama_options *opt,
-                              st_model *st, peft_config *file_cfg)
+/* The config: model_dir/config.json, or the spec's parsed object. */
+static aspo_status read_config(llama_model *m, const char *dir, const llama_open_spec *spec)
 {
-    char path[4096], adapter_cfg[4096];
+    char path[4096];
+    if (spec && spec->config) {
+        const char *where = spec->config_where ? spec->config_where : dir;
+        if (!(m->config_text = json_dumps(spec->config, JSON_INDENT(2) | JSON_SORT_KEYS)))
+            return aspo_fail(ASPO_ERR_OOM, "%s: out of memory", where);
+        return llama_config_from_json(spec->config, where, &m->cfg);
+    }
     snprintf(path, sizeof path, "%s/config.json", dir);
-    if (!(m->dir = strdup(dir))) return aspo_fail(ASPO_ERR_OOM, "out of memory");
     if (!(m->config_text = read_file(path, NULL))) return aspo_error_status();
     json_error_t err;
     json_t *root = json_loads(m->config_text, 0, &err);
@@ -180,12 +190,30 @@ static aspo_status open_model(llama_model *m, const char *dir, const llama_optio
                          err.line);
     aspo_status s = llama_config_from_json(root, path, &m->cfg);
     json_decref(root);
+    return s;
+}
+
+static int count_lora_tensors(const param_store *ps)
+{
+    int n = 0;
+    for (int i = 0; i < ps->n; i++) n += is_lora_weight(ps->items[i]);
+    return n;
+}
+
+static aspo_status open_model(llama_model *m, const char *dir, const llama_options *opt,
+                              const llama_open_spec *spec, st_model *st, peft_config *file_cfg)
+{
+    char adapter_cfg[4096], key[512];
+    if (!(m->dir = strdup(dir)) ||
+        !(m->name_prefix = strdup(spec && spec->name_prefix ? spec->name_prefix : "")))
+        return aspo_fail(ASPO_ERR_OOM, "out of memory");
+    aspo_status s = read_config(m, dir, spec);
     if (s || (s = st_open(dir, st))) return s;
     if (opt->storage_dtype >= 0 && !dtype_is_float((dtype)opt->storage_dtype))
         return aspo_fail(ASPO_ERR_USAGE, "storage dtype %s: frozen weights are f32, bf16 or f16",
                          dtype_name((dtype)opt->storage_dtype));
-    int dt = opt->storage_dtype >= 0 ? opt->storage_dtype
-                                     : weights_file_dtype(st, "model.embed_tokens.weight");
+    snprintf(key, sizeof key, "%smodel.embed_tokens.weight", m->name_prefix);
+    int dt = opt->storage_dtype >= 0 ? opt->storage_dtype : weights_file_dtype(st, key);
     if (dt < 0) return aspo_error_status();
     m->storage_dt = (dtype)dt;
     m->checkpoint_layers = opt->checkpoint_layers;
@@ -195,7 +223,9 @@ static aspo_status open_model(llama_model *m, const char *dir, const llama_optio
     param_store_init(&m->ps, runtime_backend());
     if ((s = setup_lora(m, opt, file_cfg, adapter_cfg, &os)) || (s = declare_model(&os)))
         return s;
-    if (m->has_lora && os.adapted == 0)
+    const peft_config *adapter = !opt->adapter_dir ? NULL : os.check ? os.check : &m->peft;
+    if (spec && spec->declare_more && (s = spec->declare_more(spec->ctx, m, adapter))) return s;
+    if (m->has_lora && count_lora_tensors(&m->ps) == 0)
         return aspo_fail(ASPO_ERR_USAGE, "LoRA targets match no linear layer of %s (LLaMA has "
                          "q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj, down_proj, "
                          "lm_head)", dir);
@@ -207,13 +237,19 @@ static aspo_status open_model(llama_model *m, const char *dir, const llama_optio
     return s;
 }
 
-aspo_status llama_open(const char *model_dir, const llama_options *opt_in, llama_model *m)
+aspo_status llama_open(const char *model_dir, const llama_options *opt, llama_model *m)
+{
+    return llama_open_with(model_dir, opt, NULL, m);
+}
+
+aspo_status llama_open_with(const char *model_dir, const llama_options *opt_in,
+                            const llama_open_spec *spec, llama_model *m)
 {
     memset(m, 0, sizeof *m);
     llama_options opt = opt_in ? *opt_in : llama_defaults();
     st_model st = {0};
     peft_config file_cfg = {0};
-    aspo_status s = open_model(m, model_dir, &opt, &st, &file_cfg);
+    aspo_status s = open_model(m, model_dir, &opt, spec, &st, &file_cfg);
     st_close(&st);
     peft_config_free(&file_cfg);
     if (s) llama_close(m);
@@ -228,6 +264,7 @@ void llama_close(llama_model *m)
     free(m->blocks);
     free(m->dir);
     free(m->config_text);
+    free(m->name_prefix);
     memset(m, 0, sizeof *m);
 }
 
@@ -269,18 +306,19 @@ static tensor *checkpointed_layer(void *ctx, tensor **in, int n)
                          n > 3 ? in[3] : NULL);
 }
 
-tensor *llama_forward_hidden(llama_model *m, tensor *ids, tensor *key_mask,
-                             const int32_t *positions)
+tensor *llama_forward_hidden_embeds(llama_model *m, tensor *x, tensor *key_mask,
+                                    const int32_t *positions)
 {
-    if (!ids) return NULL;
+    if (!x) return NULL;
+    const llama_config *c = &m->cfg;
     char buf[96];
-    if (ids->ndim != 2 || ids->dt != DT_I32 || ids->shape[0] < 1 || ids->shape[1] < 1) {
-        aspo_fail(ASPO_ERR_SHAPE, "llama: ids %s must be (B,T) i32",
-                  tensor_describe(ids, buf, sizeof buf));
+    if (x->ndim != 3 || x->dt != DT_F32 || x->shape[0] < 1 || x->shape[1] < 1 ||
+        x->shape[2] != c->hidden_size) {
+        aspo_fail(ASPO_ERR_SHAPE, "llama: input embeddings %s must be (B,T,%lld) f32",
+                  tensor_describe(x, buf, sizeof buf), (long long)c->hidden_size);
         return NULL;
     }
-    const llama_config *c = &m->cfg;
-    int64_t B = ids->shape[0], T = ids->shape[1];
+    int64_t B = x->shape[0], T = x->shape[1];
     int64_t rows = positions ? B : 1; /* default positions: one table row for all */
     if (!positions) {
         int32_t *pos = arena_alloc(&runtime_current()->host, sizeof(int32_t) * (size_t)T);
@@ -292,7 +330,6 @@ tensor *llama_forward_hidden(llama_model *m, tensor *ids, tensor *key_mask,
     if (tensor_rope_tables(positions, rows, T, c->head_dim, c->rope_theta,
                            c->rope_linear_factor, &cos, &sin))
         return NULL;                                                     /* (B or 1,T,D) */
-    tensor *x = embedding_forward(&m->embed, ids);                       /* (B,T,C) f32  */
     for (int64_t l = 0; l < c->num_layers && x; l++) {
         if (m->checkpoint_layers) {
             tensor *in[4] = {x, cos, sin, key_mask};
@@ -302,6 +339,20 @@ tensor *llama_forward_hidden(llama_model *m, tensor *ids, tensor *key_mask,
         }
     }
     return rmsnorm_forward(&m->norm, x);                                 /* (B,T,C)      */
+}
+
+tensor *llama_forward_hidden(llama_model *m, tensor *ids, tensor *key_mask,
+                             const int32_t *positions)
+{
+    if (!ids) return NULL;
+    char buf[96];
+    if (ids->ndim != 2 || ids->dt != DT_I32 || ids->shape[0] < 1 || ids->shape[1] < 1) {
+        aspo_fail(ASPO_ERR_SHAPE, "llama: ids %s must be (B,T) i32",
+                  tensor_describe(ids, buf, sizeof buf));
+        return NULL;
+    }
+    return llama_forward_hidden_embeds(m, embedding_forward(&m->embed, ids), key_mask,
+                                       positions);                       /* (B,T,C)      */
 }
 
 tensor *llama_lm_head(llama_model *m, tensor *hidden)

@@ -71,6 +71,7 @@ struct llama_model {
     dtype storage_dt;
     char *dir;         /* model directory as given */
     char *config_text; /* config.json as read, for llama_save_merged */
+    char *name_prefix; /* llama_open_spec.name_prefix ("" for a plain LLaMA) */
 };
 
 typedef struct llama_options {
@@ -99,11 +100,38 @@ llama_options llama_defaults(void);
 aspo_status llama_open(const char *model_dir, const llama_options *opt, llama_model *m);
 void llama_close(llama_model *m);
 
+/* How a model that contains a LLaMA (LLaVA) opens it in place. */
+typedef struct llama_open_spec {
+    /* Put before every parameter name, which is both the checkpoint key and the PEFT
+     * module name: "language_model." for llava-hf ("language_model.model.layers.0.
+     * self_attn.q_proj.weight"). NULL or "" = none. */
+    const char *name_prefix;
+    /* A parsed config read instead of model_dir/config.json (LLaVA's text_config with
+     * LlamaConfig's defaults filled in); config_where names it in messages. */
+    const struct json_t *config;
+    const char *config_where;
+    /* Called after the LLaMA's parameters and adapters are declared and before the store
+     * is allocated: declares more parameters in m->ps (LLaVA's projector, with LoRA when
+     * wanted), which are then loaded from the same checkpoint, and whose adapters are
+     * initialised, loaded and saved with the LLaMA's. adapter: the adapter_dir's config,
+     * or NULL without one. NULL = nothing more. */
+    aspo_status (*declare_more)(void *ctx, llama_model *m, const peft_config *adapter);
+    void *ctx;
+} llama_open_spec;
+
+/* llama_open with a spec (NULL spec = llama_open). */
+aspo_status llama_open_with(const char *model_dir, const llama_options *opt,
+                            const llama_open_spec *spec, llama_model *m);
+
 /* ids (B,T) i32; key_mask (B,T) f32/i32 nonzero = real token, or NULL; positions: host
  * (B,T) position ids or NULL = 0..T-1 for every row (transformers' default, also with
  * padding). Returns the final normed hidden states (B,T,C) f32. */
 tensor *llama_forward_hidden(llama_model *m, tensor *ids, tensor *key_mask,
                              const int32_t *positions);
+/* The same from input embeddings x (B,T,C) f32 instead of ids (LLaVA puts image features
+ * among the token embeddings); gradients flow into x. */
+tensor *llama_forward_hidden_embeds(llama_model *m, tensor *x, tensor *key_mask,
+                                    const int32_t *positions);
 /* hidden (...,C) -> logits (...,V) f32; lets the trainer compute log-probs in chunks. */
 tensor *llama_lm_head(llama_model *m, tensor *hidden);
 /* Logits (B,T,V) f32. */

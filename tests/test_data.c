@@ -1,6 +1,7 @@
-/* Data part: JSONL preference files (good rows and one error per kind of bad input), chat
- * templates, TRL-style truncation on hand-made ids, and token ids against TRL 0.14.0's
- * DPOTrainer on the tokenizer fixture (tests/parity/make_data_fixtures.py).
+/* Data part: JSONL preference files (good rows and one error per kind of bad input), image
+ * rows in JSONL and in SeVa's JSON list (tests/parity/make_llava_data.py), chat templates,
+ * TRL-style truncation on hand-made ids, and token ids against TRL 0.14.0's DPOTrainer on
+ * the tokenizer fixture (tests/parity/make_data_fixtures.py).
  * Usage: test_data <fixture dir> */
 #define _XOPEN_SOURCE 700 /* mkdtemp */
 
@@ -112,12 +113,17 @@ static void test_load_good(void)
         return;
     }
     const preference_row *r = ds.rows;
-    CHECK(r[0].line == 1 && r[0].id == NULL && !preference_row_is_tokenized(&r[0]), "row 0");
+    CHECK(r[0].line == 1 && r[0].id == NULL && !preference_row_is_tokenized(&r[0]) &&
+              r[0].image == NULL && !r[0].in_list,
+          "row 0");
     CHECK(strcmp(r[0].prompt, "Q1") == 0 && strcmp(r[0].chosen, "A \xC3\xA9") == 0 &&
               r[0].chosen_len == 4 && strcmp(r[0].rejected, "B") == 0 && !r[0].has_ref_logps,
           "row 0 text");
     CHECK(strcmp(r[0].source, path) == 0, "source %s", r[0].source);
     CHECK(r[1].line == 4 && r[1].id && strcmp(r[1].id, "row-2") == 0, "row 1 id");
+    CHECK(r[1].image && strcmp(r[1].image, "a.png") == 0, "row 1 image");
+    CHECK(ds.format == DATASET_JSONL && strcmp(preference_row_unit(&r[1]), "line") == 0,
+          "JSONL format");
     CHECK(r[1].prompt_len == 0 && r[1].has_ref_logps && r[1].ref_chosen_logps == -3.5 &&
               r[1].ref_rejected_logps == -7.0,
           "row 1 ref logps");
@@ -134,14 +140,15 @@ static void test_load_good(void)
     dataset_free(&ds); /* a second free is a no-op */
 }
 
-/* Loads `text` and expects failure with `status` and every needle in the message. */
-static void expect_load_error(const char *name, const char *text, aspo_status status,
+/* Loads the file at `path` and expects failure with `status` and every needle in the
+ * message. */
+static void expect_file_error(const char *path, const dataset_options *opt, aspo_status status,
                               const char *n1, const char *n2)
 {
-    const char *path = write_file(name, text);
+    const char *name = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
     preference_dataset ds;
     aspo_error_clear();
-    aspo_status st = dataset_load_jsonl(path, NULL, &ds);
+    aspo_status st = dataset_load_jsonl(path, opt, &ds);
     const char *msg = aspo_error_message();
     CHECK(st == status, "%s: status %s, want %s (%s)", name, aspo_status_name(st),
           aspo_status_name(status), msg);
@@ -150,6 +157,13 @@ static void expect_load_error(const char *name, const char *text, aspo_status st
           name, msg, n1, n2 ? n2 : "");
     CHECK(ds.n_rows == 0 && ds.rows == NULL && ds.path == NULL, "%s: dataset not empty", name);
     aspo_error_clear();
+}
+
+/* Writes `text` to the temp dir as `name`, then as expect_file_error. */
+static void expect_load_error(const char *name, const char *text, aspo_status status,
+                              const char *n1, const char *n2)
+{
+    expect_file_error(write_file(name, text), NULL, status, n1, n2);
 }
 
 #define GOOD "{\"prompt\": \"p\", \"chosen\": \"c\", \"rejected\": \"r\"}\n"
@@ -264,6 +278,165 @@ static void test_large_file(void)
               strcmp(ds.rows[1999].id, "1999") == 0,
           "large rows");
     dataset_free(&ds);
+}
+
+/* ---------------------------------------------------------------- image datasets */
+
+static bool streq(const char *a, const char *b) { return a && b && strcmp(a, b) == 0; }
+
+/* fixtures/llava_data: the same 8 pairs as JSONL and as SeVa's JSON list load to the same
+ * rows; only what `line` counts differs. */
+static void test_image_formats(const char *fixtures)
+{
+    char jsonl[512], seva[512];
+    snprintf(jsonl, sizeof jsonl, "%s/llava_data/pairs.jsonl", fixtures);
+    snprintf(seva, sizeof seva, "%s/llava_data/seva.json", fixtures);
+    preference_dataset a, b;
+    aspo_error_clear();
+    CHECK(dataset_load_jsonl(jsonl, NULL, &a) == ASPO_OK, "%s", aspo_error_message());
+    aspo_error_clear();
+    CHECK(dataset_load_jsonl(seva, NULL, &b) == ASPO_OK, "%s", aspo_error_message());
+    aspo_error_clear();
+    CHECK(a.format == DATASET_JSONL && b.format == DATASET_JSON_LIST, "formats %d %d", a.format,
+          b.format);
+    CHECK(a.n_rows == 8 && b.n_rows == 8 && a.n_lines == 8 && b.n_lines == 8,
+          "%lld / %lld rows, %lld / %lld lines", (long long)a.n_rows, (long long)b.n_rows,
+          (long long)a.n_lines, (long long)b.n_lines);
+    if (a.n_rows != 8 || b.n_rows != 8) {
+        dataset_free(&a);
+        dataset_free(&b);
+        return;
+    }
+    for (int i = 0; i < 8; i++) {
+        const preference_row *x = &a.rows[i], *y = &b.rows[i];
+        CHECK(streq(x->prompt, y->prompt) && x->prompt_len == y->prompt_len &&
+                  streq(x->chosen, y->chosen) && x->chosen_len == y->chosen_len &&
+                  streq(x->rejected, y->rejected) && x->rejected_len == y->rejected_len &&
+                  streq(x->image, y->image) && x->image != NULL,
+              "row %d differs: '%s' / '%s', image %s / %s", i, x->prompt, y->prompt,
+              x->image ? x->image : "(none)", y->image ? y->image : "(none)");
+        CHECK(x->line == i + 1 && !x->in_list && y->line == i + 1 && y->in_list &&
+                  strcmp(preference_row_unit(y), "entry") == 0 && streq(y->source, seva) &&
+                  y->id == NULL,
+              "row %d: line %lld, entry %lld", i, (long long)x->line, (long long)y->line);
+    }
+    /* Spot values, so that two equally wrong loads cannot pass. */
+    CHECK(streq(b.rows[0].prompt, "<image>\nWhat shape is in the picture?") &&
+              streq(b.rows[0].rejected, "It is a blue square.") &&
+              streq(b.rows[0].image, "red_circle.png"),
+          "SeVa entry 1: '%s' '%s'", b.rows[0].prompt, b.rows[0].rejected);
+    CHECK(streq(b.rows[1].prompt, "What colour is the square?") &&
+              streq(b.rows[1].image, "blue_square.jpg"),
+          "entry 2: '%s'", b.rows[1].prompt);
+    /* seva.json writes the dash as \u2014, pairs.jsonl as raw UTF-8. */
+    CHECK(b.rows[6].chosen && strstr(b.rows[6].chosen, "smooth \xE2\x80\x94 the"), "entry 7: %s",
+          b.rows[6].chosen);
+    dataset_free(&a);
+    dataset_free(&b);
+}
+
+static void test_image_errors(const char *fixtures)
+{
+    char path[512];
+    preference_dataset ds;
+    dataset_options skip = {.skip_bad_lines = true};
+
+    /* A missing image file is the trainer's to report: the row itself is fine. */
+    snprintf(path, sizeof path, "%s/llava_data/bad/missing_image.jsonl", fixtures);
+    aspo_error_clear();
+    CHECK(dataset_load_jsonl(path, NULL, &ds) == ASPO_OK, "%s", aspo_error_message());
+    CHECK(ds.n_rows == 2 && streq(ds.rows[1].image, "no_such_image.png"), "missing_image rows");
+    dataset_free(&ds);
+
+    snprintf(path, sizeof path, "%s/llava_data/bad/image_not_string.jsonl", fixtures);
+    expect_file_error(path, NULL, ASPO_ERR_FORMAT, "image_not_string.jsonl:2: ",
+                      "field 'image' is an integer, expected a string");
+
+    snprintf(path, sizeof path, "%s/llava_data/bad/seva_bad_entry.json", fixtures);
+    expect_file_error(path, NULL, ASPO_ERR_FORMAT, "seva_bad_entry.json: entry 2: ",
+                      "missing field 'reject'");
+    aspo_error_clear();
+    CHECK(dataset_load_jsonl(path, &skip, &ds) == ASPO_OK, "skip: %s", aspo_error_message());
+    CHECK(aspo_error_status() == ASPO_OK, "a skipped entry set the error");
+    CHECK(ds.n_rows == 2 && ds.n_skipped == 1 && ds.n_lines == 3 && ds.rows[0].line == 1 &&
+              ds.rows[1].line == 3 && streq(ds.rows[1].image, "green_triangle.png"),
+          "skip: %lld rows, %lld skipped, %lld entries", (long long)ds.n_rows,
+          (long long)ds.n_skipped, (long long)ds.n_lines);
+    CHECK(contains(ds.first_skip, "entry 2: missing field 'reject'"), "first skip: %s",
+          ds.first_skip);
+    dataset_free(&ds);
+
+    snprintf(path, sizeof path, "%s/llava_data/bad/seva_not_list.json", fixtures);
+    expect_file_error(path, NULL, ASPO_ERR_FORMAT, "one JSON object over several lines",
+                      "SeVa's format");
+    expect_file_error(path, &skip, ASPO_ERR_FORMAT, "one JSON object over several lines", NULL);
+
+    /* Hand-made lists: each error names the entry, or line:column for bad JSON. */
+#define SEVA(q, c, r, i) "{\"question\": " q ", \"chosen\": " c ", \"reject\": " r ", \"image_id\": " i
+#define SEVA_GOOD SEVA("\"q\"", "\"c\"", "\"r\"", "\"a.jpg\"") "}"
+    static const struct { const char *text, *n1, *n2; } bad[] = {
+        /* Blank lines before the list count: the bad value is on line 5, column 12. */
+        {"\n\n[" SEVA_GOOD ",\n" SEVA_GOOD ",\n{\"chosen\": }\n]\n", ":5:12: malformed JSON",
+         "even with skip_bad_lines"},
+        {"[" SEVA_GOOD "] x", ":1:", "malformed JSON"}, /* trailing text */
+        {"[{\"question\": \"a\", \"question\": \"b\"}]", ":1:", "malformed JSON"},
+        {"[" SEVA_GOOD ", \"text\"]", ": entry 2: ", "the entry is a string; each entry must"},
+        {"[" SEVA_GOOD ", " SEVA("\"q\"", "\"c\"", "\"r\"", "7") "}]", ": entry 2: ",
+         "field 'image_id' is an integer"},
+        {"[" SEVA("\"q\"", "\"c\"", "\"r\"", "\"\"") "}]", ": entry 1: ",
+         "field 'image_id' is empty"},
+        {"[{\"question\": \"q\", \"chosen\": \"c\", \"reject\": \"r\"}]", ": entry 1: ",
+         "missing field 'image_id'"},
+        {"[" SEVA("\"q\"", "\"\"", "\"r\"", "\"a.jpg\"") "}]", ": entry 1: ",
+         "field 'chosen' is empty"},
+        /* SeVa's keys only: TRL's names and pre-tokenized ids are not its format. */
+        {"[{\"prompt\": \"q\", \"chosen\": \"c\", \"rejected\": \"r\", \"image_id\": \"a\"}]",
+         ": entry 1: ", "missing field 'question'"},
+        {"[{\"prompt_input_ids\": [1], \"chosen_input_ids\": [2], \"rejected_input_ids\": [3]}]",
+         ": entry 1: ", "missing field 'question'"},
+        {"[" SEVA_GOOD ", " SEVA("\"q\"", "\"c\"", "\"r\"", "\"b\"") ", \"id\": 1.5}]",
+         ": entry 2: ", "field 'id' is a real number"},
+        {" [ ]\n", "no rows", "the JSON list is empty"},
+        /* JSONL images: the same checks, by line. */
+        {GOOD TEXT_ROW("\"p\"", "\"c\"", "\"r\", \"image\": \"\"}\n"), ":2: ",
+         "field 'image' is empty; name the image file or leave the field out"},
+        {TEXT_ROW("\"p\"", "\"c\"", "\"r\", \"image\": [\"a.png\"]}\n"), ":1: ",
+         "field 'image' is an array"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char name[32];
+        snprintf(name, sizeof name, "bad_list%zu.json", i);
+        expect_load_error(name, bad[i].text, ASPO_ERR_FORMAT, bad[i].n1, bad[i].n2);
+    }
+    /* A malformed list fails even when skipping: it is one document. */
+    expect_file_error(write_file("bad_list_skip.json", "[" SEVA_GOOD ",\n{\"chosen\" 1}]"), &skip,
+                      ASPO_ERR_FORMAT, ":2:", "malformed JSON");
+    /* All entries bad: still an error, counting entries. */
+    expect_file_error(write_file("all_bad.json", "[1, {\"question\": \"q\"}]"), &skip,
+                      ASPO_ERR_FORMAT, "all 2 entries were bad", "entry 1: the entry is an integer");
+
+    /* Good edge cases: a byte order mark, an optional id, reference log-probs, an absolute
+     * image path, a null JSONL image (a text-only row). */
+    const char *good = write_file(
+        "good_list.json",
+        "\xEF\xBB\xBF\n  [" SEVA("\"\"", "\"c\"", "\"r\"", "\"/data/img/x.jpg\"")
+        ", \"id\": 12, \"ref_chosen_logps\": -1.5, \"ref_rejected_logps\": -2}]\n");
+    aspo_error_clear();
+    CHECK(dataset_load_jsonl(good, NULL, &ds) == ASPO_OK, "good list: %s", aspo_error_message());
+    CHECK(ds.n_rows == 1 && ds.format == DATASET_JSON_LIST && streq(ds.rows[0].id, "12") &&
+              streq(ds.rows[0].image, "/data/img/x.jpg") && ds.rows[0].prompt_len == 0 &&
+              ds.rows[0].has_ref_logps && ds.rows[0].ref_chosen_logps == -1.5,
+          "good list row");
+    dataset_free(&ds);
+    good = write_file("null_image.jsonl", TEXT_ROW("\"p\"", "\"c\"", "\"r\", \"image\": null}\n"));
+    aspo_error_clear();
+    CHECK(dataset_load_jsonl(good, NULL, &ds) == ASPO_OK && ds.n_rows == 1 &&
+              ds.rows[0].image == NULL,
+          "null image: %s", aspo_error_message());
+    dataset_free(&ds);
+    aspo_error_clear();
+#undef SEVA
+#undef SEVA_GOOD
 }
 
 /* ---------------------------------------------------------------- truncation on hand-made ids */
@@ -659,6 +832,8 @@ int main(int argc, char **argv)
     test_load_errors();
     test_skip_bad_lines();
     test_large_file();
+    test_image_formats(argv[1]);
+    test_image_errors(argv[1]);
     test_truncation();
     test_pretokenized();
     test_token_logps();

@@ -588,7 +588,7 @@ static void test_options_and_errors(void)
     o = aspo_loss_defaults(ASPO_LOSS_ASPO);
     CHECK(aspo_preference_loss(&o, &p, 1, &loss, &st) == ASPO_OK, "metrics run");
     int n = aspo_loss_metrics(&o, &st, m, 32);
-    CHECK(n == 24 && strcmp(m[0].name, "rewards/chosen") == 0 &&
+    CHECK(n == 30 && strcmp(m[0].name, "rewards/chosen") == 0 &&
               strcmp(m[7].name, "logits/rejected") == 0 && strcmp(m[14].name, "aspo/units") == 0 &&
               m[14].value == 3, "ASPO metrics: %d", n);
     o.kind = ASPO_LOSS_DPO;

@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# `aspo run` and `aspo score` end to end on a tiny random LLaVA-1.5 (llava-hf layout and the
+# original layout, tests/fixtures/llava) with ASPO's full S+P weights (alpha 0.5) on the
+# committed image dataset (tests/fixtures/llava_data) in both formats, and the image errors
+# a user meets: a missing image (names the dataset line), corrupt / non-image / over-limit
+# files, a checkpoint without vision weights, ASPO without a text tower for S.
+#   bash tests/cli/llava.sh PATH/TO/aspo tests/fixtures
+# shellcheck source=lib.sh
+source "$(dirname "$0")/lib.sh" "$@"
+
+HF=$FIX/llava/tiny_hf
+ORIG=$FIX/llava/tiny_orig
+CLIP=$FIX/llava/clip
+IMG=$FIX/llava_data
+llava_run() { "$ASPO" run --threads 1 --image-root "$IMG/images" --quiet "$@"; }
+metric_of() { grep -o "\"$2\":[^,}]*" "$1" | head -"${3:-1}" | tail -1 | cut -d: -f2; }
+is_file() { [ -s "$1" ]; }
+S_KEYS=(aspo/s_mean aspo/s_min aspo/s_max aspo/ppl_mean aspo/s_norm_mean aspo/s_norm_min aspo/s_norm_max aspo/ppl_norm_mean aspo/w_mean)
+
+# --- ASPO (alpha 0.5) on the JSONL rows and on SeVa's list: the same pairs, the same run --
+for fmt in jsonl seva; do
+    data=$IMG/pairs.jsonl
+    [ $fmt = seva ] && data=$IMG/seva.json
+    out=$WORK/hf-$fmt
+    expect_ok "llava-hf ASPO on $fmt" llava_run --model "$HF" --clip-model "$CLIP" --data "$data" \
+        --out "$out" --batch-size 2 --max-steps 3 --lr 1e-3 --lora-r 4
+    check "$fmt: 3 metrics lines" [ "$(grep -c '"step":[0-9]*,"epoch"' "$out/metrics.jsonl")" -eq 3 ]
+    check "$fmt: S and PPL weight statistics" has_keys "$out/metrics.jsonl" '"step":1,' "${S_KEYS[@]}"
+    check "$fmt: S statistics are numbers" bash -c "! grep -q '\"aspo/s_norm_mean\":null' '$out/metrics.jsonl'"
+    check "$fmt: finite losses" bash -c "! grep -qE '\"loss\":(null|nan|inf)' '$out/metrics.jsonl'"
+    check "$fmt: PEFT adapter" is_file "$out/adapter_model.safetensors"
+    check "$fmt: adapter targets the language model" grep -q 'language_model' "$out/adapter_config.json"
+done
+check "JSONL and SeVa give the same losses" [ "$(metric_of "$WORK/hf-jsonl/metrics.jsonl" loss 3)" = "$(metric_of "$WORK/hf-seva/metrics.jsonl" loss 3)" ]
+
+# S only (alpha 1) moves the weights differently from P only (alpha 0): S is really used.
+expect_ok "alpha 1" llava_run --model "$HF" --clip-model "$CLIP" --data "$IMG/pairs.jsonl" \
+    --out "$WORK/a1" --batch-size 2 --max-steps 2 --lr 1e-3 --lora-r 4 --alpha 1
+expect_ok "alpha 0" llava_run --model "$HF" --data "$IMG/pairs.jsonl" \
+    --out "$WORK/a0" --batch-size 2 --max-steps 2 --lr 1e-3 --lora-r 4 --alpha 0
+check "alpha 1 and alpha 0 give different w" [ "$(metric_of "$WORK/a1/metrics.jsonl" aspo/w_mean 2)" != "$(metric_of "$WORK/a0/metrics.jsonl" aspo/w_mean 2)" ]
+
+# --- the original layout: its mm_vision_tower directory is a full CLIP, shared for S --------
+expect_ok "original layout ASPO" llava_run --model "$ORIG" --tokenizer "$FIX/tokenizer/vicuna" --data "$IMG/pairs.jsonl" \
+    --out "$WORK/orig" --batch-size 2 --max-steps 3 --lr 1e-3 --lora-r 4
+check "original: S statistics" has_keys "$WORK/orig/metrics.jsonl" '"step":1,' "${S_KEYS[@]}"
+
+# --- DPO with the projector trained too ---------------------------------------------------
+expect_ok "DPO + projector LoRA" llava_run --model "$HF" --data "$IMG/pairs.jsonl" --loss dpo \
+    --out "$WORK/proj" --batch-size 2 --max-steps 2 --lr 1e-3 --lora-r 4 --train-projector
+check "projector adapted" grep -q 'multi_modal_projector' "$WORK/proj/adapter_config.json"
+
+# --- aspo score on images -----------------------------------------------------------------
+expect_ok "score LLaVA pairs" "$ASPO" score --threads 1 --model "$HF" --data "$IMG/pairs.jsonl" \
+    --image-root "$IMG/images" --out "$WORK/scored.jsonl" --quiet
+check "score: one line per pair" [ "$(grep -c ref_chosen_logps "$WORK/scored.jsonl")" -eq "$(grep -c . "$IMG/pairs.jsonl")" ]
+
+# --- errors -------------------------------------------------------------------------------
+expect_error "ASPO without a text tower" 2 "clip-model" llava_run --model "$HF" \
+    --data "$IMG/pairs.jsonl" --out "$WORK/e1" --max-steps 1
+expect_error "missing image names the line" 1 "missing_image.jsonl:[0-9]+.*image" llava_run \
+    --model "$HF" --data "$IMG/bad/missing_image.jsonl" --out "$WORK/e2" --max-steps 1 --alpha 0
+for bad in corrupt.png truncated.png corrupt.jpg truncated.jpg empty.png zero_width.png text.png text.jpg; do
+    printf '{"prompt": "What is this?", "chosen": "A thing. It is red.", "rejected": "Nothing.", "image": "%s"}\n' "$bad" >"$WORK/bad_$bad.jsonl"
+    expect_error "bad image $bad" 1 "bad_$bad.jsonl:1.*$bad" llava_run --model "$HF" \
+        --image-root "$FIX/image" --data "$WORK/bad_$bad.jsonl" --out "$WORK/e3" --max-steps 1 --alpha 0 --loss dpo
+done
+printf '{"prompt": "What is this?", "chosen": "A photo.", "rejected": "No.", "image": "photo.jpg"}\n' >"$WORK/big.jsonl"
+expect_error "over-limit image" 1 "big.jsonl:1.*photo.jpg" llava_run --model "$HF" \
+    --image-root "$FIX/image" --data "$WORK/big.jsonl" --out "$WORK/e4" --max-steps 1 --loss dpo \
+    --max-image-pixels 100
+expect_error "image rows on a text-only LLaMA" 2 "text-only" "$ASPO" run --threads 1 --quiet \
+    --model "$FIX/llama/tiny" --tokenizer "$FIX/tokenizer/legacy" --data "$IMG/pairs.jsonl" \
+    --image-root "$IMG/images" --out "$WORK/e5" --max-steps 1
+# A LLaVA checkpoint whose weights lack the vision tower (tests/fixtures/llava/no_vision).
+expect_error "checkpoint without vision weights" 1 "vision" llava_run --model "$FIX/llava/no_vision" \
+    --data "$IMG/pairs.jsonl" --out "$WORK/e6" --max-steps 1 --alpha 0 --loss dpo
+
+summary
