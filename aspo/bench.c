@@ -1,10 +1,11 @@
-/* `aspo bench`: timed DPO/ASPO optimizer steps on a random LLaMA with synthetic pairs,
- * through the same train_batch + clip_grad_norm + adamw_step as `aspo run`. */
+/* `aspo bench`: timed DPO/ASPO optimizer steps on a random LLaMA (or LLaVA) with synthetic
+ * pairs, through the same train_batch + clip_grad_norm + adamw_step as `aspo run`. */
 #include "aspo/bench.h"
 #include "aspo/clock.h"
 
 #include <errno.h>
 #include <math.h>
+#include <png.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,8 +13,13 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "aspo/tiny_llama.h"
+#include "aspo/image_rows.h"
+#include "aspo/tiny_llava.h"
 #include "aspo/trainer_internal.h"
+#include "models/weights.h"
+#include "nn/lora.h"
+#include "nn/modules.h"
+#include "tensor/autograd.h"
 #include "tensor/rng.h"
 #include "tensor/runtime.h"
 
@@ -22,10 +28,17 @@ enum { BOS_ID = 1, EOS_ID = 2, FIRST_TEXT_ID = 3 };
 bench_config bench_defaults(void)
 {
     return (bench_config){
-        .backend = "cpu", .loss = "dpo", .layers = 4, .dim = 256, .heads = 8, .kv_heads = 0,
-        .ffn = 688, .vocab = 4096, .seq = 256, .prompt = 0, .pairs = 2, .rank = 16,
-        .unit = 16, .steps = 5, .warmup = 2, .seed = 1,
+        .backend = "cpu", .loss = "dpo", .model_kind = "llama", .layers = 4, .dim = 256,
+        .heads = 8, .kv_heads = 0, .ffn = 688, .vocab = 4096, .seq = 256, .prompt = 0,
+        .pairs = 2, .rank = 16, .unit = 16, .steps = 5, .warmup = 2, .seed = 1,
+        .vision_layers = 4, .vision_dim = 256, .vision_heads = 4, .vision_ffn = 0,
+        .image_size = 112, .patch_size = 14,
     };
+}
+
+static bool is_llava(const bench_config *c)
+{
+    return !strcmp(c->model_kind, "llava");
 }
 
 static aspo_status check_config(const bench_config *c, long prompt)
@@ -39,15 +52,23 @@ static aspo_status check_config(const bench_config *c, long prompt)
         return aspo_fail(ASPO_ERR_USAGE,
                          "--prompt %ld --seq %ld: a sequence needs at least one prompt token "
                          "(BOS) and one response token", prompt, c->seq);
-    if (c->vocab <= FIRST_TEXT_ID)
-        return aspo_fail(ASPO_ERR_USAGE, "--vocab %ld: need more than %d ids (BOS, EOS, text)",
-                         c->vocab, FIRST_TEXT_ID);
+    if (c->vocab <= FIRST_TEXT_ID + is_llava(c))
+        return aspo_fail(ASPO_ERR_USAGE, "--vocab %ld: need more than %d ids (BOS, EOS, %stext)",
+                         c->vocab, FIRST_TEXT_ID + is_llava(c), is_llava(c) ? "image, " : "");
     if (strcmp(c->loss, "dpo") && strcmp(c->loss, "aspo"))
         return aspo_fail(ASPO_ERR_USAGE, "--loss %s: dpo or aspo", c->loss);
+    if (strcmp(c->model_kind, "llama") && !is_llava(c))
+        return aspo_fail(ASPO_ERR_USAGE, "--model-kind %s: llama or llava", c->model_kind);
+    if (is_llava(c) && c->vision_dim % c->vision_heads)
+        return aspo_fail(ASPO_ERR_USAGE, "--vision-dim %ld --vision-heads %ld: the dim must "
+                         "split into heads", c->vision_dim, c->vision_heads);
+    if (is_llava(c) && c->image_size % c->patch_size)
+        return aspo_fail(ASPO_ERR_USAGE, "--image-size %ld --patch-size %ld: the image must "
+                         "split into whole patches", c->image_size, c->patch_size);
     return ASPO_OK;
 }
 
-/* ids of n tokens: text ids drawn from (seed, stream), first/last replaced by BOS/EOS. */
+/* n text ids in [FIRST_TEXT_ID, vocab) drawn from (seed, stream). */
 static int32_t *random_ids(int64_t n, int64_t vocab, uint64_t seed, uint64_t stream)
 {
     int32_t *ids = malloc(sizeof(int32_t) * (size_t)n);
@@ -79,11 +100,15 @@ static aspo_status fill_sequence(pair_sequence *s, const int32_t *prompt, int64_
 }
 
 /* P pre-tokenized pairs: a shared prompt (BOS + text), chosen and rejected responses of
- * seq - prompt tokens (EOS last), and ASPO units of `unit` tokens over the chosen one. */
-static aspo_status make_data(const bench_config *c, long prompt, train_data *d)
+ * seq - prompt tokens (EOS last), and ASPO units of `unit` tokens over the chosen one.
+ * image_token >= 0 (LLaVA): it follows BOS in every prompt, as pair_tokenize leaves
+ * "<image>\n" + prompt, and row i names the image "pair-<i>.png"; text ids stay below it. */
+static aspo_status make_data(const bench_config *c, long prompt, int32_t image_token,
+                             train_data *d)
 {
     memset(d, 0, sizeof *d);
-    int64_t n = c->pairs, resp = c->seq - prompt;
+    int64_t n = c->pairs, resp = c->seq - prompt, n_prompt = prompt + (image_token >= 0);
+    int64_t vocab = image_token >= 0 ? image_token : c->vocab;
     d->ds.path = strdup("bench");
     d->ds.rows = calloc((size_t)n, sizeof *d->ds.rows);
     d->pairs = calloc((size_t)n, sizeof *d->pairs);
@@ -97,15 +122,30 @@ static aspo_status make_data(const bench_config *c, long prompt, train_data *d)
     for (int64_t i = 0; i < n; i++) {
         d->ds.rows[i] = (preference_row){.line = i + 1, .source = d->ds.path};
         d->train[i] = i;
+        if (image_token >= 0) {
+            char name[64];
+            snprintf(name, sizeof name, "pair-%lld.png", (long long)i);
+            if (!(d->ds.rows[i].image = strdup(name)))
+                return aspo_fail(ASPO_ERR_OOM, "bench: no host memory for an image name");
+            d->n_images++;
+        }
         tokenized_pair *p = &d->pairs[i];
-        if (!(p->prompt_ids = random_ids(prompt, c->vocab, seed, 3 * (uint64_t)i << 32)))
+        int32_t *text = random_ids(prompt, vocab, seed, 3 * (uint64_t)i << 32);
+        p->prompt_ids = malloc(sizeof(int32_t) * (size_t)n_prompt);
+        if (!text || !p->prompt_ids) {
+            free(text);
             return aspo_fail(ASPO_ERR_OOM, "bench: no host memory for a prompt");
+        }
         p->prompt_ids[0] = BOS_ID;
-        p->n_prompt_ids = prompt;
-        aspo_status s = fill_sequence(&p->chosen, p->prompt_ids, prompt, c->seq, c->vocab, seed,
-                                      (3 * (uint64_t)i + 1) << 32);
+        if (image_token >= 0) p->prompt_ids[1] = image_token;
+        memcpy(p->prompt_ids + n_prompt - (prompt - 1), text + 1,
+               sizeof(int32_t) * (size_t)(prompt - 1));
+        free(text);
+        p->n_prompt_ids = n_prompt;
+        aspo_status s = fill_sequence(&p->chosen, p->prompt_ids, n_prompt, n_prompt + resp, vocab,
+                                      seed, (3 * (uint64_t)i + 1) << 32);
         if (!s)
-            s = fill_sequence(&p->rejected, p->prompt_ids, prompt, c->seq, c->vocab, seed,
+            s = fill_sequence(&p->rejected, p->prompt_ids, n_prompt, n_prompt + resp, vocab, seed,
                               (3 * (uint64_t)i + 2) << 32);
         if (s) return s;
         if (!(d->unit_of[i] = malloc(sizeof(int32_t) * (size_t)resp)))
@@ -121,7 +161,7 @@ static aspo_status open_model(const bench_config *c, const char *dir, policy_mod
     policy_options o = policy_defaults();
     o.model = dir;
     o.lora = (lora_config){(int)c->rank, 2.0f * (float)c->rank, 0.05f, false};
-    o.lora_targets = "all-linear";
+    o.lora_targets = "all-linear"; /* for LLaVA: the language model's linears only */
     o.lora_seed = (uint64_t)c->seed;
     return policy_open(&o, m);
 }
@@ -143,18 +183,65 @@ static aspo_status one_step(trainer *t, adamw *opt, batch_result *r)
     return s;
 }
 
+/* The image side of a LLaVA step, timed apart over `reps` repetitions: loading the step's
+ * images into pixels as batch_pixels does, and the vision tower + projector on them with
+ * no tape, as the reference forward runs them (the policy forward runs them once more). */
+static aspo_status time_vision(trainer *t, long reps, bench_result *r)
+{
+    llava_model *m = &t->model.llava;
+    int n = (int)t->data.n_train;
+    int64_t S = m->cfg.image.crop_size, N = m->cfg.image_positions, C = m->lm.cfg.hidden_size;
+    const preference_row *rows[n];
+    int slot[n];
+    for (int i = 0; i < n; i++) {
+        rows[i] = &t->data.ds.rows[t->data.train[i]];
+        slot[i] = i;
+    }
+    float *pixels = malloc(sizeof(float) * (size_t)(n * 3 * S * S));
+    float *features = malloc(sizeof(float) * (size_t)(n * N * C));
+    aspo_status s = pixels && features ? ASPO_OK
+                                       : aspo_fail(ASPO_ERR_OOM, "bench: no host memory for images");
+    bool grad = autograd_set_enabled(false), lora = lora_set_enabled(false);
+    bool training = nn_set_training(false);
+    double load = 0, encode = 0;
+    for (long i = 0; i < reps && !s; i++) {
+        double t0 = clock_seconds(CLOCK_MONOTONIC);
+        s = image_rows_pixels(m, t->cfg->image_root, &t->image_limits, rows, slot, n, pixels);
+        double t1 = clock_seconds(CLOCK_MONOTONIC);
+        tensor *f = s ? NULL
+                      : llava_image_features(m, tensor_from_host(DT_F32, DIMS(n, 3, S, S), pixels),
+                                             NULL); /* (n,N,C) */
+        if (!s) s = f ? tensor_to_host_f32(f, features) : aspo_error_status();
+        load += t1 - t0;
+        encode += clock_seconds(CLOCK_MONOTONIC) - t1;
+        runtime_step_reset();
+    }
+    nn_set_training(training);
+    lora_set_enabled(lora);
+    autograd_set_enabled(grad);
+    r->image_s_per_step = load / (double)reps;
+    r->vision_s_per_step = 2 * encode / (double)reps;
+    free(pixels);
+    free(features);
+    return s;
+}
+
 static aspo_status train(const bench_config *c, long prompt, const char *dir, bench_result *r)
 {
-    trainer t = {0};
+    train_config tc = train_defaults();
+    tc.image_root = dir; /* where write_images put the PNGs */
+    trainer t = {.cfg = &tc};
     adamw opt = {0};
     double *times = calloc((size_t)c->steps, sizeof *times);
     aspo_status s = times ? ASPO_OK : aspo_fail(ASPO_ERR_OOM, "bench: no host memory");
     bool opt_ready = false;
-    if (!s) s = make_data(c, prompt, &t.data);
     if (!s) s = open_model(c, dir, &t.model);
+    if (!s) ASPO_ASSERT(t.model.is_llava == is_llava(c)); /* write_model wrote it so */
+    if (!s) s = make_data(c, prompt, is_llava(c) ? t.model.llava.cfg.image_token_index : -1,
+                          &t.data);
     if (!s) {
         t.loss = aspo_loss_defaults(strcmp(c->loss, "dpo") ? ASPO_LOSS_ASPO : ASPO_LOSS_DPO);
-        t.loss.alpha = 0; /* text only: perplexity weights */
+        t.loss.alpha = 0; /* no CLIP text tower: perplexity weights only */
         t.pad_id = EOS_ID;
         adamw_config ac = adamw_defaults();
         s = adamw_init(&opt, &t.model.lm->ps, &ac);
@@ -180,10 +267,17 @@ static aspo_status train(const bench_config *c, long prompt, const char *dir, be
         r->step_s_min = times[0];
         r->step_s_median = c->steps % 2 ? times[c->steps / 2]
                                          : 0.5 * (times[c->steps / 2 - 1] + times[c->steps / 2]);
+        r->text_tokens_per_step = 2 * c->pairs * c->seq;
         r->train_tokens_per_s = (double)r->tokens_per_step / r->step_s_mean;
+        r->text_tokens_per_s = (double)r->text_tokens_per_step / r->step_s_mean;
         r->trainable = param_store_count(&t.model.lm->ps, true);
         r->params = param_store_count(&t.model.lm->ps, false);
         r->peak_arena_mb = (double)runtime_peak_data_bytes() / (1024.0 * 1024.0);
+    }
+    if (!s && t.model.is_llava) {
+        r->image_positions = t.model.llava.cfg.image_positions;
+        r->params += param_store_count(&t.model.llava.vision->ps, false);
+        s = time_vision(&t, c->steps, r);
     }
     if (opt_ready) adamw_free(&opt);
     trainer_free(&t);
@@ -191,16 +285,43 @@ static aspo_status train(const bench_config *c, long prompt, const char *dir, be
     return s;
 }
 
-/* Removes the files tiny_llama_write made and the directory. */
-static void remove_model_dir(const char *dir)
+/* dir/pair-<i>.png for each pair: S x S RGB noise (libpng's simplified API). */
+static aspo_status write_images(const char *dir, long pairs, long S, uint64_t seed)
 {
-    static const char *const files[] = {"config.json", "model.safetensors"};
-    char path[4200];
-    for (size_t i = 0; i < sizeof files / sizeof *files; i++) {
-        snprintf(path, sizeof path, "%s/%s", dir, files[i]);
-        unlink(path);
+    uint8_t *rgb = malloc((size_t)(3 * S * S));
+    if (!rgb) return aspo_fail(ASPO_ERR_OOM, "bench: no host memory for an image");
+    aspo_status s = ASPO_OK;
+    for (long i = 0; i < pairs && !s; i++) {
+        for (long j = 0; j < 3 * S * S; j++)
+            rgb[j] = (uint8_t)(rng_uniform(seed, 0x1a6e000000000000ull + (uint64_t)i,
+                                           (uint64_t)j) * 255.0f);
+        char path[4200];
+        snprintf(path, sizeof path, "%s/pair-%ld.png", dir, i);
+        png_image im = {.version = PNG_IMAGE_VERSION, .width = (png_uint_32)S,
+                        .height = (png_uint_32)S, .format = PNG_FORMAT_RGB};
+        if (!png_image_write_to_file(&im, path, 0, rgb, 0, NULL))
+            s = aspo_fail(ASPO_ERR_IO, "%s: cannot write the PNG: %s", path, im.message);
+        png_image_free(&im);
     }
-    rmdir(dir);
+    free(rgb);
+    return s;
+}
+
+/* The random checkpoint (and for LLaVA the images) in dir. */
+static aspo_status write_model(const bench_config *c, const char *dir)
+{
+    tiny_llama_spec text = {c->layers, c->dim, c->heads, c->kv_heads ? c->kv_heads : c->heads,
+                            c->ffn, c->vocab, c->seq > 2048 ? c->seq : 2048,
+                            BOS_ID, EOS_ID, -1};
+    if (!is_llava(c)) return tiny_llama_write(dir, &text, (uint64_t)c->seed);
+    int64_t N = (c->image_size / c->patch_size) * (c->image_size / c->patch_size);
+    if (c->seq + N > text.max_positions) text.max_positions = c->seq + N;
+    tiny_llava_spec spec = {text, c->vision_layers, c->vision_dim, c->vision_heads,
+                            c->vision_ffn ? c->vision_ffn : 4 * c->vision_dim, c->image_size,
+                            c->patch_size, (int32_t)c->vocab - 1};
+    aspo_status s = tiny_llava_write(dir, &spec, (uint64_t)c->seed);
+    if (!s) s = write_images(dir, c->pairs, c->image_size, (uint64_t)c->seed);
+    return s;
 }
 
 aspo_status bench_train_step(const bench_config *c, bench_result *r)
@@ -218,16 +339,13 @@ aspo_status bench_train_step(const bench_config *c, bench_result *r)
     if (!mkdtemp(dir))
         return aspo_fail(ASPO_ERR_IO, "%s: cannot create a temporary directory: %s", dir,
                          strerror(errno));
-    tiny_llama_spec spec = {c->layers, c->dim, c->heads, c->kv_heads ? c->kv_heads : c->heads,
-                            c->ffn, c->vocab, c->seq > 2048 ? c->seq : 2048,
-                            BOS_ID, EOS_ID, -1};
-    s = tiny_llama_write(dir, &spec, (uint64_t)c->seed);
+    s = write_model(c, dir);
     if (!s && !(s = runtime_init(be, 0))) {
         runtime_set_seed((uint64_t)c->seed);
         s = train(c, prompt, dir, r);
         runtime_shutdown();
     }
-    remove_model_dir(dir);
+    weights_remove_dir(dir);
     struct rusage ru;
     if (!s && getrusage(RUSAGE_SELF, &ru) == 0) r->peak_rss_mb = (double)ru.ru_maxrss / 1024.0;
     return s;

@@ -2,8 +2,10 @@
  * prints it beside PyTorch doing the same step). */
 #include <cblas.h>
 #include <omp.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "aspo/bench.h"
 #include "aspo/commands.h"
@@ -18,6 +20,7 @@ typedef struct bench_flags {
 } bench_flags;
 
 static const char *const LOSSES[] = {"dpo", "aspo", NULL};
+static const char *const KINDS[] = {"llama", "llava", NULL};
 
 #define F(name, kind, field, help, choices, lo, hi) \
     {name, kind, offsetof(bench_flags, field), help, choices, lo, hi}
@@ -26,6 +29,8 @@ static const option_spec BENCH_SPECS[] = {
     F("backend", OPT_STRING, c.backend, "compute backend", NULL, 0, 0),
     F("threads", OPT_INT, threads, "CPU threads for OpenMP and OpenBLAS (0 = all)", NULL, 0, 4096),
     F("loss", OPT_STRING, c.loss, "preference loss of the step", LOSSES, 0, 0),
+    F("model-kind", OPT_STRING, c.model_kind, "llama, or llava: the same LLaMA with a CLIP "
+      "vision tower and one image per pair", KINDS, 0, 0),
     F("layers", OPT_INT, c.layers, "decoder layers", NULL, 1, 1024),
     F("dim", OPT_INT, c.dim, "hidden size", NULL, 2, 1 << 16),
     F("heads", OPT_INT, c.heads, "attention heads", NULL, 1, 1024),
@@ -41,8 +46,57 @@ static const option_spec BENCH_SPECS[] = {
     F("steps", OPT_INT, c.steps, "measured optimizer steps", NULL, 1, 1e6),
     F("warmup", OPT_INT, c.warmup, "untimed steps before them", NULL, 0, 1e6),
     F("seed", OPT_INT, c.seed, "seed of weights, ids, LoRA init and dropout", NULL, 0, 9e18),
+    F("vision-layers", OPT_INT, c.vision_layers, "LLaVA: vision tower layers", NULL, 1, 1024),
+    F("vision-dim", OPT_INT, c.vision_dim, "LLaVA: vision tower hidden size", NULL, 1, 1 << 16),
+    F("vision-heads", OPT_INT, c.vision_heads, "LLaVA: vision tower heads", NULL, 1, 1024),
+    F("vision-ffn", OPT_INT, c.vision_ffn, "LLaVA: vision intermediate size (0 = 4 dim)", NULL,
+      0, 1 << 18),
+    F("image-size", OPT_INT, c.image_size, "LLaVA: image side in pixels", NULL, 1, 4096),
+    F("patch-size", OPT_INT, c.patch_size, "LLaVA: patch side; (image/patch)^2 positions per "
+      "image", NULL, 1, 4096),
     {NULL},
 };
+
+/* One JSON line. LLaVA names its two rates: text tokens (what a text-only run of the same
+ * data would count) and positions (text + image positions, what the language model runs). */
+static void print_result(const bench_config *c, const bench_result *r)
+{
+    bool llava = !strcmp(c->model_kind, "llava");
+    printf("{\"src\": \"aspo\", %s\"loss\": \"%s\", \"layers\": %ld, \"dim\": %ld, "
+           "\"heads\": %ld, \"kv_heads\": %ld, \"ffn\": %ld, \"vocab\": %ld, \"seq\": %ld, "
+           "\"prompt\": %ld, \"pairs\": %ld, \"rank\": %ld, ",
+           llava ? "\"model_kind\": \"llava\", " : "", c->loss, c->layers, c->dim, c->heads,
+           c->kv_heads ? c->kv_heads : c->heads, c->ffn, c->vocab, c->seq,
+           c->prompt ? c->prompt : c->seq / 4, c->pairs, c->rank);
+    if (llava)
+        printf("\"vision_layers\": %ld, \"vision_dim\": %ld, \"vision_heads\": %ld, "
+               "\"vision_ffn\": %ld, \"image_size\": %ld, \"patch_size\": %ld, "
+               "\"image_positions\": %lld, ",
+               c->vision_layers, c->vision_dim, c->vision_heads,
+               c->vision_ffn ? c->vision_ffn : 4 * c->vision_dim, c->image_size, c->patch_size,
+               (long long)r->image_positions);
+    printf("\"steps\": %ld, \"threads\": %d, \"openblas_core\": \"%s\", \"trainable\": %lld, "
+           "\"params\": %lld, ", c->steps, omp_get_max_threads(), openblas_get_corename(),
+           (long long)r->trainable, (long long)r->params);
+    if (llava)
+        printf("\"text_tokens_per_step\": %lld, \"positions_per_step\": %lld, ",
+               (long long)r->text_tokens_per_step, (long long)r->tokens_per_step);
+    else
+        printf("\"tokens_per_step\": %lld, ", (long long)r->tokens_per_step);
+    printf("\"step_s_mean\": %.4f, \"step_s_median\": %.4f, \"step_s_min\": %.4f, ",
+           r->step_s_mean, r->step_s_median, r->step_s_min);
+    if (llava)
+        printf("\"text_tokens_per_s\": %.1f, \"positions_per_s\": %.1f, "
+               "\"image_s_per_step\": %.4f, \"vision_s_per_step\": %.4f, ",
+               r->text_tokens_per_s, r->train_tokens_per_s, r->image_s_per_step,
+               r->vision_s_per_step);
+    else
+        printf("\"train_tokens_per_s\": %.1f, ", r->train_tokens_per_s);
+    printf("\"cpu_s_per_step\": %.4f, \"peak_rss_mb\": %.1f, \"peak_arena_mb\": %.1f, "
+           "\"loss_first\": %.9g, \"loss_last\": %.9g}\n",
+           r->cpu_s_per_step, r->peak_rss_mb, r->peak_arena_mb, r->loss_first, r->loss_last);
+    fflush(stdout);
+}
 
 int cmd_bench(int argc, char **argv)
 {
@@ -54,31 +108,16 @@ int cmd_bench(int argc, char **argv)
                "with adapters off, policy forward and backward on chosen and rejected, gradient\n"
                "clipping, AdamW) on a random LLaMA with LoRA on every decoder linear and random\n"
                "token ids, then prints one JSON line: train_tokens_per_s over the measured steps\n"
-               "and peak_rss_mb of the process. Backends in this build: %s.\n\n",
+               "and peak_rss_mb of the process. --model-kind llava puts the LLaMA in a random\n"
+               "LLaVA-1.5 with one PNG image per pair (vision tower and projector frozen) and\n"
+               "reports text_tokens_per_s and positions_per_s (text + image positions) instead.\n"
+               "Backends in this build: %s.\n\n",
                       argc, argv, &src, &s))
         return 0;
     if (!s) command_set_threads(f.threads);
     bench_result r;
     if (!s) s = bench_train_step(&f.c, &r);
-    if (!s) {
-        const bench_config *c = &f.c;
-        printf("{\"src\": \"aspo\", \"loss\": \"%s\", \"layers\": %ld, \"dim\": %ld, "
-               "\"heads\": %ld, \"kv_heads\": %ld, \"ffn\": %ld, \"vocab\": %ld, \"seq\": %ld, "
-               "\"prompt\": %ld, \"pairs\": %ld, \"rank\": %ld, \"steps\": %ld, "
-               "\"threads\": %d, \"openblas_core\": \"%s\", \"trainable\": %lld, "
-               "\"params\": %lld, \"tokens_per_step\": %lld, \"step_s_mean\": %.4f, "
-               "\"step_s_median\": %.4f, \"step_s_min\": %.4f, \"train_tokens_per_s\": %.1f, "
-               "\"cpu_s_per_step\": %.4f, \"peak_rss_mb\": %.1f, \"peak_arena_mb\": %.1f, "
-               "\"loss_first\": %.9g, "
-               "\"loss_last\": %.9g}\n",
-               c->loss, c->layers, c->dim, c->heads, c->kv_heads ? c->kv_heads : c->heads,
-               c->ffn, c->vocab, c->seq, c->prompt ? c->prompt : c->seq / 4, c->pairs, c->rank,
-               c->steps, omp_get_max_threads(), openblas_get_corename(),
-               (long long)r.trainable, (long long)r.params, (long long)r.tokens_per_step,
-               r.step_s_mean, r.step_s_median, r.step_s_min, r.train_tokens_per_s, r.cpu_s_per_step,
-               r.peak_rss_mb, r.peak_arena_mb, r.loss_first, r.loss_last);
-        fflush(stdout);
-    }
+    if (!s) print_result(&f.c, &r);
     options_release(&src);
     if (s) {
         fprintf(stderr, "aspo: error: %s\n", aspo_error_message());

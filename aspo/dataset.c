@@ -453,3 +453,14 @@ aspo_status dataset_load_jsonl(const char *path, const dataset_options *opt,
     if (st) dataset_free(out);
     return st;
 }
+
+const char *preference_row_where(const preference_row *r)
+{
+    static _Thread_local char buf[4][4200];
+    static _Thread_local int next;
+    char *b = buf[next++ % 4];
+    const char *src = r->source ? r->source : "<row>";
+    if (r->in_list) snprintf(b, sizeof buf[0], "%s: entry %lld", src, (long long)r->line);
+    else snprintf(b, sizeof buf[0], "%s:%lld", src, (long long)r->line);
+    return b;
+}

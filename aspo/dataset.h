@@ -60,6 +60,10 @@ static inline bool preference_row_is_tokenized(const preference_row *r)
 }
 
 /* "line" or "entry": what row->line counts, for messages ("%s %s %lld"). */
+/* "file:17" for a JSONL row, "file.json: entry 17" for a SeVa entry: where messages say a
+ * row is. The text lives in one of a few per-thread buffers, valid for a few calls. */
+const char *preference_row_where(const preference_row *r);
+
 static inline const char *preference_row_unit(const preference_row *r)
 {
     return r->in_list ? "entry" : "line";

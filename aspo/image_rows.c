@@ -7,32 +7,24 @@
 #include <string.h>
 #include <unistd.h>
 
-/* "file:line: " or "file: entry N: " for the row, as its dataset names rows. */
-static const char *row_where(const preference_row *row, char *buf, size_t size)
-{
-    snprintf(buf, size, "%s:%" PRId64, row->source ? row->source : "<row>", row->line);
-    return buf;
-}
-
 aspo_status image_row_path(const char *root, const preference_row *row, char *buf, size_t size)
 {
-    char where[4200];
     if (!row->image)
         return aspo_fail(ASPO_ERR_USAGE, "%s: the row has no image",
-                         row_where(row, where, sizeof where));
+                         preference_row_where(row));
     int n = row->image[0] == '/' || !root || !*root
                 ? snprintf(buf, size, "%s", row->image)
                 : snprintf(buf, size, "%s/%s", root, row->image);
     if (n < 0 || (size_t)n >= size)
         return aspo_fail(ASPO_ERR_USAGE, "%s: the image path %s is too long",
-                         row_where(row, where, sizeof where), row->image);
+                         preference_row_where(row), row->image);
     return ASPO_OK;
 }
 
 aspo_status image_rows_check(const char *root, const preference_dataset *ds, int64_t *n_images)
 {
     int64_t n = 0;
-    char path[4096], where[4200];
+    char path[4096];
     for (int64_t i = 0; i < ds->n_rows; i++) {
         const preference_row *row = &ds->rows[i];
         if (!row->image) continue;
@@ -41,7 +33,7 @@ aspo_status image_rows_check(const char *root, const preference_dataset *ds, int
         if (s) return s;
         if (access(path, R_OK) != 0)
             return aspo_fail(ASPO_ERR_IO, "%s: image %s: %s: %s%s",
-                             row_where(row, where, sizeof where), row->image, path,
+                             preference_row_where(row), row->image, path,
                              strerror(errno), root ? "" : " (relative image names are taken "
                              "from --image-root)");
     }
@@ -52,10 +44,10 @@ aspo_status image_rows_check(const char *root, const preference_dataset *ds, int
 aspo_status image_row_load(const char *root, const preference_row *row,
                            const image_limits *limits, image_rgb8 *img)
 {
-    char path[4096], where[4200];
+    char path[4096];
     aspo_status s = image_row_path(root, row, path, sizeof path);
     if (!s && (s = image_load(path, limits, img)))
-        aspo_fail_prefix(s, "%s: image %s: ", row_where(row, where, sizeof where), row->image);
+        aspo_fail_prefix(s, "%s: image %s: ", preference_row_where(row), row->image);
     return s;
 }
 
@@ -72,8 +64,7 @@ aspo_status image_rows_pixels(const llava_model *m, const char *root,
         s = llava_preprocess(m, &img, pixels + (size_t)slot[i] * per_image);
         image_free(&img);
         if (s) {
-            char where[4200];
-            return aspo_fail_prefix(s, "%s: image %s: ", row_where(rows[i], where, sizeof where),
+                    return aspo_fail_prefix(s, "%s: image %s: ", preference_row_where(rows[i]),
                                     rows[i]->image);
         }
     }

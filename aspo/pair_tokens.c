@@ -165,16 +165,19 @@ aspo_status pair_assemble(const pair_ids *in, bool text_row, int32_t bos_id, int
     memset(out, 0, sizeof *out);
     aspo_status st = check_options(opt);
     if (st) return st;
+    char at[4200]; /* "file:line"; line < 0: source is already "file: entry N" */
     if (!source) source = "<row>";
+    if (line >= 0) snprintf(at, sizeof at, "%s:%" PRId64, source, line);
+    else snprintf(at, sizeof at, "%s", source);
     /* Counted here and added to *counts only when the pair succeeds. */
     truncation_counts local = {0}, *tc = &local;
     bool add_bos = text_row && opt->add_bos;
     if (add_bos && bos_id < 0)
-        return aspo_fail(ASPO_ERR_USAGE, "%s:%" PRId64 ": the tokenizer has no BOS token; "
-                         "turn add_bos off", source, line);
+        return aspo_fail(ASPO_ERR_USAGE, "%s: the tokenizer has no BOS token; "
+                         "turn add_bos off", at);
     if (text_row && eos_id < 0)
-        return aspo_fail(ASPO_ERR_USAGE, "%s:%" PRId64 ": the tokenizer has no EOS token, "
-                         "which ends every response", source, line);
+        return aspo_fail(ASPO_ERR_USAGE, "%s: the tokenizer has no EOS token, "
+                         "which ends every response", at);
 
     /* Prompt: [BOS] + ids, then prompt[-max_prompt_length:] (TRL keeps the end always). */
     int64_t np = in->n_prompt + (add_bos ? 1 : 0);
@@ -197,15 +200,15 @@ aspo_status pair_assemble(const pair_ids *in, bool text_row, int32_t bos_id, int
     if (out->n_prompt_ids == 0) {
         /* Nothing would predict the first response token (TRL's collator fails here). */
         tokenized_pair_free(out);
-        return aspo_fail(ASPO_ERR_FORMAT, "%s:%" PRId64 ": the prompt has no tokens (empty "
-                         "prompt and no BOS); turn add_bos on or give a prompt", source, line);
+        return aspo_fail(ASPO_ERR_FORMAT, "%s: the prompt has no tokens (empty "
+                         "prompt and no BOS); turn add_bos on or give a prompt", at);
     }
     if (opt->max_length && out->n_prompt_ids >= opt->max_length) {
         st = aspo_fail(ASPO_ERR_FORMAT,
-                       "%s:%" PRId64 ": the prompt is %" PRId64 " tokens%s but max_length is "
+                       "%s: the prompt is %" PRId64 " tokens%s but max_length is "
                        "%" PRId64 ", which leaves no room for a response token; set "
                        "max_prompt_length below max_length or raise max_length",
-                       source, line, out->n_prompt_ids,
+                       at, out->n_prompt_ids,
                        text_row && opt->max_prompt_length ? " after max_prompt_length" : "",
                        opt->max_length);
         tokenized_pair_free(out);
@@ -214,8 +217,8 @@ aspo_status pair_assemble(const pair_ids *in, bool text_row, int32_t bos_id, int
 
     if (!text_row && (in->n_chosen == 0 || in->n_rejected == 0)) { /* text rows get EOS */
         tokenized_pair_free(out);
-        return aspo_fail(ASPO_ERR_FORMAT, "%s:%" PRId64 ": the %s response has no tokens", source,
-                         line, in->n_chosen == 0 ? "chosen" : "rejected");
+        return aspo_fail(ASPO_ERR_FORMAT, "%s: the %s response has no tokens", at,
+                         in->n_chosen == 0 ? "chosen" : "rejected");
     }
     response rc = {0}, rr = {0};
     if (!(st = make_response(in->chosen, in->chosen_begin, in->chosen_end, in->n_chosen,
@@ -250,8 +253,8 @@ static aspo_status encode(const tokenizer *tok, const preference_row *row, const
     aspo_status st = tokenizer_encode(tok, text, len, &l);
     if (st) {
         token_list_free(&l);
-        return aspo_fail_prefix(st, "%s:%" PRId64 ": field '%s': ",
-                                row->source ? row->source : "<row>", row->line, field);
+        return aspo_fail_prefix(st, "%s: field '%s': ",
+                                preference_row_where(row), field);
     }
     size_t cap = (size_t)(l.n ? l.n : 1);
     *ids = malloc(cap * sizeof **ids);
@@ -284,9 +287,9 @@ static aspo_status check_vocab(const tokenizer *tok, const preference_row *row)
         for (int64_t i = 0; i < n[f]; i++)
             if (ids[f][i] >= v)
                 return aspo_fail(ASPO_ERR_FORMAT,
-                                 "%s:%" PRId64 ": field '%s' element %" PRId64 " is %" PRId32
+                                 "%s: field '%s' element %" PRId64 " is %" PRId32
                                  ", outside the tokenizer's vocabulary of %" PRId32 " ids",
-                                 row->source ? row->source : "<row>", row->line, field[f], i,
+                                 preference_row_where(row), field[f], i,
                                  ids[f][i], v);
     return ASPO_OK;
 }
@@ -305,28 +308,28 @@ static aspo_status check_image_tokens(const preference_row *row, const tokenize_
                                       const tokenized_pair *p)
 {
     if (!opt->images) return ASPO_OK;
-    const char *src = row->source ? row->source : "<row>";
+    const char *src = preference_row_where(row);
     int32_t id = opt->image_token;
     int64_t want = row->image ? 1 : 0;
     const pair_sequence *seq[2] = {&p->chosen, &p->rejected};
     for (int k = 0; k < 2; k++) {
         const pair_sequence *s = seq[k];
         if (count_id(s->ids + s->n_prompt, s->n - s->n_prompt, id))
-            return aspo_fail(ASPO_ERR_FORMAT, "%s:%" PRId64 ": the %s response holds the image "
-                             "token (%" PRId32 "); only the prompt may", src, row->line,
+            return aspo_fail(ASPO_ERR_FORMAT, "%s: the %s response holds the image "
+                             "token (%" PRId32 "); only the prompt may", src,
                              k ? "rejected" : "chosen", id);
         int64_t have = count_id(s->ids, s->n_prompt, id);
         if (have == want) continue;
         if (!row->image)
-            return aspo_fail(ASPO_ERR_FORMAT, "%s:%" PRId64 ": the prompt holds the image token "
-                             "(\"<image>\") but the row has no image", src, row->line);
+            return aspo_fail(ASPO_ERR_FORMAT, "%s: the prompt holds the image token "
+                             "(\"<image>\") but the row has no image", src);
         if (have > 1)
-            return aspo_fail(ASPO_ERR_FORMAT, "%s:%" PRId64 ": the prompt holds %" PRId64
-                             " image tokens; one image per row is supported", src, row->line,
+            return aspo_fail(ASPO_ERR_FORMAT, "%s: the prompt holds %" PRId64
+                             " image tokens; one image per row is supported", src,
                              have);
-        return aspo_fail(ASPO_ERR_FORMAT, "%s:%" PRId64 ": truncation cut the image token off "
+        return aspo_fail(ASPO_ERR_FORMAT, "%s: truncation cut the image token off "
                          "the %s sequence's prompt (max_prompt_length %" PRId64 ", max_length %"
-                         PRId64 "); raise them or shorten the prompt", src, row->line,
+                         PRId64 "); raise them or shorten the prompt", src,
                          k ? "rejected" : "chosen", opt->max_prompt_length, opt->max_length);
     }
     return ASPO_OK;
@@ -352,7 +355,7 @@ static aspo_status encode_image_prompt(const tokenizer *tok, const preference_ro
                                        const tokenize_options *opt, const char *text,
                                        size_t len, int32_t **ids, int64_t *n)
 {
-    const char *src = row->source ? row->source : "<row>";
+    const char *src = preference_row_where(row);
     int32_t known = tokenizer_piece_to_id(tok, "<image>");
     if (known >= 0 && known != opt->image_token)
         return aspo_fail(ASPO_ERR_USAGE, "the tokenizer's \"<image>\" is id %" PRId32 " but the "
@@ -361,8 +364,8 @@ static aspo_status encode_image_prompt(const tokenizer *tok, const preference_ro
     if (known >= 0) return encode(tok, row, "prompt", text, len, ids, NULL, NULL, n);
     const char *at = memmem(text, len, "<image>", 7);
     if (!at || memmem(at + 7, len - (size_t)(at + 7 - text), "<image>", 7))
-        return aspo_fail(ASPO_ERR_FORMAT, "%s:%" PRId64 ": the prompt must hold \"<image>\" "
-                         "exactly once", src, row->line);
+        return aspo_fail(ASPO_ERR_FORMAT, "%s: the prompt must hold \"<image>\" "
+                         "exactly once", src);
     int32_t *a = NULL, *b = NULL;
     int64_t na = 0, nb = 0;
     size_t before = (size_t)(at - text);
@@ -390,20 +393,21 @@ aspo_status pair_tokenize(const tokenizer *tok, const preference_row *row,
     aspo_status st = check_options(opt);
     if (st) return st;
     if (row->image && !opt->images)
-        return aspo_fail(ASPO_ERR_USAGE, "%s:%" PRId64 ": the row has an image (%s) but the "
+        return aspo_fail(ASPO_ERR_USAGE, "%s: the row has an image (%s) but the "
                          "model takes text only; give a LLaVA model", 
-                         row->source ? row->source : "<row>", row->line, row->image);
+                         preference_row_where(row), row->image);
     if (preference_row_is_tokenized(row)) {
         if (tok && (st = check_vocab(tok, row))) return st;
         pair_ids in = {row->prompt_ids, row->chosen_ids, row->rejected_ids, row->n_prompt_ids,
                        row->n_chosen_ids, row->n_rejected_ids, NULL, NULL, NULL, NULL};
-        st = pair_assemble(&in, false, -1, -1, opt, row->source, row->line, out, counts);
+        st = pair_assemble(&in, false, -1, -1, opt, preference_row_where(row), -1, out,
+                           counts);
         if (!st && (st = check_image_tokens(row, opt, out))) tokenized_pair_free(out);
         return st;
     }
     if (!tok)
-        return aspo_fail(ASPO_ERR_USAGE, "%s:%" PRId64 ": a text row needs a tokenizer",
-                         row->source ? row->source : "<row>", row->line);
+        return aspo_fail(ASPO_ERR_USAGE, "%s: a text row needs a tokenizer",
+                         preference_row_where(row));
 
     char *text = NULL, *prompt = NULL;
     size_t text_len = 0, prompt_len = row->prompt_len;
@@ -423,7 +427,7 @@ aspo_status pair_tokenize(const tokenizer *tok, const preference_row *row,
         in.prompt = p, in.chosen = c, in.rejected = r;
         in.chosen_begin = cb, in.chosen_end = ce, in.rejected_begin = rb, in.rejected_end = re;
         st = pair_assemble(&in, true, tokenizer_bos_id(tok), tokenizer_eos_id(tok), opt,
-                           row->source, row->line, out, counts);
+                           preference_row_where(row), -1, out, counts);
         if (!st && (st = check_image_tokens(row, opt, out))) tokenized_pair_free(out);
     }
     free(prompt);

@@ -94,7 +94,7 @@ aspo_status pair_tokenize(const tokenizer *tok, const preference_row *row,
 /* The steps after encoding, for ids already encoded (no BOS/EOS yet when `text_row`):
  * text_row adds BOS/EOS and applies max_prompt_length / max_completion_length; every row
  * gets the max_length cut. Spans may be NULL (then -1). source/line name the row in
- * errors. pair_tokenize calls this. */
+ * errors ("source:line"; line < 0: source alone, e.g. preference_row_where's). pair_tokenize calls this. */
 typedef struct pair_ids {
     const int32_t *prompt, *chosen, *rejected;
     int64_t n_prompt, n_chosen, n_rejected;

@@ -280,10 +280,35 @@ static char *output_line(const score_job *j, int64_t i, const char *text, size_t
     return line;
 }
 
+/* SeVa's list has no lines to copy: each kept entry is written as an aspo JSONL row
+ * (prompt, chosen, rejected, image) with its scores. */
+static aspo_status write_list_rows(const score_job *j, FILE *f)
+{
+    aspo_status s = ASPO_OK;
+    for (int64_t i = 0; i < j->ds.n_rows && !s; i++) {
+        const preference_row *row = &j->ds.rows[i];
+        json_t *o = json_pack("{s:s%, s:s%, s:s%}", "prompt", row->prompt, row->prompt_len,
+                              "chosen", row->chosen, row->chosen_len, "rejected",
+                              row->rejected, row->rejected_len);
+        if (o && row->id) json_object_set_new(o, "id", json_string(row->id));
+        if (o && row->image) json_object_set_new(o, "image", json_string(row->image));
+        char *text = o ? json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+        json_decref(o);
+        char *out = text ? output_line(j, i, text, strlen(text)) : NULL;
+        if (!out) s = text ? aspo_error_status() : aspo_fail(ASPO_ERR_OOM, "out of memory");
+        else if (fputs(out, f) == EOF || fputc('\n', f) == EOF)
+            s = aspo_fail(ASPO_ERR_IO, "%s: write failed: %s", j->cfg->out, strerror(errno));
+        free(text);
+        free(out);
+    }
+    return s;
+}
+
 /* Writes every row, in input order, to f: the input file is read again line by line and
  * each kept row's line becomes its output line (skipped and blank lines leave none). */
 static aspo_status write_rows(const score_job *j, FILE *f)
 {
+    if (j->ds.format == DATASET_JSON_LIST) return write_list_rows(j, f);
     FILE *in = fopen(j->cfg->data, "rb");
     if (!in) return aspo_fail(ASPO_ERR_IO, "%s: cannot open: %s", j->cfg->data, strerror(errno));
     char *buf = NULL;

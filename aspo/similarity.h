@@ -3,7 +3,8 @@
  * projection heads as transformers' CLIPModel.get_text_features / get_image_features.
  *
  * Texts are tokenized by CLIP's tokenizer as CLIPTokenizer(text, truncation=True,
- * max_length=77): <|startoftext|>, the text's first 75 tokens, <|endoftext|> (kept last).
+ * max_length=77): <|startoftext|>, the text's first 75 tokens, <|endoftext|> (kept last);
+ * a text tower with fewer than 77 positions cuts to its own length the same way.
  * An empty unit is therefore <|startoftext|><|endoftext|> and gets that sequence's
  * similarity, a well-defined number like any other (the sentence splitter drops
  * whitespace-only pieces, so only a caller's own empty text reaches it).

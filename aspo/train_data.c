@@ -34,8 +34,8 @@ static aspo_status chosen_units(const preference_row *row, const tokenized_pair 
     *unit_of = malloc(sizeof(int32_t) * (size_t)n);
     aspo_status s = ASPO_OK;
     if (!begin || !end || !spans || !*unit_of) {
-        s = aspo_fail(ASPO_ERR_OOM, "no host memory for the units of %s line %lld", row->source,
-                      (long long)row->line);
+        s = aspo_fail(ASPO_ERR_OOM, "no host memory for the units of %s",
+                      preference_row_where(row));
     } else {
         for (int64_t i = 0; i < n; i++) {
             begin[i] = p->chosen.span_begin ? p->chosen.span_begin[i] : -1;
@@ -44,7 +44,7 @@ static aspo_status chosen_units(const preference_row *row, const tokenized_pair 
         const char *text = row->chosen ? row->chosen : "";
         size_t len = row->chosen ? row->chosen_len : 0;
         s = aspo_response_units(level, text, len, begin, end, n, spans, *unit_of, n_units);
-        if (s) aspo_fail_prefix(s, "%s line %lld: ", row->source, (long long)row->line);
+        if (s) aspo_fail_prefix(s, "%s: ", preference_row_where(row));
     }
     free(begin);
     free(end);
@@ -81,7 +81,7 @@ static aspo_status similarity_pixels(const policy_model *m, const train_config *
     }
     image_free(&img);
     image_free(&square);
-    if (s) aspo_fail_prefix(s, "%s:%lld: image %s: ", row->source, (long long)row->line, row->image);
+    if (s) aspo_fail_prefix(s, "%s: image %s: ", preference_row_where(row), row->image);
     return s;
 }
 
@@ -123,7 +123,7 @@ static aspo_status similarities(const train_config *cfg, policy_model *m,
                 s = aspo_fail(ASPO_ERR_OOM, "no host memory for similarities");
             if (!s && (s = clip_similarities(&sc, n, texts, lens, embeds + (size_t)E * j, E,
                                              d->similarity[r])))
-                aspo_fail_prefix(s, "%s:%lld: ", row->source, (long long)row->line);
+                aspo_fail_prefix(s, "%s: ", preference_row_where(row));
         }
     }
     free(pixels);
@@ -162,9 +162,9 @@ aspo_status train_data_prepare(const train_config *cfg, const tokenizer *tok,
     for (int64_t i = 0; i < d->n && !s; i++) {
         const preference_row *row = &d->ds.rows[i];
         if (model->sim_clip && !row->image)
-            s = aspo_fail(ASPO_ERR_USAGE, "%s:%lld: the row has no image, so ASPO's image "
+            s = aspo_fail(ASPO_ERR_USAGE, "%s: the row has no image, so ASPO's image "
                           "similarity S is undefined for it; give every row an image or use "
-                          "--alpha 0", row->source, (long long)row->line);
+                          "--alpha 0", preference_row_where(row));
         if (!s) s = pair_tokenize(tok, row, &topt, &d->pairs[i], &d->counts);
         if (!s) s = chosen_units(row, &d->pairs[i], level, &d->unit_of[i], &spans[i],
                                  &d->n_units[i]);

@@ -65,10 +65,10 @@ static aspo_status precomputed_reference(trainer *t, const pair_batch *b, const 
             int64_t n_tokens = side ? row->n_ref_rejected_tokens : row->n_ref_chosen_tokens;
             if (tokens && n_tokens != b->count[r])
                 return aspo_fail(ASPO_ERR_USAGE,
-                                 "%s line %lld: %lld per-token reference log-probs for a %s "
+                                 "%s: %lld per-token reference log-probs for a %s "
                                  "response of %lld tokens; score the file with the same "
                                  "tokenizer and length flags as this run",
-                                 row->source, (long long)row->line, (long long)n_tokens,
+                                 preference_row_where(row), (long long)n_tokens,
                                  side ? "rejected" : "chosen", (long long)b->count[r]);
             if (tokens) {
                 memcpy(ref, tokens, sizeof(float) * (size_t)n_tokens);
@@ -93,8 +93,11 @@ static aspo_status name_batch_rows(aspo_status s, const train_data *d, const int
     for (; shown < n && strlen(lines) + 32 < sizeof lines; shown++)
         snprintf(lines + strlen(lines), sizeof lines - strlen(lines), "%s%lld",
                  shown ? ", " : "", (long long)d->ds.rows[index[shown]].line);
-    return aspo_fail_replace(s, "%s line%s %s%s: %s", d->ds.rows[index[0]].source,
-                             n > 1 ? "s" : "", lines, shown < n ? ", ..." : "", cause);
+    const preference_row *first = &d->ds.rows[index[0]];
+    bool list = first->in_list; /* SeVa: entries, not lines */
+    return aspo_fail_replace(s, "%s %s%s %s%s: %s", first->source, list ? "entr" : "line",
+                             n > 1 ? (list ? "ies" : "s") : (list ? "y" : ""), lines,
+                             shown < n ? ", ..." : "", cause);
 }
 
 aspo_status train_batch(trainer *t, const int64_t *index, int n, double scale, batch_result *r)

@@ -246,6 +246,9 @@ static aspo_status merge_indices(const llava_model *m, tensor *ids, int64_t M,
     aspo_status s = tensor_to_host(ids, text_ids);
     for (int64_t i = 0; !s && i < B * T; i++) {
         int32_t row = feature_row ? feature_row[i] : -1;
+        if (row >= 0 && M == 0)
+            return aspo_fail(ASPO_ERR_USAGE, "llava: feature_row[%lld][%lld] = %d but no image "
+                             "features were given", (long long)(i / T), (long long)(i % T), row);
         if (row < -1 || row >= M)
             return aspo_fail(ASPO_ERR_USAGE, "llava: feature_row[%lld][%lld] = %d; the features "
                              "have rows 0..%lld (-1 = a text position)", (long long)(i / T),
@@ -253,13 +256,15 @@ static aspo_status merge_indices(const llava_model *m, tensor *ids, int64_t M,
         if (row >= 0) {
             text_ids[i] = 0; /* embedded, then replaced */
             gather[i] = (int32_t)(B * T + row);
+        } else if (text_ids[i] == m->cfg.image_token_index) {
+            /* An image placeholder left as text: its image is missing from the batch. */
+            return aspo_fail(ASPO_ERR_USAGE, "llava: ids[%lld][%lld] is the image token %d but "
+                             "feature_row gives it no image feature", (long long)(i / T),
+                             (long long)(i % T), text_ids[i]);
         } else if (text_ids[i] < 0 || text_ids[i] >= V) {
-            return aspo_fail(ASPO_ERR_USAGE, "llava: ids[%lld][%lld] = %d is a text position "
-                             "outside the vocabulary (%lld)%s", (long long)(i / T),
-                             (long long)(i % T), text_ids[i], (long long)V,
-                             text_ids[i] == m->cfg.image_token_index
-                                 ? "; it is the image token but feature_row gives it no image row"
-                                 : "");
+            return aspo_fail(ASPO_ERR_USAGE, "llava: ids[%lld][%lld] = %d is outside the "
+                             "vocabulary (%lld)", (long long)(i / T), (long long)(i % T),
+                             text_ids[i], (long long)V);
         } else {
             gather[i] = (int32_t)i;
         }

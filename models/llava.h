@@ -11,6 +11,12 @@
  *              directory mm_vision_tower names (relative paths are taken from the model
  *              directory) or llava_options.vision_tower_dir.
  *
+ * Configs: text_config may be partial (LlamaConfig's defaults fill it, as LlavaConfig
+ * does), vision_config too (CLIPVisionConfig's); an absent one is LlavaConfig's default
+ * (LLaMA-7B, CLIP ViT-L/14-336). Only LLaMA text models and CLIP vision towers are read;
+ * other model_types, select strategies, projector activations or mm_projector_types are
+ * errors naming the file and the field.
+ *
  * Image features: the CLIP hidden state of vision_feature_layer (-2: second-to-last
  * layer, before post_layernorm), CLS dropped ("default" select strategy; "full" keeps it),
  * then Linear-GELU-Linear. One image placeholder token in a sequence becomes N positions
@@ -38,9 +44,11 @@ typedef struct llava_config {
     clip_act projector_act;    /* projector_hidden_act: gelu (erf) for LLaVA-1.5 */
     int64_t image_positions;   /* N: positions one image fills */
     /* Image processing: preprocessor_config.json of the model directory when present
-     * (crop_size, size.shortest_edge, image_mean, image_std, rescale_factor), else
-     * CLIP-336's; pad_to_square is LLaVA-1.5's image_aspect_ratio "pad" (on unless the
-     * config says otherwise), with the mean colour (int(m * 255) per channel). */
+     * (crop_size, size.shortest_edge, image_mean, image_std, rescale_factor, do_*), else
+     * (original layout) the tower directory's, else CLIP's at the tower's image size
+     * (CLIP-336's for LLaVA-1.5); crop_size must be the tower's image_size. pad_to_square
+     * is LLaVA-1.5's image_aspect_ratio "pad" (on unless the config names another;
+     * "anyres" is an error), with the mean colour (int(m * 255) per channel). */
     clip_preprocess_config image;
     bool pad_to_square;
     char vision_tower_dir[4096]; /* original layout: the CLIP directory used */
@@ -48,23 +56,33 @@ typedef struct llava_config {
 
 typedef struct llava_model {
     llava_config cfg;
-    llama_model lm;      /* language model; the projector's parameters live in lm.ps too */
+    /* The language model, opened with llama_open_with: parameter names are the
+     * checkpoint's ("language_model.model..." for llava-hf); the projector's parameters
+     * (and LoRA) live in lm.ps too, so one allocation and one adapter file hold both. */
+    llama_model lm;
     clip_model *vision;  /* the vision tower (owned unless shared) */
     bool owns_vision;
     linear proj1, proj2; /* multi_modal_projector.linear_1/2 or model.mm_projector.0/2 */
 } llava_model;
 
 typedef struct llava_options {
-    /* storage dtype, LoRA (its targets apply to the language model's linears only: PEFT
-     * module names are matched against "language_model.model.layers..." in the llava-hf
-     * layout and "model.layers..." in the original), adapter_dir, checkpoint_layers. */
+    /* storage dtype (of the vision tower and the projector too), LoRA (its targets apply
+     * to the language model's linears only: PEFT module names are matched against
+     * "language_model.model.layers..." in the llava-hf layout and "model.layers..." in the
+     * original), adapter_dir, checkpoint_layers. */
     llama_options lm;
-    bool train_projector;         /* LoRA on the projector's two linears as well */
-    const char *vision_tower_dir; /* original layout: instead of config mm_vision_tower */
+    /* LoRA on the projector's two linears as well. With adapter_dir, the adapter decides
+     * (an adapter that adapts the projector turns it on); asking for it when the adapter
+     * leaves the projector out is an error. */
+    bool train_projector;
+    /* original layout: instead of config mm_vision_tower (relative to the working
+     * directory, not the model's) */
+    const char *vision_tower_dir;
     /* A CLIP model the caller already opened (e.g. --clip-model for ASPO's similarities):
      * when its vision tower is LLaVA's (same config and, for llava-hf, byte-equal weights
      * with vision_tower.*; for the original layout, the same directory) it is used instead
-     * of loading a second copy; llava_model.vision then points at it and is not owned. */
+     * of loading a second copy; llava_model.vision then points at it and is not owned
+     * (close the LLaVA first). Any other CLIP is ignored: LLaVA loads its own tower. */
     clip_model *shared_clip;
 } llava_options;
 
@@ -92,9 +110,12 @@ aspo_status llava_preprocess(const llava_model *m, const image_rgb8 *img, float 
 tensor *llava_image_features(llava_model *m, tensor *pixels, tensor **clip_embeds);
 
 /* ids (B,T) i32 where image positions may hold anything; key_mask as llama_forward_hidden;
- * features (M,C) f32 or NULL; feature_row: host (B,T), -1 for a text position, else the
- * row of `features` that fills it (NULL when features is NULL). Returns the final hidden
- * states (B,T,C). Positions are 0..T-1 (right padding). */
+ * features (M,C) f32 (or (n,N,C) as llava_image_features gives them) or NULL; feature_row:
+ * host (B,T), -1 for a text position, else the row of `features` that fills it (NULL when
+ * features is NULL). Returns the final hidden states (B,T,C). Positions are 0..T-1 (right
+ * padding; transformers gives padded positions other positions and zero embeddings, which
+ * changes only the outputs at padded positions). A text position holding the image token,
+ * an id outside the vocabulary or a row outside the features is an error. */
 tensor *llava_forward_hidden(llava_model *m, tensor *ids, tensor *key_mask, tensor *features,
                              const int32_t *feature_row);
 /* hidden (...,C) -> logits (...,V). */
@@ -102,7 +123,11 @@ tensor *llava_lm_head(llava_model *m, tensor *hidden);
 
 /* PEFT adapter (adapter_config.json + adapter_model.safetensors) that PEFT 0.12 loads onto
  * LlavaForConditionalGeneration (llava-hf) with the same modules adapted: target_modules
- * written as a regular expression over the full module names. */
+ * written as a regular expression over the full module names (POSIX ERE and Python re
+ * alike), e.g. "language_model\.model\.layers\.[0-9]+\.(self_attn\.q_proj|self_attn\.
+ * v_proj)|multi_modal_projector\.linear_1|multi_modal_projector\.linear_2": a module
+ * adapted in every decoder layer under [0-9]+, anything else by its full name. The
+ * original layout's names are model.layers... and model.mm_projector.0/2. */
 aspo_status llava_save_adapter(const llava_model *m, const char *out_dir);
 
 #endif

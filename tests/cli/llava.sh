@@ -54,6 +54,24 @@ check "projector adapted" grep -q 'multi_modal_projector' "$WORK/proj/adapter_co
 expect_ok "score LLaVA pairs" "$ASPO" score --threads 1 --model "$HF" --data "$IMG/pairs.jsonl" \
     --image-root "$IMG/images" --out "$WORK/scored.jsonl" --quiet
 check "score: one line per pair" [ "$(grep -c ref_chosen_logps "$WORK/scored.jsonl")" -eq "$(grep -c . "$IMG/pairs.jsonl")" ]
+expect_ok "score SeVa's list" "$ASPO" score --threads 1 --model "$HF" --data "$IMG/seva.json" \
+    --image-root "$IMG/images" --out "$WORK/scored_seva.jsonl" --quiet
+sums() { grep -o '"ref_chosen_logps":[^,]*,"ref_rejected_logps":[^,]*' "$1"; }
+check "score: SeVa's list gives the JSONL rows' log-probs" [ "$(sums "$WORK/scored_seva.jsonl")" = "$(sums "$WORK/scored.jsonl")" ]
+# The scored file trains with its precomputed reference (per-token values for ASPO).
+expect_ok "score --token-logps" "$ASPO" score --threads 1 --model "$HF" --data "$IMG/seva.json" \
+    --image-root "$IMG/images" --out "$WORK/scored_tok.jsonl" --token-logps --quiet
+# DPO on both (ASPO's k branch can flip on float noise at step 0, where every r_i is ~0):
+# the scored reference comes from other batches (other padding), so the losses agree to
+# float rounding, not bitwise: 1e-5 after three steps of a 0.69 loss.
+for d in "$IMG/pairs.jsonl" "$WORK/scored_tok.jsonl"; do
+    expect_ok "DPO on $(basename "$d")" llava_run --model "$HF" --data "$d" --loss dpo \
+        --out "$WORK/ref_$(basename "$d")" --batch-size 2 --max-steps 3 --lr 1e-3 --lora-r 4
+done
+close() { awk -v a="$1" -v b="$2" 'BEGIN { d = a - b; exit !(a != "" && (d < 0 ? -d : d) <= 1e-5) }'; }
+check "precomputed reference: the same DPO losses" close \
+    "$(metric_of "$WORK/ref_pairs.jsonl/metrics.jsonl" loss 3)" \
+    "$(metric_of "$WORK/ref_scored_tok.jsonl/metrics.jsonl" loss 3)"
 
 # --- errors -------------------------------------------------------------------------------
 expect_error "ASPO without a text tower" 2 "clip-model" llava_run --model "$HF" \
@@ -73,7 +91,7 @@ expect_error "image rows on a text-only LLaMA" 2 "text-only" "$ASPO" run --threa
     --model "$FIX/llama/tiny" --tokenizer "$FIX/tokenizer/legacy" --data "$IMG/pairs.jsonl" \
     --image-root "$IMG/images" --out "$WORK/e5" --max-steps 1
 # A LLaVA checkpoint whose weights lack the vision tower (tests/fixtures/llava/no_vision).
-expect_error "checkpoint without vision weights" 1 "vision" llava_run --model "$FIX/llava/no_vision" \
+expect_error "checkpoint without vision weights" 1 "vision tower: .*vision_tower\.vision_model" llava_run --model "$FIX/llava/no_vision" \
     --data "$IMG/pairs.jsonl" --out "$WORK/e6" --max-steps 1 --alpha 0 --loss dpo
 
 summary

@@ -57,9 +57,11 @@ make_llama_fixtures.py):
 
 Check mode, for the adapter test_llava writes when given an export dir (argv[2]):
   python make_llava_fixtures.py --check-adapter tests/fixtures/llava EXPORT_DIR/saved_adapter
-loads the aspo-written adapter with PeftModel.from_pretrained onto tiny_hf and prints
-which modules it adapted (exit 1 when any is outside the language model's decoder layers
-and the projector, or when none is).
+loads the aspo-written adapter with PeftModel.from_pretrained onto tiny_hf, prints which
+modules it adapted, and compares its logits with the ones aspo computed with that adapter
+(EXPORT_DIR/saved_adapter_logits.safetensors); exit 1 when a module outside the language
+model's decoder layers and the projector is adapted, none is, or the logits differ by
+1e-4 or more.
 """
 import json
 import os
@@ -330,8 +332,14 @@ def check_adapter(fixture_dir, adapter_dir):
                     attention_mask=out["hf_attention_mask"].long(),
                     pixel_values=out["pixel_values"]).logits
     m = out["attention_mask"].bool()
-    print("max |logits - base| at real positions:",
-          (logits[m] - out["logits"][m]).abs().max().item())
+    aspo_path = os.path.join(os.path.dirname(os.path.abspath(adapter_dir)),
+                             "saved_adapter_logits.safetensors")
+    if os.path.exists(aspo_path):
+        aspo = load_file(aspo_path)["logits"]
+        d = (logits[m] - aspo[m]).abs().max().item()
+        print(f"max |PEFT logits - aspo's| at real positions: {d:.3g} (adapter moved them by "
+              f"{(logits[m] - out['logits'][m]).abs().max().item():.3g})")
+        ok = ok and d < 1e-4
     return 0 if ok else 1
 
 

@@ -1,0 +1,190 @@
+#!/usr/bin/python3
+"""The LLaVA training step of `aspo bench --model-kind llava` in PyTorch, as one JSON line.
+
+    python bench/llava_step_torch.py [--loss dpo|aspo] [--layers N] [--dim N] [--heads N]
+        [--ffn N] [--vocab N] [--seq N] [--prompt N] [--pairs N] [--rank N] [--unit N]
+        [--vision-layers N] [--vision-dim N] [--vision-heads N] [--vision-ffn N]
+        [--image-size N] [--patch-size N] [--steps N] [--warmup N] [--threads N] [--seed N]
+
+Model: transformers' LlavaForConditionalGeneration with random weights of the same sizes as
+aspo's (LLaMA text_config, CLIP vision_config with quick_gelu, vision_feature_layer -2,
+"default" select strategy, GELU projector; eager attention: torch 1.13 has no SDPA), and a
+PEFT LoRA model (r, alpha 2r, dropout 0.05) on q,k,v,o,gate,up,down of the language model
+only; the vision tower and the projector stay frozen.
+
+Data: like aspo's, each prompt is BOS, the image token, then --prompt - 1 random ids; the
+response --seq - --prompt random ids, EOS last; no padding. Images are random pixel tensors
+of --image-size (already preprocessed: no decoding, unlike aspo, which decodes PNG files).
+Each pair's image goes in twice, once for chosen and once for rejected, as TRL's
+DPOTrainer.concatenated_inputs repeats prompt_pixel_values (aspo encodes it once for both).
+
+Step: reference forward with the adapters disabled under no_grad, policy forward and
+backward on chosen and rejected in one batch, log-probs of the response labels (the
+labels expanded over the image positions as _merge_input_ids_with_image_features does),
+the DPO or ASPO loss of bench/train_step_torch.py, clip_grad_norm_(1.0), AdamW.
+
+Needs torch, transformers 4.44 and peft 0.12 (tested with Debian's python3-torch 1.13.1,
+reporting 1.13.0a0, transformers 4.44.2 and peft 0.12.0 in a venv made as
+bench/train_step_torch.py's docstring says), and bench/train_step_torch.py beside it.
+A benchmark, not a test: it never asserts.
+"""
+import argparse
+import json
+import resource
+import statistics
+import sys
+import time
+
+import torch
+
+from train_step_torch import aspo_loss, dpo_loss, openblas, token_logps
+
+BOS, EOS, FIRST_TEXT = 1, 2, 3
+# PEFT matches a string target_modules as a full regular expression over module names:
+# the language model's seven linears, not the vision tower's q/k/v projections.
+LORA_TARGETS = (r"language_model\.model\.layers\.\d+\."
+                r"(self_attn\.(q|k|v|o)_proj|mlp\.(gate|up|down)_proj)")
+
+
+def make_model(a):
+    import transformers
+    from peft import LoraConfig, get_peft_model
+    text = transformers.LlamaConfig(
+        vocab_size=a.vocab, hidden_size=a.dim, intermediate_size=a.ffn,
+        num_hidden_layers=a.layers, num_attention_heads=a.heads, num_key_value_heads=a.heads,
+        max_position_embeddings=max(2048, a.seq + a.positions), rms_norm_eps=1e-6,
+        bos_token_id=BOS, eos_token_id=EOS, tie_word_embeddings=False)
+    vision = transformers.CLIPVisionConfig(
+        hidden_size=a.vision_dim, intermediate_size=a.vision_ffn,
+        num_hidden_layers=a.vision_layers, num_attention_heads=a.vision_heads,
+        image_size=a.image_size, patch_size=a.patch_size, hidden_act="quick_gelu")
+    cfg = transformers.LlavaConfig(
+        vision_config=vision.to_dict(), text_config=text.to_dict(),
+        image_token_index=a.vocab - 1, projector_hidden_act="gelu", vision_feature_layer=-2,
+        vision_feature_select_strategy="default")
+    for c in (cfg, cfg.text_config, cfg.vision_config):
+        c._attn_implementation = "eager"
+    base = transformers.LlavaForConditionalGeneration(cfg)
+    lcfg = LoraConfig(r=a.rank, lora_alpha=2 * a.rank, lora_dropout=0.05,
+                      target_modules=LORA_TARGETS)
+    versions = {"transformers": transformers.__version__, "peft": sys.modules["peft"].__version__}
+    return get_peft_model(base, lcfg), base, versions
+
+
+def make_batch(a, prompt):
+    """ids (2P, seq+1): chosen rows, then rejected (TRL's order); pixels (2P,3,S,S); labels
+    (2P, seq+N) over the expanded positions, -100 on the prompt and the image."""
+    g = torch.Generator().manual_seed(a.seed)
+    image = a.vocab - 1  # the image token; text ids stay below it
+    prompts, ids, labels = [], [], []
+    for _ in range(a.pairs):
+        p = torch.randint(FIRST_TEXT, image, (prompt + 1,), generator=g)
+        p[0], p[1] = BOS, image
+        prompts.append(p)
+    for side in range(2):
+        for i in range(a.pairs):
+            r = torch.randint(FIRST_TEXT, image, (a.seq - prompt,), generator=g)
+            r[-1] = EOS
+            ids.append(torch.cat([prompts[i], r]))
+            labels.append(torch.cat([torch.full((prompt + a.positions,), -100), r]))
+    pixels = torch.randn(a.pairs, 3, a.image_size, a.image_size, generator=g)
+    ids = torch.stack(ids)
+    return ids, torch.ones_like(ids), torch.cat([pixels, pixels]), torch.stack(labels)
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--loss", choices=["dpo", "aspo"], default="dpo")
+    p.add_argument("--blas-threads", type=int, default=0,
+                   help="OpenBLAS threads (default: --threads)")
+    for name, v in [("layers", 4), ("dim", 256), ("heads", 8), ("ffn", 688), ("vocab", 4096),
+                    ("seq", 256), ("prompt", 0), ("pairs", 2), ("rank", 16), ("unit", 16),
+                    ("vision-layers", 4), ("vision-dim", 256), ("vision-heads", 4),
+                    ("vision-ffn", 0), ("image-size", 112), ("patch-size", 14),
+                    ("steps", 5), ("warmup", 2), ("threads", 0), ("seed", 1)]:
+        p.add_argument("--" + name, type=int, default=v)
+    a = p.parse_args()
+    prompt = a.prompt or a.seq // 4
+    a.vision_ffn = a.vision_ffn or 4 * a.vision_dim
+    a.positions = (a.image_size // a.patch_size) ** 2
+    if a.threads > 0:
+        torch.set_num_threads(a.threads)
+    blas = openblas()
+    blas_threads = a.blas_threads or a.threads
+    if blas is not None and blas_threads > 0:
+        blas.openblas_set_num_threads(blas_threads)  # Debian's torch does not pass its count on
+    torch.manual_seed(a.seed)
+
+    model, base, versions = make_model(a)
+    model.train()  # LoRA dropout on, as in training
+    params = [q for q in model.parameters() if q.requires_grad]
+    opt = torch.optim.AdamW(params, lr=1e-4)
+    ids, attn, pixels, labels = make_batch(a, prompt)
+    P, beta = a.pairs, 0.1
+
+    def logits():
+        return model(input_ids=ids, pixel_values=pixels, attention_mask=attn,
+                     use_cache=False).logits  # (2P, seq+N, V)
+
+    def step():
+        with torch.no_grad(), model.disable_adapter():
+            ref, _ = token_logps(logits(), labels)
+        pol, mask = token_logps(logits(), labels)
+        loss = (dpo_loss(pol, ref, mask, P, beta) if a.loss == "dpo"
+                else aspo_loss(pol, ref, mask, P, beta, a.unit))
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        return float(loss)
+
+    for _ in range(a.warmup):
+        step()
+    times, losses = [], []
+    cpu0 = time.process_time()
+    for _ in range(a.steps):
+        t0 = time.perf_counter()
+        losses.append(step())
+        times.append(time.perf_counter() - t0)
+    cpu = (time.process_time() - cpu0) / a.steps
+
+    # The image side timed apart, as a step runs it twice (reference and policy): the
+    # tower with all hidden states, as LlavaForConditionalGeneration.forward asks for them,
+    # layer -2 without CLS, the projector.
+    encode = 0.0
+    with torch.no_grad():
+        for _ in range(a.steps):
+            t0 = time.perf_counter()
+            out = base.vision_tower(pixels, output_hidden_states=True)
+            base.multi_modal_projector(out.hidden_states[-2][:, 1:])
+            encode += time.perf_counter() - t0
+    mean = sum(times) / len(times)
+    text_tokens, positions = int(attn.sum()) - 2 * P, 2 * P * (a.seq + a.positions)
+    out = {"src": "torch", "impl": "hf", "model_kind": "llava", "loss": a.loss,
+           "layers": a.layers, "dim": a.dim, "heads": a.heads, "ffn": a.ffn, "vocab": a.vocab,
+           "seq": a.seq, "prompt": prompt, "pairs": a.pairs, "rank": a.rank,
+           "vision_layers": a.vision_layers, "vision_dim": a.vision_dim,
+           "vision_heads": a.vision_heads, "vision_ffn": a.vision_ffn,
+           "image_size": a.image_size, "patch_size": a.patch_size,
+           "image_positions": a.positions, "steps": a.steps,
+           "threads": torch.get_num_threads(), "blas_threads": blas_threads or None,
+           "torch_version": torch.__version__,
+           "openblas_core": blas.openblas_get_corename().decode() if blas else None,
+           "openblas_lib": blas.path if blas else None,
+           "trainable": sum(q.numel() for q in params),
+           "params": sum(q.numel() for q in model.parameters()),
+           "text_tokens_per_step": text_tokens, "positions_per_step": positions,
+           "step_s_mean": round(mean, 4), "step_s_median": round(statistics.median(times), 4),
+           "step_s_min": round(min(times), 4),
+           "text_tokens_per_s": round(text_tokens / mean, 1),
+           "positions_per_s": round(positions / mean, 1),
+           "vision_s_per_step": round(2 * encode / a.steps, 4),
+           "cpu_s_per_step": round(cpu, 4),
+           "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+           "loss_first": round(losses[0], 6), "loss_last": round(losses[-1], 6)}
+    out.update(versions)
+    print(json.dumps(out), flush=True)
+
+
+if __name__ == "__main__":
+    main()
