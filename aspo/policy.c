@@ -108,7 +108,7 @@ bool policy_images(const policy_model *p, pair_batch_images *images)
     return true;
 }
 
-tensor *policy_logprobs(policy_model *p, const pair_batch *b, const float *pixels,
+tensor *policy_logprobs(policy_model *p, const pair_batch *b, const float *vision,
                         tensor **logit_sums)
 {
     int64_t rows = 2 * (int64_t)b->n_pairs;
@@ -120,9 +120,9 @@ tensor *policy_logprobs(policy_model *p, const pair_batch *b, const float *pixel
     } else {
         tensor *features = NULL;
         if (b->n_images) {
-            int64_t S = p->llava.cfg.image.crop_size;
-            tensor *px = tensor_from_host(DT_F32, DIMS(b->n_images, 3, S, S), pixels);
-            features = llava_image_features(&p->llava, px, NULL);          /* (k,N,C) */
+            int64_t N = p->llava.cfg.image_positions, Cv = llava_vision_width(&p->llava);
+            tensor *v = tensor_from_host(DT_F32, DIMS(b->n_images, N, Cv), vision);
+            features = llava_project(&p->llava, v);                        /* (k,N,C) */
             if (!features) return NULL;
             features = tensor_reshape(features, DIMS(-1, features->shape[2])); /* (k*N,C) */
         }

@@ -52,9 +52,10 @@ void policy_close(policy_model *p);
 /* Whether the model reads images; then images->token/positions for pair_batch_build. */
 bool policy_images(const policy_model *p, pair_batch_images *images);
 
-/* Log-probs of b's response targets (pair_batch_logprobs). pixels: host (k,3,S,S) for the
- * batch's k = b->n_images images in slot order (NULL when k = 0). */
-tensor *policy_logprobs(policy_model *p, const pair_batch *b, const float *pixels,
+/* Log-probs of b's response targets (pair_batch_logprobs). vision: host (k,N,Cv), the
+ * vision tower's features of the batch's k = b->n_images images in slot order
+ * (aspo/image_features.h; NULL when k = 0); the projector runs here, in every pass. */
+tensor *policy_logprobs(policy_model *p, const pair_batch *b, const float *vision,
                         tensor **logit_sums);
 
 /* The chat template a --chat-template name means: "auto" is LLaVA-1.5's vicuna_v1 for a

@@ -12,6 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "aspo/image_features.h"
 #include "aspo/image_rows.h"
 #include "aspo/pair_batch.h"
 #include "aspo/trainer.h"
@@ -81,19 +82,19 @@ static aspo_status score_batch(policy_model *m, const tokenized_pair *pairs,
     for (int i = 0; i < n; i++) batch[i] = &pairs[order[i].index];
     pair_batch b;
     pair_batch_images images;
-    bool vision = policy_images(m, &images);
-    aspo_status s = pair_batch_build(batch, n, pad_id, vision ? &images : NULL, &b);
+    bool llava = policy_images(m, &images);
+    aspo_status s = pair_batch_build(batch, n, pad_id, llava ? &images : NULL, &b);
     if (s) return s;
-    float *pixels = NULL;
+    float *vision = NULL;
     if (b.n_images) {
-        int64_t S = m->llava.cfg.image.crop_size;
+        int64_t per = m->llava.cfg.image_positions * llava_vision_width(&m->llava);
         const preference_row *rows[n];
         for (int i = 0; i < n; i++) rows[i] = &img->rows[order[i].index];
-        if (!(pixels = malloc(sizeof(float) * (size_t)b.n_images * 3 * (size_t)(S * S))))
-            s = aspo_fail(ASPO_ERR_OOM, "no host memory for %d images", b.n_images);
+        if (!(vision = malloc(sizeof(float) * (size_t)b.n_images * (size_t)per)))
+            s = aspo_fail(ASPO_ERR_OOM, "no host memory for %d images' features", b.n_images);
         else
-            s = image_rows_pixels(&m->llava, img->root, img->limits, rows, b.image_slot, n,
-                                  pixels);
+            s = image_features_load(&m->llava, NULL, img->root, img->limits, rows,
+                                    b.image_slot, n, vision);
     }
     size_t cells = (size_t)(2 * n) * (size_t)b.T;
     if (cells > *cap) {
@@ -104,7 +105,7 @@ static aspo_status score_batch(policy_model *m, const tokenized_pair *pairs,
         else
             *cap = cells;
     }
-    tensor *logp = s ? NULL : policy_logprobs(m, &b, pixels, NULL); /* (2P,T) */
+    tensor *logp = s ? NULL : policy_logprobs(m, &b, vision, NULL); /* (2P,T) */
     if (!s && !logp) s = aspo_error_status();
     if (!s) s = tensor_to_host_f32(logp, *host);
     for (int i = 0; i < n && !s; i++) {
@@ -115,7 +116,7 @@ static aspo_status score_batch(policy_model *m, const tokenized_pair *pairs,
     }
     runtime_step_reset();
     pair_batch_free(&b);
-    free(pixels);
+    free(vision);
     return s;
 }
 

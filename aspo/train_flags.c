@@ -49,6 +49,7 @@ const option_spec TRAIN_SPECS[] = {
     F("rslora", OPT_BOOL, rslora, "scale by alpha/sqrt(r)", NULL, 0, 0),
     F("lora-targets", OPT_STRING, lora_targets, "PEFT target_modules: suffixes or all-linear", NULL, 0, 0),
     F("clip-model", OPT_STRING, clip_model, "full CLIP directory for ASPO's image-text similarities (default: LLaVA's own tower when it has a text tower)", NULL, 0, 0),
+    F("vision-cache", OPT_STRING, vision_cache, "directory keeping each image's vision-tower features between epochs", NULL, 0, 0),
     F("train-projector", OPT_BOOL, train_projector, "LLaVA: LoRA on the projector's linears too", NULL, 0, 0),
     F("gradient-checkpointing", OPT_BOOL, gradient_checkpointing, "re-run decoder layers in backward", NULL, 0, 0),
     F("batch-size", OPT_INT, batch_size, "pairs per micro-batch", NULL, 1, 1 << 20),

@@ -7,7 +7,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "aspo/image_rows.h"
 #include "aspo/trainer_internal.h"
 #include "nn/lora.h"
 #include "nn/modules.h"
@@ -31,23 +30,24 @@ static aspo_status host_buffers(trainer *t, size_t cells)
     return ASPO_OK;
 }
 
-/* The batch's images as LLaVA's pixels, (k,3,S,S) in slot order, into t->pixels. */
-static aspo_status batch_pixels(trainer *t, const pair_batch *b, const int64_t *index, int n)
+/* The vision features of the batch's images, (k,N,Cv) in slot order, into t->vision: once
+ * per step for both passes, from the cache when it has them. */
+static aspo_status batch_vision(trainer *t, const pair_batch *b, const int64_t *index, int n)
 {
-    int64_t S = t->model.llava.cfg.image.crop_size;
-    size_t need = (size_t)b->n_images * 3 * (size_t)(S * S);
-    if (need > t->pixels_cap) {
-        free(t->pixels);
-        if (!(t->pixels = malloc(need * sizeof(float)))) {
-            t->pixels_cap = 0;
-            return aspo_fail(ASPO_ERR_OOM, "no host memory for %d images", b->n_images);
+    llava_model *m = &t->model.llava;
+    size_t need = (size_t)b->n_images * (size_t)(m->cfg.image_positions * llava_vision_width(m));
+    if (need > t->vision_cap) {
+        free(t->vision);
+        if (!(t->vision = malloc(need * sizeof(float)))) {
+            t->vision_cap = 0;
+            return aspo_fail(ASPO_ERR_OOM, "no host memory for %d images' features", b->n_images);
         }
-        t->pixels_cap = need;
+        t->vision_cap = need;
     }
     const preference_row *rows[n];
     for (int i = 0; i < n; i++) rows[i] = &t->data.ds.rows[index[i]];
-    return image_rows_pixels(&t->model.llava, t->cfg->image_root, &t->image_limits, rows,
-                             b->image_slot, n, t->pixels);
+    return image_features_load(m, &t->cache, t->cfg->image_root, &t->image_limits, rows,
+                               b->image_slot, n, t->vision);
 }
 
 /* Precomputed reference. Per-token values (`aspo score --token-logps`) serve both losses;
@@ -109,7 +109,7 @@ aspo_status train_batch(trainer *t, const int64_t *index, int n, double scale, b
     bool vision = policy_images(&t->model, &images);
     aspo_status s = pair_batch_build(pairs, n, t->pad_id, vision ? &images : NULL, &b);
     if (s) return s;
-    if (b.n_images && (s = batch_pixels(t, &b, index, n))) {
+    if (b.n_images && (s = batch_vision(t, &b, index, n))) {
         pair_batch_free(&b);
         return s;
     }
@@ -135,7 +135,7 @@ aspo_status train_batch(trainer *t, const int64_t *index, int n, double scale, b
     } else {
         bool grad = autograd_set_enabled(false), lora = lora_set_enabled(false);
         bool training = nn_set_training(false);
-        tensor *ref = policy_logprobs(&t->model, &b, t->pixels, NULL);
+        tensor *ref = policy_logprobs(&t->model, &b, t->vision, NULL);
         s = ref ? tensor_to_host_f32(ref, t->ref) : aspo_error_status();
         nn_set_training(training);
         lora_set_enabled(lora);
@@ -147,7 +147,7 @@ aspo_status train_batch(trainer *t, const int64_t *index, int n, double scale, b
     /* Policy, with the tape when we will step. */
     bool grad = autograd_set_enabled(scale > 0);
     bool training = nn_set_training(scale > 0);
-    tensor *sums = NULL, *logp = policy_logprobs(&t->model, &b, t->pixels, &sums);
+    tensor *sums = NULL, *logp = policy_logprobs(&t->model, &b, t->vision, &sums);
     nn_set_training(training);
     autograd_set_enabled(grad);
     if (!logp) {

@@ -293,6 +293,10 @@ static aspo_status run(trainer *t, train_summary *sum)
     }
     if (!s) s = train_data_prepare(cfg, tok, t->loss.level, &t->model, &t->image_limits,
                                    &t->data);
+    if (!s && t->model.is_llava)
+        s = vision_cache_open(&t->cache, cfg->vision_cache, &t->model.llava, cfg->model);
+    else if (!s && cfg->vision_cache)
+        s = aspo_fail(ASPO_ERR_USAGE, "--vision-cache: %s is a text-only LLaMA", cfg->model);
     tokenizer_free(tok);
     if (s) return s;
     char counts[512];
@@ -359,6 +363,9 @@ static aspo_status run(trainer *t, train_summary *sum)
                           &ev, 0, 0, 0);
     }
     sum->steps = st.step;
+    if (!cfg->quiet && t->cache.dir)
+        fprintf(stderr, "vision cache %s: %lld images read from it, %lld computed\n",
+                t->cache.dir, (long long)t->cache.hits, (long long)t->cache.misses);
     if (metrics) fclose(metrics);
     adamw_free(&opt);
     return s;
@@ -372,9 +379,10 @@ void trainer_free(trainer *t)
     free(t->ref);
     free(t->sums);
     free(t->grad);
-    free(t->pixels);
-    t->logp = t->ref = t->sums = t->grad = t->pixels = NULL;
-    t->cap = t->pixels_cap = 0;
+    free(t->vision);
+    vision_cache_close(&t->cache);
+    t->logp = t->ref = t->sums = t->grad = t->vision = NULL;
+    t->cap = t->vision_cap = 0;
 }
 
 aspo_status train_run(const train_config *cfg, train_summary *summary)

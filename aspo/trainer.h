@@ -10,7 +10,7 @@
 
 typedef struct train_config {
     const char *backend, *model, *data, *out, *config, *resume, *adapter, *tokenizer;
-    const char *image_root, *vision_tower, *clip_model; /* images (LLaVA) */
+    const char *image_root, *vision_tower, *clip_model, *vision_cache; /* images (LLaVA) */
     long max_image_pixels;
     bool train_projector;
     const char *loss;                     /* aspo | dpo */

@@ -5,6 +5,7 @@
 #include <stdio.h>
 
 #include "aspo/dataset.h"
+#include "aspo/image_features.h"
 #include "aspo/pair_batch.h"
 #include "aspo/policy.h"
 #include "aspo/preference_loss.h"
@@ -55,8 +56,9 @@ typedef struct trainer {
     int32_t pad_id;
     /* host buffers reused across batches */
     float *logp, *ref, *sums, *grad;
-    float *pixels; /* (k,3,S,S) of a batch's images (LLaVA) */
-    size_t pixels_cap;
+    float *vision; /* (k,N,Cv) the vision features of a batch's images (LLaVA) */
+    size_t vision_cap;
+    vision_cache cache; /* --vision-cache */
     size_t cap;
 } trainer;
 

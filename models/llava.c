@@ -217,7 +217,7 @@ aspo_status llava_preprocess(const llava_model *m, const image_rgb8 *img, float 
     return s;
 }
 
-tensor *llava_image_features(llava_model *m, tensor *pixels, tensor **clip_embeds)
+tensor *llava_vision_features(llava_model *m, tensor *pixels, tensor **clip_embeds)
 {
     if (clip_embeds) *clip_embeds = NULL;
     if (!pixels) return NULL;
@@ -230,9 +230,20 @@ tensor *llava_image_features(llava_model *m, tensor *pixels, tensor **clip_embed
     if (!embeds || !hidden) return NULL;
     if (clip_embeds && m->vision->has_visual_projection) *clip_embeds = tensor_detach(embeds);
     int64_t P = hidden->shape[1] - 1;
-    tensor *f = m->cfg.keep_cls ? hidden : tensor_slice(hidden, 1, 1, P); /* (n,N,Cv) */
+    return m->cfg.keep_cls ? hidden : tensor_slice(hidden, 1, 1, P); /* (n,N,Cv) */
+}
+
+tensor *llava_project(llava_model *m, tensor *f)
+{
     tensor *h = clip_activation(m->cfg.projector_act, linear_forward(&m->proj1, f));
     return linear_forward(&m->proj2, h);                              /* (n,N,C)        */
+}
+
+int64_t llava_vision_width(const llava_model *m) { return m->vision->cfg.vision.hidden_size; }
+
+tensor *llava_image_features(llava_model *m, tensor *pixels, tensor **clip_embeds)
+{
+    return llava_project(m, llava_vision_features(m, pixels, clip_embeds));
 }
 
 /* ---- forward ---- */

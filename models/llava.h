@@ -108,6 +108,14 @@ aspo_status llava_preprocess(const llava_model *m, const image_rgb8 *img, float 
  * same pass (visual_projection of the pooled output when the tower has one, else NULL),
  * detached, for ASPO's similarities. */
 tensor *llava_image_features(llava_model *m, tensor *pixels, tensor **clip_embeds);
+/* The two halves of llava_image_features, so a trainer can run the frozen tower once per
+ * image and step (or read its output from a cache) and the projector in every pass:
+ * pixels (n,3,S,S) -> the selected CLIP hidden states (n,N,Cv), no tape ... */
+tensor *llava_vision_features(llava_model *m, tensor *pixels, tensor **clip_embeds);
+/* ... and the projector, (n,N,Cv) -> (n,N,C), recording when it has trainable parameters. */
+tensor *llava_project(llava_model *m, tensor *vision_features);
+/* Cv: the vision tower's width (the projector's input). */
+int64_t llava_vision_width(const llava_model *m);
 
 /* ids (B,T) i32 where image positions may hold anything; key_mask as llama_forward_hidden;
  * features (M,C) f32 (or (n,N,C) as llava_image_features gives them) or NULL; feature_row:
