@@ -128,31 +128,25 @@ aspo_status image_features_load(llava_model *m, vision_cache *cache, const char 
     }
     if (!n_miss) return ASPO_OK;
     if (cache) cache->misses += n_miss;
-    float *pixels = malloc(sizeof(float) * per_image * (size_t)n_miss);
-    if (!pixels) return aspo_fail(ASPO_ERR_OOM, "no host memory for %d images", n_miss);
-    /* The missing images, packed in order of miss[]. */
-    const preference_row *miss_rows[n_miss];
-    int miss_slot[n_miss];
-    for (int j = 0; j < n_miss; j++) miss_rows[j] = rows[miss[j]], miss_slot[j] = j;
-    aspo_status s = image_rows_pixels(m, root, limits, miss_rows, miss_slot, n_miss, pixels);
-    tensor *f = NULL;
-    float *host = NULL;
-    if (!s) {
-        f = llava_vision_features(m, tensor_from_host(DT_F32, DIMS(n_miss, 3, S, S), pixels),
-                                  NULL);                                   /* (n_miss,N,Cv) */
-        if (!f) s = aspo_error_status();
-    }
-    if (!s && !(host = malloc(sizeof(float) * per_feature * (size_t)n_miss)))
-        s = aspo_fail(ASPO_ERR_OOM, "no host memory for %d images' features", n_miss);
-    if (!s) s = tensor_to_host_f32(f, host);
+    /* One image per tower pass: the step arena keeps every layer's activations of a pass
+     * (no tape, but no reuse either; about 1.7 GB for a ViT-L/14-336 image in f32), so
+     * this bounds the memory to one image's, and an image's features do not depend on
+     * which images share its batch. */
+    float *pixels = malloc(sizeof(float) * per_image);
+    if (!pixels) return aspo_fail(ASPO_ERR_OOM, "no host memory for an image");
+    aspo_status s = ASPO_OK;
     for (int j = 0; j < n_miss && !s; j++) {
-        int i = miss[j];
-        memcpy(out + (size_t)slot[i] * per_feature, host + (size_t)j * per_feature,
-               sizeof(float) * per_feature);
-        if (cache && cache->dir && files[i][0]) s = cache_put(cache, files[i], host + (size_t)j * per_feature);
+        int i = miss[j], zero = 0;
+        float *dst = out + (size_t)slot[i] * per_feature;
+        s = image_rows_pixels(m, root, limits, &rows[i], &zero, 1, pixels);
+        tensor *f = NULL;
+        if (!s && !(f = llava_vision_features(
+                        m, tensor_from_host(DT_F32, DIMS(1, 3, S, S), pixels), NULL)))
+            s = aspo_error_status();                                       /* (1,N,Cv) */
+        if (!s) s = tensor_to_host_f32(f, dst);
+        if (!s && cache && cache->dir && files[i][0]) s = cache_put(cache, files[i], dst);
+        runtime_step_reset(); /* the tower's activations: the features are on the host now */
     }
-    runtime_step_reset(); /* the tower's activations: the features are on the host now */
-    free(host);
     free(pixels);
     return s;
 }

@@ -90,7 +90,7 @@ static aspo_status similarities(const train_config *cfg, policy_model *m,
                                 const image_limits *limits, aspo_span *const *spans,
                                 train_data *d)
 {
-    enum { IMAGES_PER_PASS = 8 };
+    enum { IMAGES_PER_PASS = 1 }; /* one ViT-L image's activations are ~1.7 GB in the arena */
     clip_scorer sc = {m->sim_clip, m->clip_tok, 32};
     int64_t E = clip_scorer_dim(&sc), S = m->sim_clip->cfg.vision.image_size;
     size_t per_image = (size_t)(3 * S * S);

@@ -230,11 +230,12 @@ static tensor *unfold_patches(tensor *pixels, int64_t P)
     return out;
 }
 
-tensor *clip_vision_forward(clip_model *m, tensor *pixels, int want_layer,
-                            tensor **hidden_of_layer)
+/* Checks pixels and want_layer (Python-style index into hidden_states; resolved into
+ * *want) and returns hidden_states[0]: patch embedding, class token, positions,
+ * pre_layrnorm (B,1+N,C). */
+static tensor *vision_embeddings(clip_model *m, tensor *pixels, int want_layer, bool need_want,
+                                 int *want)
 {
-    if (hidden_of_layer) *hidden_of_layer = NULL;
-    if (!pixels) return NULL;
     const clip_tower_config *c = &m->cfg.vision;
     int64_t C = c->hidden_size, P = c->patch_size, S = c->image_size;
     char buf[96];
@@ -245,28 +246,39 @@ tensor *clip_vision_forward(clip_model *m, tensor *pixels, int want_layer,
                   (long long)S, (long long)S);
         return NULL;
     }
-    int n_hidden = clip_vision_num_hidden(m), want = want_layer < 0 ? want_layer + n_hidden
-                                                                    : want_layer;
-    if (hidden_of_layer && (want < 0 || want >= n_hidden)) {
+    int n_hidden = clip_vision_num_hidden(m);
+    *want = want_layer < 0 ? want_layer + n_hidden : want_layer;
+    if (need_want && (*want < 0 || *want >= n_hidden)) {
         aspo_fail(ASPO_ERR_USAGE, "clip: hidden state %d does not exist (the vision tower has "
                   "%d: 0..%d or -%d..-1)", want_layer, n_hidden, n_hidden - 1, n_hidden);
         return NULL;
     }
-    int64_t B = pixels->shape[0], N = (S / P) * (S / P);
+    int64_t B = pixels->shape[0];
     tensor *w = tensor_reshape(m->patch_weight, DIMS(C, c->num_channels * P * P));
     tensor *x = tensor_matmul(unfold_patches(pixels, P), tensor_transpose(w, -1, -2)); /* (B,N,C) */
     tensor *cls = tensor_contiguous(tensor_expand(
         tensor_reshape(as_f32(m->class_embedding), DIMS(1, 1, C)), DIMS(B, 1, C)));
     x = tensor_concat((tensor *[]){cls, x}, 2, 1);                             /* (B,1+N,C) */
     x = tensor_add(x, as_f32(m->vision_pos.weight));                            /* + (1+N,C) */
-    (void)N;
-    x = layernorm_forward(&m->pre_ln, x);                     /* hidden_states[0] */
+    return layernorm_forward(&m->pre_ln, x);                  /* hidden_states[0] */
+}
+
+tensor *clip_vision_forward(clip_model *m, tensor *pixels, int want_layer,
+                            tensor **hidden_of_layer)
+{
+    if (hidden_of_layer) *hidden_of_layer = NULL;
+    if (!pixels) return NULL;
+    const clip_tower_config *c = &m->cfg.vision;
+    int want = 0;
+    tensor *x = vision_embeddings(m, pixels, want_layer, hidden_of_layer != NULL, &want);
     if (hidden_of_layer && want == 0) *hidden_of_layer = x;
     for (int64_t l = 0; l < c->num_layers && x; l++) {
         x = encoder_layer(c, &m->vision_layers[l], x, NULL, false);
         if (hidden_of_layer && want == l + 1) *hidden_of_layer = x;
     }
+    if (!x) return NULL;
     /* pooler_output: post_layernorm of the class token. */
+    int64_t B = x->shape[0], C = c->hidden_size;
     tensor *pooled = layernorm_forward(&m->post_ln, tensor_reshape(tensor_slice(x, 1, 0, 1),
                                                                    DIMS(B, C)));  /* (B,C) */
     if (!pooled) {
@@ -274,6 +286,16 @@ tensor *clip_vision_forward(clip_model *m, tensor *pixels, int want_layer,
         return NULL;
     }
     return m->has_visual_projection ? linear_forward(&m->visual_projection, pooled) : pooled;
+}
+
+tensor *clip_vision_hidden(clip_model *m, tensor *pixels, int want_layer)
+{
+    if (!pixels) return NULL;
+    int want = 0;
+    tensor *x = vision_embeddings(m, pixels, want_layer, true, &want);
+    for (int64_t l = 0; l < want && x; l++)
+        x = encoder_layer(&m->cfg.vision, &m->vision_layers[l], x, NULL, false);
+    return x;
 }
 
 /* ---- text ---- */

@@ -118,6 +118,10 @@ int clip_vision_num_hidden(const clip_model *m);
 tensor *clip_vision_forward(clip_model *m, tensor *pixels, int want_layer,
                             tensor **hidden_of_layer);
 
+/* hidden_states[want_layer] (B,1+N,C) alone: the layers after it are not run (LLaVA's
+ * features need layer -2, not the last layer, the pooler or the projection). */
+tensor *clip_vision_hidden(clip_model *m, tensor *pixels, int want_layer);
+
 /* ids (B,T) i32 (padded rows are fine: attention is causal and pooling stops at the end
  * token); key_mask (B,T) nonzero = real token, or NULL. Pools each row at its first
  * eos_token_id (or, for legacy configs with eos_token_id 2, at the argmax of the ids, as

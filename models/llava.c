@@ -223,11 +223,13 @@ tensor *llava_vision_features(llava_model *m, tensor *pixels, tensor **clip_embe
     if (!pixels) return NULL;
     /* The tower is frozen: no tape for it, only for the projector. */
     bool prev = autograd_set_enabled(false);
-    tensor *hidden = NULL;
-    tensor *embeds = clip_vision_forward(m->vision, pixels, m->cfg.vision_feature_layer,
-                                         &hidden);                    /* (n,1+P,Cv)     */
-    autograd_set_enabled(prev);
-    if (!embeds || !hidden) return NULL;
+    tensor *hidden = NULL, *embeds = NULL;
+    if (clip_embeds) /* the whole tower, for the image embedding too */
+        embeds = clip_vision_forward(m->vision, pixels, m->cfg.vision_feature_layer, &hidden);
+    else /* only the layers up to the selected one */
+        hidden = clip_vision_hidden(m->vision, pixels, m->cfg.vision_feature_layer);
+    autograd_set_enabled(prev);                                       /* (n,1+P,Cv)     */
+    if (!hidden || (clip_embeds && !embeds)) return NULL;
     if (clip_embeds && m->vision->has_visual_projection) *clip_embeds = tensor_detach(embeds);
     int64_t P = hidden->shape[1] - 1;
     return m->cfg.keep_cls ? hidden : tensor_slice(hidden, 1, 1, P); /* (n,N,Cv) */

@@ -42,10 +42,8 @@ expect_ok "alpha 0" llava_run --model "$HF" --data "$IMG/pairs.jsonl" \
     --out "$WORK/a0" --batch-size 2 --max-steps 2 --lr 1e-3 --lora-r 4 --alpha 0
 check "alpha 1 and alpha 0 give different w" [ "$(metric_of "$WORK/a1/metrics.jsonl" aspo/w_mean 2)" != "$(metric_of "$WORK/a0/metrics.jsonl" aspo/w_mean 2)" ]
 
-# --- --vision-cache: features kept between epochs give the run without the cache. Not
-# bitwise: epoch 2 reads features the tower computed in epoch 1's batches (other GEMM
-# shapes; step 2 already reads images step 1 computed), which differ in the last float
-# bits; 1e-5 on the loss after 4 steps.
+# --- --vision-cache: features kept between epochs give the run without the cache, bitwise
+# (the tower sees one image per pass, so an image's features never depend on its batch) --
 for c in none cache; do
     extra=()
     [ $c = cache ] && extra=(--vision-cache "$WORK/vcache")
@@ -54,17 +52,16 @@ for c in none cache; do
         --lr 1e-3 --lora-r 4 "${extra[@]}"
 done
 check "vision cache: one file per image" [ "$(ls "$WORK/vcache" | grep -c '\.f32$')" -eq "$(ls "$IMG/images" | wc -l)" ]
-check "vision cache: step 1 bitwise the same" [ "$(metrics_sans_time "$WORK/vc-none/metrics.jsonl" | head -1)" = "$(metrics_sans_time "$WORK/vc-cache/metrics.jsonl" | head -1)" ]
+check "vision cache: the same metrics" [ "$(metrics_sans_time "$WORK/vc-none/metrics.jsonl")" = "$(metrics_sans_time "$WORK/vc-cache/metrics.jsonl")" ]
 # 8 pairs over 6 images, 2 epochs: 16 image uses, 6 computed once, 10 read back.
 check "vision cache: computed once per image" grep -q "vision cache .*: 10 images read from it, 6 computed" "$WORK/err.txt"
-check "vision cache: the same final loss" close "$(metric_of "$WORK/vc-none/metrics.jsonl" loss 4)" "$(metric_of "$WORK/vc-cache/metrics.jsonl" loss 4)"
 # A damaged cache file is a miss (recomputed), not an error.
 for f in "$WORK"/vcache/*.f32; do head -c 100 "$f" >"$f.cut" && mv "$f.cut" "$f"; done
 expect_ok "damaged cache" "$ASPO" run --threads 1 --image-root "$IMG/images" --model "$HF" \
     --data "$IMG/pairs.jsonl" --loss dpo --out "$WORK/vc-damaged" --batch-size 4 --epochs 2 \
     --lr 1e-3 --lora-r 4 --vision-cache "$WORK/vcache"
 check "damaged cache: recomputed" grep -q "10 images read from it, 6 computed" "$WORK/err.txt"
-check "damaged cache: the same final loss" close "$(metric_of "$WORK/vc-none/metrics.jsonl" loss 4)" "$(metric_of "$WORK/vc-damaged/metrics.jsonl" loss 4)"
+check "damaged cache: the same metrics" [ "$(metrics_sans_time "$WORK/vc-none/metrics.jsonl")" = "$(metrics_sans_time "$WORK/vc-damaged/metrics.jsonl")" ]
 
 # --- the original layout: its mm_vision_tower directory is a full CLIP, shared for S --------
 expect_ok "original layout ASPO" llava_run --model "$ORIG" --tokenizer "$FIX/tokenizer/vicuna" --data "$IMG/pairs.jsonl" \
