@@ -346,6 +346,15 @@ static aspo_status run(trainer *t, train_summary *sum)
                 (long long)param_store_count(&t->model.lm->ps, true),
                 (long long)param_store_count(&t->model.lm->ps, false), (long long)total,
                 st.step ? " (resumed)" : "");
+    if (!s && !cfg->quiet && t->model.is_llava)
+        fprintf(stderr, "vision: %lld frozen parameters, %lld image positions per image; "
+                "similarities S %s\n", (long long)param_store_count(&t->model.llava.vision->ps, false),
+                (long long)t->model.llava.cfg.image_positions,
+                !t->model.sim_clip ? "not used"
+                : t->model.sim_clip == t->model.llava.vision
+                    ? (t->model.has_clip ? "from --clip-model, whose vision tower LLaVA shares"
+                                         : "from LLaVA's own CLIP (mm_vision_tower)")
+                    : "from --clip-model (a CLIP other than LLaVA's tower)");
     batch_result ev;
     if (!s && t->data.n_eval && !st.step && !(s = evaluate(t, &ev))) {
         sum->eval_accuracy_before = ev.stats.rewards_accuracies;

@@ -35,6 +35,11 @@ for fmt in jsonl seva; do
 done
 check "JSONL and SeVa give the same losses" [ "$(metric_of "$WORK/hf-jsonl/metrics.jsonl" loss 3)" = "$(metric_of "$WORK/hf-seva/metrics.jsonl" loss 3)" ]
 
+# The --clip-model's vision weights are LLaVA's: one tower in memory, not two.
+expect_ok "shared tower report" "$ASPO" run --threads 1 --image-root "$IMG/images" --model "$HF" \
+    --clip-model "$CLIP" --data "$IMG/pairs.jsonl" --out "$WORK/shared" --max-steps 1 --lora-r 4
+check "vision tower shared with --clip-model" grep -q "similarities S from --clip-model, whose vision tower LLaVA shares" "$WORK/err.txt"
+
 # S only (alpha 1) moves the weights differently from P only (alpha 0): S is really used.
 expect_ok "alpha 1" llava_run --model "$HF" --clip-model "$CLIP" --data "$IMG/pairs.jsonl" \
     --out "$WORK/a1" --batch-size 2 --max-steps 2 --lr 1e-3 --lora-r 4 --alpha 1
