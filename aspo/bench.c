@@ -183,14 +183,17 @@ static aspo_status one_step(trainer *t, adamw *opt, batch_result *r)
     return s;
 }
 
-/* The image side of a LLaVA step, timed apart over `reps` repetitions: loading the step's
- * images into pixels as batch_pixels does, and the vision tower + projector on them with
- * no tape, as the reference forward runs them (the policy forward runs them once more). */
+/* The image side of a LLaVA step, timed apart over `reps` repetitions as train_batch runs
+ * it, with no tape: decoding + preprocessing the step's images (timed alone), the tower once
+ * per image and step through image_features_load (no cache; less the decoding it repeats),
+ * and the projector on those features twice, as the reference and the policy forward each
+ * project them. */
 static aspo_status time_vision(trainer *t, long reps, bench_result *r)
 {
     llava_model *m = &t->model.llava;
     int n = (int)t->data.n_train;
-    int64_t S = m->cfg.image.crop_size, N = m->cfg.image_positions, C = m->lm.cfg.hidden_size;
+    int64_t S = m->cfg.image.crop_size, N = m->cfg.image_positions, Cv = llava_vision_width(m);
+    int64_t C = m->lm.cfg.hidden_size;
     const preference_row *rows[n];
     int slot[n];
     for (int i = 0; i < n; i++) {
@@ -198,31 +201,38 @@ static aspo_status time_vision(trainer *t, long reps, bench_result *r)
         slot[i] = i;
     }
     float *pixels = malloc(sizeof(float) * (size_t)(n * 3 * S * S));
-    float *features = malloc(sizeof(float) * (size_t)(n * N * C));
-    aspo_status s = pixels && features ? ASPO_OK
-                                       : aspo_fail(ASPO_ERR_OOM, "bench: no host memory for images");
+    float *features = malloc(sizeof(float) * (size_t)(n * N * Cv));
+    float *projected = malloc(sizeof(float) * (size_t)(n * N * C));
+    aspo_status s = pixels && features && projected
+                        ? ASPO_OK
+                        : aspo_fail(ASPO_ERR_OOM, "bench: no host memory for images");
     bool grad = autograd_set_enabled(false), lora = lora_set_enabled(false);
     bool training = nn_set_training(false);
-    double load = 0, encode = 0;
+    double load = 0, tower = 0, project = 0;
     for (long i = 0; i < reps && !s; i++) {
         double t0 = clock_seconds(CLOCK_MONOTONIC);
         s = image_rows_pixels(m, t->cfg->image_root, &t->image_limits, rows, slot, n, pixels);
         double t1 = clock_seconds(CLOCK_MONOTONIC);
-        tensor *f = s ? NULL
-                      : llava_image_features(m, tensor_from_host(DT_F32, DIMS(n, 3, S, S), pixels),
-                                             NULL); /* (n,N,C) */
-        if (!s) s = f ? tensor_to_host_f32(f, features) : aspo_error_status();
+        if (!s)
+            s = image_features_load(m, NULL, t->cfg->image_root, &t->image_limits, rows, slot,
+                                    n, features); /* (n,N,Cv) */
+        double t2 = clock_seconds(CLOCK_MONOTONIC);
+        tensor *p = s ? NULL
+                      : llava_project(m, tensor_from_host(DT_F32, DIMS(n, N, Cv), features));
+        if (!s) s = p ? tensor_to_host_f32(p, projected) : aspo_error_status(); /* (n,N,C) */
         load += t1 - t0;
-        encode += clock_seconds(CLOCK_MONOTONIC) - t1;
+        tower += (t2 - t1) - (t1 - t0);
+        project += clock_seconds(CLOCK_MONOTONIC) - t2;
         runtime_step_reset();
     }
     nn_set_training(training);
     lora_set_enabled(lora);
     autograd_set_enabled(grad);
     r->image_s_per_step = load / (double)reps;
-    r->vision_s_per_step = 2 * encode / (double)reps;
+    r->vision_s_per_step = fmax(0.0, tower + 2 * project) / (double)reps;
     free(pixels);
     free(features);
+    free(projected);
     return s;
 }
 

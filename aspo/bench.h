@@ -50,8 +50,9 @@ typedef struct bench_result {
     double train_tokens_per_s;   /* tokens_per_step / step_s_mean */
     double text_tokens_per_s;    /* text_tokens_per_step / step_s_mean */
     /* LLaVA, timed apart after the measured steps, per step as train_batch runs them:
-     * decoding + preprocessing the step's images (once), and the vision tower + projector
-     * (twice: the reference and the policy forward each encode the images). */
+     * decoding + preprocessing the step's images, and the vision side: the tower once per
+     * image (both forwards use its features) + the projector twice (the reference and the
+     * policy forward each project them). */
     double image_s_per_step, vision_s_per_step;
     double cpu_s_per_step;       /* process CPU time (all threads) per measured step */
     double peak_rss_mb;          /* getrusage ru_maxrss of the process, MiB */

@@ -13,40 +13,23 @@ bench/train_step_torch.py describes; tests/parity's /tmp/venv_llama is such a ve
     python3 -m venv --system-site-packages VENV
     VENV/bin/pip install transformers==4.44.2 tokenizers==0.19.1 huggingface-hub==0.24.6 safetensors
 Eager attention (torch 1.13 has no scaled_dot_product_attention). Weights are transformers'
-random initialisation (std 0.02, LayerNorm 1/0), like bench_clip's. A benchmark, not a test:
-it never asserts.
+random initialisation (std 0.02, LayerNorm 1/0), like bench_clip's. Imports
+bench/bench_timing.py from beside it. A benchmark, not a test: it never asserts.
 """
 import argparse
-import ctypes
 import json
-import resource
-import statistics
 import sys
 import time
 
 import torch
+
+from bench_timing import blas_fields, peak_rss_mb, set_threads, time_calls
 
 PRESETS = {  # hidden, layers, heads, ffn, image, patch (bench_clip.c's table)
     "vit-l-14-336": (1024, 24, 16, 4096, 336, 14),
     "vit-b-16-224": (768, 12, 12, 3072, 224, 16),
     "vit-b-32-224": (768, 12, 12, 3072, 224, 32),
 }
-
-
-def openblas():
-    """The OpenBLAS library torch's BLAS calls go to (Debian: libblas.so.3), or None."""
-    try:
-        with open("/proc/self/maps") as f:
-            libs = {line.split()[-1] for line in f if "openblas" in line.split()[-1]}
-        for path in sorted(libs):
-            lib = ctypes.CDLL(path)
-            if hasattr(lib, "openblas_get_corename"):
-                lib.openblas_get_corename.restype = ctypes.c_char_p
-                lib.openblas_get_config.restype = ctypes.c_char_p
-                return lib
-    except (OSError, IndexError):
-        pass
-    return None
 
 
 def gflop_per_image(C, L, F, image, P):
@@ -76,13 +59,7 @@ def main():
     except ImportError:
         sys.exit("clip_torch.py: transformers is not importable by %s; run it with a venv that "
                  "has transformers (see this script's docstring)" % sys.executable)
-    blas = openblas()
-    if a.threads:
-        torch.set_num_threads(a.threads)
-        # Debian's torch calls a "generic" BLAS: set_num_threads does not reach OpenBLAS's own
-        # threads, so give them the same count (as bench/matmul_torch.py does).
-        if blas:
-            blas.openblas_set_num_threads(a.threads)
+    blas, _ = set_threads(torch, a.threads)
     torch.manual_seed(a.seed)
     t0 = time.perf_counter()
     cfg = CLIPVisionConfig(hidden_size=C, intermediate_size=F, num_hidden_layers=L,
@@ -93,34 +70,27 @@ def main():
     load_s = time.perf_counter() - t0
     pixels = torch.rand(a.batch, 3, image, image) * 4 - 2  # roughly normalised CLIP pixels
 
-    times = []
-    with torch.no_grad():
-        for i in range(a.warmup + a.steps):
-            if i == a.warmup:
-                cpu0 = time.process_time()
-            t0 = time.perf_counter()
+    tokens = (image // P) ** 2 + 1
+
+    def forward():
+        with torch.no_grad():
             out = model(pixel_values=pixels, output_hidden_states=True)
-            hidden = out.hidden_states[-2]  # (B,1+N,C), LLaVA's feature layer
-            assert hidden.shape == (a.batch, (image // P) ** 2 + 1, C)
-            if i >= a.warmup:
-                times.append(time.perf_counter() - t0)
-    cpu = (time.process_time() - cpu0) / a.steps
-    mean = sum(times) / len(times)
+        assert out.hidden_states[-2].shape == (a.batch, tokens, C)  # LLaVA's feature layer
+
+    timed = time_calls(forward, a.warmup, a.steps)
     g = gflop_per_image(C, L, F, image, P)
     print(json.dumps({
         "impl": "torch", "preset": a.preset, "hidden": C, "layers": L, "heads": H, "ffn": F,
-        "image": image, "patch": P, "tokens": (image // P) ** 2 + 1, "batch": a.batch,
+        "image": image, "patch": P, "tokens": tokens, "batch": a.batch,
         "steps": a.steps, "threads": torch.get_num_threads(),
         "params": sum(t.numel() for t in model.parameters()),
-        "images_per_s": round(a.batch / mean, 3), "batch_s_mean": round(mean, 4),
-        "batch_s_median": round(statistics.median(times), 4), "batch_s_min": round(min(times), 4),
-        "cpu_s_per_batch": round(cpu, 4), "gflop_per_image": round(g, 3),
-        "gflops": round(g * a.batch / mean, 2), "load_s": round(load_s, 2),
-        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "images_per_s": round(a.batch / timed.mean, 3), **timed.fields("batch"),
+        "cpu_s_per_batch": round(timed.cpu, 4), "gflop_per_image": round(g, 3),
+        "gflops": round(g * a.batch / timed.mean, 2), "load_s": round(load_s, 2),
+        "peak_rss_mb": peak_rss_mb(),
         "torch_version": torch.__version__, "transformers": transformers.__version__,
         "openblas_threads": blas.openblas_get_num_threads() if blas else None,
-        "openblas_core": blas.openblas_get_corename().decode() if blas else None,
-        "openblas_config": blas.openblas_get_config().decode() if blas else None,
+        **blas_fields(blas),
     }), flush=True)
     return 0
 

@@ -25,19 +25,18 @@ the DPO or ASPO loss of bench/train_step_torch.py, clip_grad_norm_(1.0), AdamW.
 
 Needs torch, transformers 4.44 and peft 0.12 (tested with Debian's python3-torch 1.13.1,
 reporting 1.13.0a0, transformers 4.44.2 and peft 0.12.0 in a venv made as
-bench/train_step_torch.py's docstring says), and bench/train_step_torch.py beside it.
+bench/train_step_torch.py's docstring says), and bench/train_step_torch.py and
+bench/bench_timing.py beside it.
 A benchmark, not a test: it never asserts.
 """
 import argparse
 import json
-import resource
-import statistics
 import sys
-import time
 
 import torch
 
-from train_step_torch import aspo_loss, dpo_loss, openblas, token_logps
+from bench_timing import blas_fields, peak_rss_mb, set_threads, time_calls
+from train_step_torch import preference_step
 
 BOS, EOS, FIRST_TEXT = 1, 2, 3
 # PEFT matches a string target_modules as a full regular expression over module names:
@@ -107,58 +106,33 @@ def main():
     prompt = a.prompt or a.seq // 4
     a.vision_ffn = a.vision_ffn or 4 * a.vision_dim
     a.positions = (a.image_size // a.patch_size) ** 2
-    if a.threads > 0:
-        torch.set_num_threads(a.threads)
-    blas = openblas()
-    blas_threads = a.blas_threads or a.threads
-    if blas is not None and blas_threads > 0:
-        blas.openblas_set_num_threads(blas_threads)  # Debian's torch does not pass its count on
+    blas, blas_threads = set_threads(torch, a.threads, a.blas_threads)
     torch.manual_seed(a.seed)
 
     model, base, versions = make_model(a)
-    model.train()  # LoRA dropout on, as in training
-    params = [q for q in model.parameters() if q.requires_grad]
-    opt = torch.optim.AdamW(params, lr=1e-4)
     ids, attn, pixels, labels = make_batch(a, prompt)
-    P, beta = a.pairs, 0.1
+    P = a.pairs
 
     def logits():
         return model(input_ids=ids, pixel_values=pixels, attention_mask=attn,
                      use_cache=False).logits  # (2P, seq+N, V)
 
-    def step():
-        with torch.no_grad(), model.disable_adapter():
-            ref, _ = token_logps(logits(), labels)
-        pol, mask = token_logps(logits(), labels)
-        loss = (dpo_loss(pol, ref, mask, P, beta) if a.loss == "dpo"
-                else aspo_loss(pol, ref, mask, P, beta, a.unit))
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, 1.0)
-        opt.step()
-        opt.zero_grad(set_to_none=True)
-        return float(loss)
+    def reference_logits():
+        with model.disable_adapter():
+            return logits()
 
-    for _ in range(a.warmup):
-        step()
-    times, losses = [], []
-    cpu0 = time.process_time()
-    for _ in range(a.steps):
-        t0 = time.perf_counter()
-        losses.append(step())
-        times.append(time.perf_counter() - t0)
-    cpu = (time.process_time() - cpu0) / a.steps
+    step, params = preference_step(model, logits, reference_logits, labels, a)
+    t = time_calls(step, a.warmup, a.steps)
 
-    # The image side timed apart, as a step runs it twice (reference and policy): the
-    # tower with all hidden states, as LlavaForConditionalGeneration.forward asks for them,
-    # layer -2 without CLS, the projector.
-    encode = 0.0
-    with torch.no_grad():
-        for _ in range(a.steps):
-            t0 = time.perf_counter()
-            out = base.vision_tower(pixels, output_hidden_states=True)
-            base.multi_modal_projector(out.hidden_states[-2][:, 1:])
-            encode += time.perf_counter() - t0
-    mean = sum(times) / len(times)
+    # The image side timed apart, as a step runs it twice (reference and policy forward,
+    # each on all 2P images): the tower with all hidden states, as
+    # LlavaForConditionalGeneration.forward asks for them, layer -2 without CLS, the projector.
+    def encode():
+        with torch.no_grad():
+            hidden = base.vision_tower(pixels, output_hidden_states=True).hidden_states[-2]
+            base.multi_modal_projector(hidden[:, 1:])
+
+    vision = time_calls(encode, 0, a.steps)
     text_tokens, positions = int(attn.sum()) - 2 * P, 2 * P * (a.seq + a.positions)
     out = {"src": "torch", "impl": "hf", "model_kind": "llava", "loss": a.loss,
            "layers": a.layers, "dim": a.dim, "heads": a.heads, "ffn": a.ffn, "vocab": a.vocab,
@@ -168,20 +142,16 @@ def main():
            "image_size": a.image_size, "patch_size": a.patch_size,
            "image_positions": a.positions, "steps": a.steps,
            "threads": torch.get_num_threads(), "blas_threads": blas_threads or None,
-           "torch_version": torch.__version__,
-           "openblas_core": blas.openblas_get_corename().decode() if blas else None,
-           "openblas_lib": blas.path if blas else None,
+           "torch_version": torch.__version__, **blas_fields(blas),
            "trainable": sum(q.numel() for q in params),
            "params": sum(q.numel() for q in model.parameters()),
            "text_tokens_per_step": text_tokens, "positions_per_step": positions,
-           "step_s_mean": round(mean, 4), "step_s_median": round(statistics.median(times), 4),
-           "step_s_min": round(min(times), 4),
-           "text_tokens_per_s": round(text_tokens / mean, 1),
-           "positions_per_s": round(positions / mean, 1),
-           "vision_s_per_step": round(2 * encode / a.steps, 4),
-           "cpu_s_per_step": round(cpu, 4),
-           "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
-           "loss_first": round(losses[0], 6), "loss_last": round(losses[-1], 6)}
+           **t.fields("step"),
+           "text_tokens_per_s": round(text_tokens / t.mean, 1),
+           "positions_per_s": round(positions / t.mean, 1),
+           "vision_s_per_step": round(2 * vision.mean, 4),
+           "cpu_s_per_step": round(t.cpu, 4), "peak_rss_mb": peak_rss_mb(),
+           "loss_first": round(t.results[0], 6), "loss_last": round(t.results[-1], 6)}
     out.update(versions)
     print(json.dumps(out), flush=True)
 

@@ -6,7 +6,6 @@
 A benchmark, not a test: it never asserts. Written for Debian's python3-torch 1.13.
 """
 import argparse
-import ctypes
 import json
 import math
 import statistics
@@ -14,6 +13,8 @@ import sys
 import time
 
 import torch
+
+from bench_timing import set_threads, time_calls
 
 TARGET_SECONDS = 0.3  # per shape: enough samples for small shapes, as in bench_matmul.c
 MAX_SAMPLES = 1000
@@ -25,23 +26,6 @@ def shapes(tokens):
     out.append((f"linear {tokens}x4096x4096", tokens, 4096, 4096, True))
     out.append((f"linear {tokens}x4096x11008", tokens, 4096, 11008, True))
     return out
-
-
-def openblas():
-    """The OpenBLAS library torch's BLAS calls go to, when it is OpenBLAS (Debian: libblas.so.3
-    through update-alternatives, loaded with torch); None otherwise."""
-    try:
-        with open("/proc/self/maps") as f:
-            libs = {line.split()[-1] for line in f if "openblas" in line.split()[-1]}
-        for path in sorted(libs):
-            lib = ctypes.CDLL(path)
-            if hasattr(lib, "openblas_get_corename"):
-                lib.openblas_get_corename.restype = ctypes.c_char_p
-                lib.openblas_get_config.restype = ctypes.c_char_p
-                return lib
-    except (OSError, IndexError):
-        pass
-    return None
 
 
 def samples_for(seconds, reps):
@@ -61,12 +45,7 @@ def bench(name, M, K, N, linear, reps, threads):
     with torch.no_grad():
         t0 = time.perf_counter()
         call()
-        n = samples_for(time.perf_counter() - t0, reps)
-        times = []
-        for _ in range(n):
-            t0 = time.perf_counter()
-            call()
-            times.append(time.perf_counter() - t0)
+        times = time_calls(call, 0, samples_for(time.perf_counter() - t0, reps)).times
     s = statistics.median(times)
     return {"name": name, "M": M, "K": K, "N": N, "b": "W^T" if linear else "B",
             "threads": threads, "torch_ms": round(1e3 * s, 4),
@@ -80,13 +59,7 @@ def main():
     p.add_argument("--threads", type=int, default=0, help="default: torch's own choice")
     p.add_argument("--only", default=None, help="shapes whose name contains this")
     args = p.parse_args()
-    blas = openblas()
-    if args.threads:
-        torch.set_num_threads(args.threads)
-        # Debian's torch is built with a "generic" BLAS, so set_num_threads does not reach
-        # OpenBLAS's own pthreads: give them the same count as bench_matmul does.
-        if blas:
-            blas.openblas_set_num_threads(args.threads)
+    blas, _ = set_threads(torch, args.threads)
     print(json.dumps({"config": True, "torch_version": torch.__version__,
                       "torch_threads": torch.get_num_threads(),
                       "torch_blas_core": blas.openblas_get_corename().decode() if blas else None,

@@ -19,38 +19,21 @@ auto takes hf when transformers and peft import. Tested with Debian's python3-to
     python3 -m venv --system-site-packages VENV
     VENV/bin/pip install transformers==4.44.2 tokenizers==0.19.1 huggingface-hub==0.24.6 safetensors
     VENV/bin/pip install --no-deps peft==0.12.0 accelerate==0.33.0
-(--no-deps keeps Debian's torch). A benchmark, not a test: it never asserts.
+(--no-deps keeps Debian's torch). Imports bench/bench_timing.py from beside it. A benchmark,
+not a test: it never asserts.
 """
 import argparse
-import ctypes
 import json
 import math
-import resource
-import statistics
 import sys
-import time
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from bench_timing import blas_fields, peak_rss_mb, set_threads, time_calls
+
 LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
-
-
-def openblas():
-    """The OpenBLAS library torch's BLAS calls go to (Debian: libblas.so.3), or None."""
-    try:
-        with open("/proc/self/maps") as f:
-            libs = {line.split()[-1] for line in f if "openblas" in line.split()[-1]}
-        for path in sorted(libs):
-            lib = ctypes.CDLL(path)
-            if hasattr(lib, "openblas_get_corename"):
-                lib.openblas_get_corename.restype = ctypes.c_char_p
-                lib.path = path
-                return lib
-    except (OSError, IndexError):
-        pass
-    return None
 
 
 # ---- plain PyTorch LLaMA with LoRA (the same math as transformers 4.44 eager + PEFT) ----
@@ -255,6 +238,31 @@ def aspo_loss(pol, ref, mask, P, beta, unit):
     return torch.stack(losses).mean()
 
 
+def preference_step(model, logits, reference_logits, labels, a):
+    """One optimizer step as TRL's DPOTrainer takes it, on the batch the two functions run
+    (logits: the policy's (2P,T,V), reference_logits: with the adapters off): the reference
+    under no_grad, the policy with the tape, the --loss, clip_grad_norm_(1.0), AdamW.
+    Returns (step, the trainable parameters); step() returns the loss."""
+    model.train()  # LoRA dropout on, as in training
+    params = [q for q in model.parameters() if q.requires_grad]
+    opt = torch.optim.AdamW(params, lr=1e-4)
+    P, beta = a.pairs, 0.1
+
+    def step():
+        with torch.no_grad():
+            ref, _ = token_logps(reference_logits(), labels)
+        pol, mask = token_logps(logits(), labels)
+        loss = (dpo_loss(pol, ref, mask, P, beta) if a.loss == "dpo"
+                else aspo_loss(pol, ref, mask, P, beta, a.unit))
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        return float(loss)
+
+    return step, params
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--impl", choices=["auto", "hf", "plain"], default="auto")
@@ -267,12 +275,7 @@ def main():
         p.add_argument("--" + name, type=int, default=v)
     a = p.parse_args()
     prompt = a.prompt or a.seq // 4
-    if a.threads > 0:
-        torch.set_num_threads(a.threads)
-    blas = openblas()
-    blas_threads = a.blas_threads or a.threads
-    if blas is not None and blas_threads > 0:
-        blas.openblas_set_num_threads(blas_threads)  # Debian's torch does not pass its count on
+    blas, blas_threads = set_threads(torch, a.threads, a.blas_threads)
     torch.manual_seed(a.seed)
 
     impl = None
@@ -286,49 +289,22 @@ def main():
     if impl is None:
         impl = Plain(a)
     model = impl.model
-    model.train()  # LoRA dropout on, as in training
-    params = [q for q in model.parameters() if q.requires_grad]
-    opt = torch.optim.AdamW(params, lr=1e-4)
     ids, attn, labels = make_batch(a, prompt)
-    P, beta = a.pairs, 0.1
-
-    def step():
-        with torch.no_grad():
-            ref, _ = token_logps(impl.reference_logits(ids, attn), labels)
-        pol, mask = token_logps(impl.logits(ids, attn), labels)
-        loss = (dpo_loss(pol, ref, mask, P, beta) if a.loss == "dpo"
-                else aspo_loss(pol, ref, mask, P, beta, a.unit))
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, 1.0)
-        opt.step()
-        opt.zero_grad(set_to_none=True)
-        return float(loss)
-
-    for _ in range(a.warmup):
-        step()
-    times, losses = [], []
-    cpu0 = time.process_time()
-    for _ in range(a.steps):
-        t0 = time.perf_counter()
-        losses.append(step())
-        times.append(time.perf_counter() - t0)
-    cpu = (time.process_time() - cpu0) / a.steps
+    step, params = preference_step(model, lambda: impl.logits(ids, attn),
+                                   lambda: impl.reference_logits(ids, attn), labels, a)
+    t = time_calls(step, a.warmup, a.steps)
     tokens = int(attn.sum())
-    mean = sum(times) / len(times)
     out = {"src": "torch", "impl": impl.name, "loss": a.loss, "layers": a.layers, "dim": a.dim,
            "heads": a.heads, "ffn": a.ffn, "vocab": a.vocab, "seq": a.seq, "prompt": prompt,
            "pairs": a.pairs, "rank": a.rank, "steps": a.steps,
            "threads": torch.get_num_threads(), "blas_threads": blas_threads or None,
-           "torch_version": torch.__version__,
-           "openblas_core": blas.openblas_get_corename().decode() if blas else None,
-           "openblas_lib": blas.path if blas else None,
+           "torch_version": torch.__version__, **blas_fields(blas),
            "trainable": sum(q.numel() for q in params),
            "params": sum(q.numel() for q in model.parameters()),
-           "tokens_per_step": tokens, "step_s_mean": round(mean, 4),
-           "step_s_median": round(statistics.median(times), 4), "step_s_min": round(min(times), 4),
-           "train_tokens_per_s": round(tokens / mean, 1), "cpu_s_per_step": round(cpu, 4),
-           "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
-           "loss_first": round(losses[0], 6), "loss_last": round(losses[-1], 6)}
+           "tokens_per_step": tokens, **t.fields("step"),
+           "train_tokens_per_s": round(tokens / t.mean, 1), "cpu_s_per_step": round(t.cpu, 4),
+           "peak_rss_mb": peak_rss_mb(),
+           "loss_first": round(t.results[0], 6), "loss_last": round(t.results[-1], 6)}
     out.update(getattr(impl, "versions", {}))
     print(json.dumps(out), flush=True)
 

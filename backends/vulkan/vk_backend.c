@@ -1,0 +1,91 @@
+/* The Vulkan backend's vtable: memory through vk_memory.c, copies and sync through
+ * vk_exec.c, one kernel per op (vk_ops_*.c). */
+#include "vk_backend.h"
+
+#include <stdio.h>
+
+#include "vk_internal.h"
+
+vk_view vk_view_of(const tensor *t, const tensor *like)
+{
+    vk_view v = {.addr = (uint64_t)(uintptr_t)t->data, .dt = (int32_t)t->dt};
+    const tensor *shape_of = like ? like : t;
+    for (int d = 0; d < 4; d++) {
+        int dt_ = d - (4 - t->ndim), ds = d - (4 - shape_of->ndim);
+        int64_t size = dt_ >= 0 ? t->shape[dt_] : 1;
+        v.ne[d] = (int32_t)(ds >= 0 ? shape_of->shape[ds] : 1);
+        v.st[d] = (int32_t)((dt_ >= 0 && size == v.ne[d]) ? t->stride[dt_] : 0);
+    }
+    return v;
+}
+
+static aspo_status device_info(backend *be, char *name, size_t name_size, size_t *total,
+                               size_t *free_bytes)
+{
+    (void)be;
+    aspo_status s = vk_init();
+    if (s) return s;
+    vk_context *c = vk_ctx();
+    VkPhysicalDeviceMemoryProperties mp;
+    vkGetPhysicalDeviceMemoryProperties(c->phys, &mp);
+    uint32_t heap = mp.memoryTypes[c->device_memory_type].heapIndex;
+    snprintf(name, name_size, "%s (Vulkan)", c->device_name);
+    *total = (size_t)mp.memoryHeaps[heap].size;
+    *free_bytes = *total; /* VK_EXT_memory_budget would say more; not required */
+    return ASPO_OK;
+}
+
+static void *be_alloc(backend *be, size_t bytes)
+{
+    (void)be;
+    return vk_alloc(bytes);
+}
+
+static void be_free(backend *be, void *p)
+{
+    (void)be;
+    vk_free(p);
+}
+
+static aspo_status be_upload(backend *be, void *dst, const void *src, size_t bytes)
+{
+    (void)be;
+    return bytes ? vk_upload(dst, src, bytes) : ASPO_OK;
+}
+
+static aspo_status be_download(backend *be, void *dst, const void *src, size_t bytes)
+{
+    (void)be;
+    return bytes ? vk_download(dst, src, bytes) : ASPO_OK;
+}
+
+static aspo_status be_synchronize(backend *be)
+{
+    (void)be;
+    return vk_flush();
+}
+
+static backend vk = {
+    .name = "vulkan",
+    .device_info = device_info,
+    .alloc = be_alloc,
+    .free = be_free,
+    .upload = be_upload,
+    .download = be_download,
+    .synchronize = be_synchronize,
+    .kernels = {
+        [OP_COPY] = vk_copy,
+        [OP_FILL] = vk_fill,
+        [OP_BINARY] = vk_binary,
+        [OP_SCALE] = vk_scale,
+        [OP_UNARY] = vk_unary,
+        [OP_UNARY_BACKWARD] = vk_unary_backward,
+        [OP_MASKED_FILL] = vk_masked_fill,
+    },
+};
+
+backend *vulkan_backend(void)
+{
+    if (vk_init()) return NULL;
+    return &vk;
+}
