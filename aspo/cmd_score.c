@@ -36,6 +36,7 @@ int cmd_score(int argc, char **argv)
         return 0;
     if (!s) {
         command_set_threads(cfg.threads);
+        command_set_device(cfg.device);
         s = score_run(&cfg, NULL);
     }
     options_release(&src);

@@ -1,8 +1,10 @@
 /* What every `aspo <command>` does around its own work: parse the flags (printing the help
  * when asked), set the thread count, and turn a failure into one message and an exit code. */
+#define _POSIX_C_SOURCE 200809L /* setenv */
 #include <cblas.h>
 #include <omp.h>
 #include <stdio.h>
+#include <stdlib.h>
 
 #include "aspo/commands.h"
 #include "tensor/backend.h"
@@ -21,6 +23,14 @@ void command_set_threads(long threads)
         omp_set_num_threads((int)threads);
         openblas_set_num_threads((int)threads);
     }
+}
+
+void command_set_device(long device)
+{
+    if (device < 0) return;
+    char v[24];
+    snprintf(v, sizeof v, "%ld", device);
+    setenv("ASPO_VULKAN_DEVICE", v, 1);
 }
 
 bool command_parse(const option_spec *specs, void *values, const void *defaults,

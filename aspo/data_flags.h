@@ -18,6 +18,7 @@ extern const char *const DATA_FLAG_DTYPES[], *const DATA_FLAG_TEMPLATES[],
     DATA_FLAG(type, "config", OPT_STRING, config, "JSON file whose keys are these flags' names", NULL, 0, 0), \
     DATA_FLAG(type, "backend", OPT_STRING, backend, "compute backend", NULL, 0, 0),            \
     DATA_FLAG(type, "threads", OPT_INT, threads, "CPU threads (0 = all)", NULL, 0, 4096),       \
+    DATA_FLAG(type, "device", OPT_INT, device, "GPU backends: device index (-1 = ASPO_VULKAN_DEVICE, else the first usable)", NULL, -1, 64), \
     DATA_FLAG(type, "model", OPT_STRING, model, "Hugging Face LLaMA or LLaVA directory (config.json, safetensors, tokenizer)", NULL, 0, 0), \
     DATA_FLAG(type, "vision-tower", OPT_STRING, vision_tower, "LLaVA original layout: CLIP directory instead of config mm_vision_tower", NULL, 0, 0), \
     DATA_FLAG(type, "tokenizer", OPT_STRING, tokenizer, "tokenizer file or directory (default: --model)", NULL, 0, 0), \

@@ -100,6 +100,7 @@ static int cmd_run(int argc, char **argv)
         return 0;
     if (!s) {
         command_set_threads(cfg.threads);
+        command_set_device(cfg.device);
         train_summary sum;
         s = train_run(&cfg, &sum);
         if (!s && !cfg.quiet)

@@ -31,6 +31,7 @@ score_config score_defaults(void)
         .truncation_mode = t.truncation_mode, .max_length = t.max_length,
         .max_prompt_length = t.max_prompt_length,
         .max_completion_length = t.max_completion_length, .batch_size = t.batch_size,
+        .device = t.device,
     };
 }
 

@@ -13,7 +13,7 @@ train_config train_defaults(void)
         .dtype = "auto", .chat_template = "auto", .truncation_mode = "keep_end",
         .scheduler = "cosine", .batch_size = 4, .grad_accum = 1, .epochs = 1,
         .lr = 5e-6, .warmup_ratio = 0.1, .max_grad_norm = 1.0, .max_length = 1024,
-        .max_prompt_length = 512, .seed = 42, .logging_steps = 1,
+        .max_prompt_length = 512, .seed = 42, .logging_steps = 1, .device = -1,
     };
 }
 

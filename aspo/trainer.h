@@ -23,7 +23,7 @@ typedef struct train_config {
     long batch_size, grad_accum, epochs, max_steps;
     double lr, warmup_ratio, weight_decay, max_grad_norm, eval_split;
     long max_length, max_prompt_length, max_completion_length;
-    long seed, save_steps, logging_steps, eval_steps, threads;
+    long seed, save_steps, logging_steps, eval_steps, threads, device;
     bool quiet; /* no progress lines (tests) */
 } train_config;
 

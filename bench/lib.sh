@@ -40,7 +40,8 @@ bench_flag() {
 bench_need_python() {
     local script=$1 modules
     shift
-    modules=$(IFS=,; echo "$*")
+    modules=$(printf '%s, ' "$@")
+    modules=${modules%, }
     if ! "$python" -c "import $modules" 2>/dev/null; then
         echo "$script: $python cannot import $modules; give --python a venv that has them" \
              "(see bench/train_step_torch.py for how to make one)" >&2

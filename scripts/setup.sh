@@ -12,6 +12,10 @@ set -euo pipefail
 # build-essential: gcc (with libgomp for OpenMP) and make. cmake >= 3.25 (Debian 12 has
 # 3.25.1; ctest comes with it). pkg-config finds jansson and openblas (see CMakeLists.txt).
 packages=(build-essential cmake pkg-config libopenblas-openmp-dev libjansson-dev libprotobuf-c-dev protobuf-c-compiler libpng-dev libjpeg62-turbo-dev libicu-dev)
+# The Vulkan backend: the loader and headers, glslc for the shaders, Mesa's lavapipe (Vulkan
+# on the CPU, the device the tests use when there is no GPU) and the Khronos validation
+# layer that CI runs the op suite under.
+packages+=(libvulkan-dev glslc mesa-vulkan-drivers vulkan-validationlayers)
 bench=${ASPO_BENCH:-0}
 
 for arg in "$@"; do

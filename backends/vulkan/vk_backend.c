@@ -81,6 +81,9 @@ static backend vk = {
         [OP_UNARY] = vk_unary,
         [OP_UNARY_BACKWARD] = vk_unary_backward,
         [OP_MASKED_FILL] = vk_masked_fill,
+        [OP_MATMUL] = vk_matmul,
+        [OP_ADAMW] = vk_adamw,
+        [OP_DROPOUT] = vk_dropout,
     },
 };
 

@@ -1,6 +1,11 @@
 /* Runs every op case: forward against its double-precision reference, backward against
  * central differences of that reference, guard bytes around outputs, and each non-CPU
- * backend compiled in against the CPU backend. Usage: test_ops [name-filter]. */
+ * backend compiled in against the CPU backend.
+ * Usage: test_ops [--backend NAME] [name-filter]
+ *   --backend cpu    the CPU checks only;
+ *   --backend NAME   the CPU checks and NAME against the CPU; when NAME is compiled in but
+ *                    has no usable device the run says why and exits 77 (ctest: skipped);
+ *   no --backend     every compiled backend that has a device. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +20,8 @@ static const op_case *const families[] = {
     cases_view,  cases_elementwise, cases_reduce, cases_matmul, cases_softmax,
     cases_norm,  cases_embedding,   cases_rope,   cases_attention, cases_optim,
 };
+
+static const char *only_backend; /* --backend; NULL = every compiled backend */
 
 static double round_to(dtype dt, double v)
 {
@@ -224,8 +231,9 @@ static void check_case(const op_case *c, uint64_t key)
         size_t len = strcspn(p, ",");
         snprintf(name, sizeof name, "%.*s", (int)len, p);
         p += len + (p[len] == ',');
-        if (strcmp(name, "cpu") == 0) continue;
+        if (strcmp(name, "cpu") == 0 || (only_backend && strcmp(name, only_backend))) continue;
         backend *be = backend_get(name);
+        if (!be) aspo_error_clear(); /* no device: main() said so before the cases ran */
         case_run other = {0};
         if (be && run_case(be, c, values, key, &other)) {
             double *cpu_out = malloc(sizeof(double) * (cpu.out_numel ? cpu.out_numel : 1));
@@ -258,7 +266,38 @@ done:
 
 int main(int argc, char **argv)
 {
-    const char *filter = argc > 1 ? argv[1] : NULL;
+    int a = 1;
+    if (argc > 2 && !strcmp(argv[1], "--backend")) only_backend = argv[2], a = 3;
+    const char *filter = argc > a ? argv[a] : NULL;
+    const char *names = backend_list();
+    if (only_backend && strcmp(only_backend, "cpu")) {
+        if (!strstr(names, only_backend)) {
+            printf("SKIP: backend %s is not compiled into this build (it has: %s)\n",
+                   only_backend, names);
+            return 77;
+        }
+        if (!backend_get(only_backend)) {
+            /* Skipped only when the machine has no device for it; anything else (a missing
+             * validation layer, a bad ASPO_VULKAN_DEVICE) is a failure. */
+            const char *why = aspo_error_message();
+            bool no_device = strstr(why, "no Vulkan device found") ||
+                             strstr(why, "no device has") || strstr(why, "incompatible driver");
+            printf("%s: backend %s: %s\n", no_device ? "SKIP" : "FAIL", only_backend, why);
+            return no_device ? 77 : 1;
+        }
+    } else if (!only_backend) {
+        char name[32];
+        for (const char *p = names; *p;) {
+            size_t len = strcspn(p, ",");
+            snprintf(name, sizeof name, "%.*s", (int)len, p);
+            p += len + (p[len] == ',');
+            if (strcmp(name, "cpu") && !backend_get(name)) {
+                printf("note: backend %s not compared (no usable device): %s\n", name,
+                       aspo_error_message());
+                aspo_error_clear();
+            }
+        }
+    }
     uint64_t key = 1;
     int ran = 0;
     for (size_t f = 0; f < sizeof families / sizeof families[0]; f++)

@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# `aspo run --backend vulkan` against `--backend cpu`: the tiny LLaMA (ASPO on text rows) and
+# the tiny LLaVA (ASPO with S on the image rows) for 20 steps each; the loss curves must
+# agree step by step. Exit 77 (skipped) when the build or the machine has no Vulkan.
+#   bash tests/cli/vulkan.sh PATH/TO/aspo tests/fixtures
+# shellcheck source=lib.sh
+source "$(dirname "$0")/lib.sh" "$@"
+
+# Tolerance: f32 on both backends; the kernels differ from the CPU's only in summation order
+# (~1e-7 relative per reduction). Through 2-3 layers, the loss and 20 AdamW steps at lr 1e-3
+# (Adam divides by sqrt(v), so a tiny gradient difference moves a weight by up to ~lr) the
+# curves drift apart slowly: 2e-4 absolute on a loss of ~0.69 allows that drift and still
+# fails on any wrong kernel (a wrong op moves the first step's loss by far more).
+TOL=2e-4
+M=$WORK/model
+make_model "$M"
+steps_of() { grep -o '"loss":[^,]*' "$1" | cut -d: -f2; }
+curves_agree() {
+    paste <(steps_of "$1") <(steps_of "$2") |
+        awk -v tol="$TOL" 'NF == 2 { d = $1 - $2; if (d < 0) d = -d; if (d > tol) bad++; n++ }
+                           END { exit !(n == 20 && bad == 0) }'
+}
+
+for be in cpu vulkan; do
+    out=$WORK/llama-$be
+    if ! aspo_run --backend "$be" --model "$M" --data "$DATA/text.jsonl" --out "$out" \
+        --batch-size 2 --max-steps 20 --lr 1e-3 --quiet 2>"$WORK/err.txt"; then
+        if [ "$be" = vulkan ] && grep -qE "unknown backend 'vulkan'|no Vulkan device found|no device has" "$WORK/err.txt"; then
+            echo "SKIP: $(cat "$WORK/err.txt")"
+            exit 77
+        fi
+        fail "llama on $be: $(cat "$WORK/err.txt")"
+    fi
+done
+check "tiny LLaMA: vulkan loss curve = cpu's (|d| <= $TOL, 20 steps)" \
+    curves_agree "$WORK/llama-cpu/metrics.jsonl" "$WORK/llama-vulkan/metrics.jsonl"
+
+IMG=$FIX/llava_data
+for be in cpu vulkan; do
+    expect_ok "tiny LLaVA on $be" "$ASPO" run --backend "$be" --threads 1 --quiet \
+        --model "$FIX/llava/tiny_hf" --clip-model "$FIX/llava/clip" --data "$IMG/pairs.jsonl" \
+        --image-root "$IMG/images" --out "$WORK/llava-$be" --batch-size 2 --max-steps 20 \
+        --lr 1e-3 --lora-r 4
+done
+check "tiny LLaVA: vulkan loss curve = cpu's (|d| <= $TOL, 20 steps)" \
+    curves_agree "$WORK/llava-cpu/metrics.jsonl" "$WORK/llava-vulkan/metrics.jsonl"
+summary

@@ -1,0 +1,10 @@
+# The Vulkan backend's device, memory and copy behaviour (the ops are in tests/ops).
+if(ASPO_HAVE_VULKAN)
+  aspo_test(test_vulkan test_vulkan.c)
+  add_test(NAME vulkan COMMAND test_vulkan)
+  set_tests_properties(vulkan PROPERTIES SKIP_RETURN_CODE 77)
+endif()
+if(ASPO_HAVE_VULKAN)
+  add_test(NAME cli_vulkan COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/cli/vulkan.sh $<TARGET_FILE:aspo> ${CMAKE_CURRENT_SOURCE_DIR}/fixtures)
+  set_tests_properties(cli_vulkan PROPERTIES SKIP_RETURN_CODE 77)
+endif()
