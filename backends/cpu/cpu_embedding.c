@@ -5,36 +5,14 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "../../tensor/op_checks.h"
 #include "cpu_internal.h"
-
-/* Ids outside [0,V) are the user's mistake: name the first one by position and value. */
-static aspo_status check_ids(const tensor *ids, int64_t V)
-{
-    const int32_t *id = (const int32_t *)ids->data;
-    int64_t N = tensor_numel(ids);
-    for (int64_t n = 0; n < N; n++) {
-        if (id[n] >= 0 && id[n] < V) continue;
-        char pos[96] = "";
-        int len = 0;
-        for (int d = 0; d < ids->ndim; d++) {
-            int64_t inner = 1;
-            for (int e = d + 1; e < ids->ndim; e++) inner *= ids->shape[e];
-            len += snprintf(pos + len, sizeof pos - (size_t)len, d ? ",%" PRId64 : "%" PRId64,
-                            n / inner % ids->shape[d]);
-        }
-        return aspo_fail(ASPO_ERR_USAGE,
-                         "embedding: ids[%s] = %" PRId32 " is outside the table's rows [0, %" PRId64
-                         "); check the tokenizer's vocabulary against the model's",
-                         pos, id[n], V);
-    }
-    return ASPO_OK;
-}
 
 CPU_KERNEL(cpu_embedding)
 {
     const tensor *table = c->in[0], *ids = c->in[1];
     int64_t V = table->shape[0], C = table->shape[1], N = tensor_numel(ids);
-    aspo_status s = check_ids(ids, V);
+    aspo_status s = op_check_ids(ids, (const int32_t *)ids->data, V);
     if (s) return s;
     const int32_t *id = (const int32_t *)ids->data;
     float *out = (float *)c->out[0]->data; /* (N,C) */
@@ -51,7 +29,7 @@ CPU_KERNEL(cpu_embedding_backward)
     const tensor *ids = c->in[0], *dy = c->in[1];
     tensor *dtable = c->out[0];
     int64_t V = dtable->shape[0], C = dtable->shape[1], N = tensor_numel(ids);
-    aspo_status s = check_ids(ids, V);
+    aspo_status s = op_check_ids(ids, (const int32_t *)ids->data, V);
     if (s) return s;
     const int32_t *id = (const int32_t *)ids->data;
     const float *g = (const float *)dy->data; /* (N,C) */

@@ -5,6 +5,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "../../tensor/op_checks.h"
 #include "cpu_internal.h"
 #include "cpu_math.h"
 
@@ -128,21 +129,6 @@ CPU_KERNEL(cpu_softmax_backward)
     return ASPO_OK;
 }
 
-/* Targets must index the vocabulary unless they are the ignore index. Checked on the host
- * before any row is written, so the error names the first bad row. */
-static aspo_status check_targets(const char *op, const int32_t *ids, int64_t N, int64_t V,
-                                 int64_t ignore_index)
-{
-    for (int64_t n = 0; n < N; n++)
-        if (ids[n] != ignore_index && (ids[n] < 0 || ids[n] >= V))
-            return aspo_fail(ASPO_ERR_USAGE,
-                             "%s: target %d at row %lld of %lld is outside the vocabulary "
-                             "[0, %lld) and is not the ignore index %lld",
-                             op, (int)ids[n], (long long)n, (long long)N, (long long)V,
-                             (long long)ignore_index);
-    return ASPO_OK;
-}
-
 /* in: logits (N,V), targets (N) i32; i[0]: ignore index; out: logp (N) f32, lse (N) f32.
  * logp = logit[target] - logsumexp(row), in two passes over the row and no (N,V) buffer.
  * Ignored rows give logp = 0 and lse = 0 and are not read (padding costs nothing). */
@@ -155,7 +141,7 @@ CPU_KERNEL(cpu_gather_logprobs)
     rows_of(logits, &N, &V);
     if (V == 0) N = tensor_numel(targets); /* (N,0): no rows in logits, but N targets */
     const int32_t *ids = (const int32_t *)targets->data;
-    aspo_status s = check_targets("gather_logprobs", ids, N, V, ignore_index);
+    aspo_status s = op_check_targets("gather_logprobs", ids, N, V, ignore_index);
     if (s) return s;
 #pragma omp parallel for schedule(static) if (N * V > 16384)
     for (int64_t n = 0; n < N; n++) {
@@ -182,7 +168,7 @@ CPU_KERNEL(cpu_gather_logprobs_backward)
     rows_of(logits, &N, &V);
     if (V == 0) return ASPO_OK;
     const int32_t *ids = (const int32_t *)targets->data;
-    aspo_status s = check_targets("gather_logprobs backward", ids, N, V, ignore_index);
+    aspo_status s = op_check_targets("gather_logprobs backward", ids, N, V, ignore_index);
     if (s) return s;
 #pragma omp parallel for schedule(static) if (N * V > 16384)
     for (int64_t n = 0; n < N; n++) {

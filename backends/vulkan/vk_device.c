@@ -245,3 +245,18 @@ aspo_status vk_init(void)
     ctx.ready = true;
     return ASPO_OK;
 }
+
+bool vk_subgroup_arithmetic(void)
+{
+    static int known = -1;
+    if (known < 0) {
+        VkPhysicalDeviceSubgroupProperties sp = {
+            .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SUBGROUP_PROPERTIES};
+        VkPhysicalDeviceProperties2 p2 = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_PROPERTIES_2,
+                                          .pNext = &sp};
+        vkGetPhysicalDeviceProperties2(ctx.phys, &p2);
+        known = (sp.supportedStages & VK_SHADER_STAGE_COMPUTE_BIT) &&
+                (sp.supportedOperations & VK_SUBGROUP_FEATURE_ARITHMETIC_BIT);
+    }
+    return known;
+}

@@ -104,6 +104,16 @@ aspo_status vk_download(void *dst, const void *src, size_t bytes);
 aspo_status vk_pipeline(const char *name, const uint32_t *spec, int n_spec, VkPipeline *out);
 void vk_pipelines_destroy(void);
 
+/* Device memory for a kernel's intermediate values (partial sums), kept between calls and
+ * grown on demand. One buffer serves every kernel: each dispatch is followed by a barrier,
+ * so a later kernel's writes come after an earlier one's reads, and growing it frees the
+ * old buffer only after the work that may use it (vk_free). NULL + error when the device
+ * is full. */
+void *vk_scratch(size_t bytes);
+/* Whether compute shaders may use subgroup arithmetic (subgroupAdd, subgroupMax); shaders
+ * get it as a specialization constant and take a shared-memory path otherwise. */
+bool vk_subgroup_arithmetic(void);
+
 /* An error from a Vulkan call, naming what was being done. */
 aspo_status vk_check(VkResult r, const char *what);
 

@@ -197,3 +197,18 @@ void vk_free(void *ptr)
         return;
     }
 }
+
+void *vk_scratch(size_t bytes)
+{
+    static void *buf;
+    static size_t size;
+    if (bytes > size) {
+        vk_free(buf);
+        buf = vk_alloc(bytes);
+        size = buf ? bytes : 0;
+        if (!buf)
+            aspo_fail(ASPO_ERR_OOM, "vulkan: no device memory for %zu bytes of intermediate "
+                      "values", bytes);
+    }
+    return buf;
+}

@@ -61,7 +61,7 @@ aspo_status vk_pipeline(const char *name, const uint32_t *spec, int n_spec, VkPi
                          n_spec, MAX_SPEC);
     for (int i = 0; i < n_pipes; i++)
         if (!strcmp(pipes[i].name, name) && pipes[i].n_spec == n_spec &&
-            !memcmp(pipes[i].spec, spec, sizeof(uint32_t) * (size_t)n_spec)) {
+            (n_spec == 0 || !memcmp(pipes[i].spec, spec, sizeof(uint32_t) * (size_t)n_spec))) {
             *out = pipes[i].pipe;
             return ASPO_OK;
         }

@@ -20,6 +20,7 @@ endif()
 if(ASPO_HAVE_VULKAN)
   message(STATUS "Vulkan backend: on (glslc ${GLSLC})")
   file(GLOB ASPO_SHADERS CONFIGURE_DEPENDS ${CMAKE_CURRENT_SOURCE_DIR}/shaders/*.comp)
+  file(GLOB ASPO_SHADER_INCLUDES CONFIGURE_DEPENDS ${CMAKE_CURRENT_SOURCE_DIR}/shaders/*.glsl)
   set(spv_files)
   foreach(src ${ASPO_SHADERS})
     get_filename_component(name ${src} NAME_WE)
@@ -29,7 +30,7 @@ if(ASPO_HAVE_VULKAN)
       COMMAND ${CMAKE_COMMAND} -E make_directory ${CMAKE_CURRENT_BINARY_DIR}/shaders
       COMMAND ${GLSLC} --target-env=vulkan1.2 -O -I ${CMAKE_CURRENT_SOURCE_DIR}/shaders
               -o ${spv} ${src}
-      DEPENDS ${src} ${CMAKE_CURRENT_SOURCE_DIR}/shaders/common.glsl
+      DEPENDS ${src} ${ASPO_SHADER_INCLUDES}
       COMMENT "glslc ${name}.comp"
       VERBATIM)
     list(APPEND spv_files ${spv})
