@@ -30,7 +30,7 @@ void command_set_device(long device)
     if (device < 0) return;
     char v[24];
     snprintf(v, sizeof v, "%ld", device);
-    setenv("ASPO_VULKAN_DEVICE", v, 1);
+    setenv("ASPO_DEVICE", v, 1); /* every GPU backend reads it (after its own variable) */
 }
 
 bool command_parse(const option_spec *specs, void *values, const void *defaults,

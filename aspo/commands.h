@@ -28,7 +28,7 @@ bool command_parse(const option_spec *specs, void *values, const void *defaults,
 int command_fail(aspo_status s);
 /* OpenMP and OpenBLAS threads; 0 leaves their defaults (all cores). */
 void command_set_threads(long threads);
-/* --device N (N >= 0) for the GPU backends: ASPO_VULKAN_DEVICE for this process. */
+/* --device N (N >= 0) for the GPU backends: ASPO_DEVICE for this process. */
 void command_set_device(long device);
 
 #endif

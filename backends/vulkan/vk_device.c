@@ -136,6 +136,7 @@ static void list_devices(VkPhysicalDevice *devs, uint32_t n, char *buf, size_t s
 static int wanted_device(void)
 {
     const char *v = getenv("ASPO_VULKAN_DEVICE");
+    if (!v || !*v) v = getenv("ASPO_DEVICE"); /* --device */
     return v && *v ? atoi(v) : -1;
 }
 
@@ -154,8 +155,8 @@ static aspo_status pick_device(void)
     list_devices(devs, n, list, sizeof list);
     int want = wanted_device();
     if (want >= (int)n)
-        return aspo_fail(ASPO_ERR_USAGE, "vulkan: device %d asked for (ASPO_VULKAN_DEVICE / "
-                         "--device) but there are %u: %s", want, n, list);
+        return aspo_fail(ASPO_ERR_USAGE, "vulkan: device %d asked for (--device / "
+                         "ASPO_VULKAN_DEVICE / ASPO_DEVICE) but there are %u: %s", want, n, list);
     for (uint32_t i = 0; i < n; i++) {
         if (want >= 0 && (int)i != want) continue;
         uint32_t fam;

@@ -36,6 +36,10 @@ done
 check "tiny LLaMA: vulkan loss curve = cpu's (|d| <= $TOL, 20 steps)" \
     curves_agree "$WORK/llama-cpu/metrics.jsonl" "$WORK/llama-vulkan/metrics.jsonl"
 
+# --device beyond the list: a usage error naming the devices found.
+expect_error "--device 7" 2 "device 7 asked for .*there are [0-9]+: 0: " aspo_run --backend vulkan \
+    --device 7 --model "$M" --data "$DATA/text.jsonl" --out "$WORK/dev7" --quiet
+
 IMG=$FIX/llava_data
 for be in cpu vulkan; do
     expect_ok "tiny LLaVA on $be" "$ASPO" run --backend "$be" --threads 1 --quiet \

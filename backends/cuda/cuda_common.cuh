@@ -1,0 +1,78 @@
+// Device-side helpers for the CUDA (and HIP) kernels: loads and stores of every dtype with
+// f32 math (bf16 and f16 as 16-bit words, converted with round-to-nearest-even as the CPU
+// backend does), 4-D index arithmetic over cu_view, and the launch check.
+#ifndef ASPO_CUDA_COMMON_CUH
+#define ASPO_CUDA_COMMON_CUH
+
+#include "cuda_internal.h"
+
+#ifndef ASPO_HIP
+#include <cuda_fp16.h>
+#endif
+
+__device__ __forceinline__ float cu_bf16_to_f32(uint16_t h)
+{
+    return __uint_as_float((uint32_t)h << 16);
+}
+
+__device__ __forceinline__ uint16_t cu_f32_to_bf16(float f)
+{
+    uint32_t u = __float_as_uint(f);
+    if ((u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((u >> 16) | 0x40u); // quiet NaN
+    u += 0x7fffu + ((u >> 16) & 1u);
+    return (uint16_t)(u >> 16);
+}
+
+__device__ __forceinline__ float cu_f16_to_f32(uint16_t h)
+{
+    return __half2float(__ushort_as_half(h));
+}
+
+__device__ __forceinline__ uint16_t cu_f32_to_f16(float f)
+{
+    return __half_as_ushort(__float2half_rn(f));
+}
+
+__device__ __forceinline__ float cu_load(const cu_view &v, int64_t off)
+{
+    switch (v.dt) {
+    case DT_F32: return ((const float *)v.data)[off];
+    case DT_BF16: return cu_bf16_to_f32(((const uint16_t *)v.data)[off]);
+    case DT_F16: return cu_f16_to_f32(((const uint16_t *)v.data)[off]);
+    default: return (float)((const int32_t *)v.data)[off];
+    }
+}
+
+__device__ __forceinline__ void cu_store(const cu_view &v, int64_t off, float x)
+{
+    switch (v.dt) {
+    case DT_F32: ((float *)v.data)[off] = x; break;
+    case DT_BF16: ((uint16_t *)v.data)[off] = cu_f32_to_bf16(x); break;
+    case DT_F16: ((uint16_t *)v.data)[off] = cu_f32_to_f16(x); break;
+    default: ((int32_t *)v.data)[off] = (int32_t)x; break;
+    }
+}
+
+__device__ __forceinline__ int64_t cu_numel(const cu_view &v)
+{
+    return (int64_t)v.ne[0] * v.ne[1] * v.ne[2] * v.ne[3];
+}
+
+// Offset in v of linear element n of a tensor of sizes `ne` (row-major order).
+__device__ __forceinline__ int64_t cu_offset_of(const cu_view &v, const int32_t *ne, int64_t n)
+{
+    int64_t i3 = n % ne[3];
+    n /= ne[3];
+    int64_t i2 = n % ne[2];
+    n /= ne[2];
+    int64_t i1 = n % ne[1];
+    int64_t i0 = n / ne[1];
+    return i0 * v.st[0] + i1 * v.st[1] + i2 * v.st[2] + i3 * v.st[3];
+}
+
+// Grid-stride loop over [0, n).
+#define CU_FOR(i, n) \
+    for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < (n); \
+         i += (int64_t)gridDim.x * blockDim.x)
+
+#endif

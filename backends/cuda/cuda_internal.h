@@ -1,0 +1,85 @@
+/* Shared by the CUDA backend's files (C and CUDA C++): tensor views for kernels, the one
+ * stream every kernel and copy runs on, the cuBLAS handle, call checking, and the kernel
+ * declarations. The same sources build the HIP backend: ASPO_HIP selects
+ * backends/hip/hip_compat.h, which maps the cuda* and cublas* names used here to HIP's. */
+#ifndef ASPO_CUDA_INTERNAL_H
+#define ASPO_CUDA_INTERNAL_H
+
+#include <stdint.h>
+
+#ifdef ASPO_HIP
+#include "../hip/hip_compat.h"
+#else
+#include <cuda_runtime.h>
+#endif
+
+#include "../../tensor/tensor.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* A tensor as kernels see it: up to 4 dims, leading dims padded with 1, element strides
+ * (0 where broadcast), dtype. Passed to kernels by value. */
+typedef struct cu_view {
+    char *data;
+    int32_t dt;    /* dtype */
+    int32_t ne[4];
+    int64_t st[4];
+} cu_view;
+
+/* t as a 4-D view; with `like`, broadcast to like's shape (as cpu_view_of). */
+cu_view cu_view_of(const tensor *t, const tensor *like);
+
+/* The stream of every kernel launch and copy (work is ordered; the host waits only at
+ * downloads and synchronize). */
+cudaStream_t cu_stream(void);
+
+/* Checks a CUDA runtime result: an error naming the call (`what`) and CUDA's message.
+ * Out-of-memory becomes ASPO_ERR_OOM. */
+aspo_status cu_check(cudaError_t r, const char *what);
+/* The launch that just happened (cudaGetLastError), named. */
+aspo_status cu_check_launch(const char *kernel);
+
+/* Device memory for a kernel's intermediate values, kept and grown (stream-ordered: a
+ * later kernel on the stream runs after an earlier one finished with it). */
+void *cu_scratch(size_t bytes);
+
+/* Blocks of `threads` covering n items as a 1-D grid under the device limit. */
+unsigned cu_blocks(int64_t n, unsigned threads);
+
+#define CU_KERNEL(name) aspo_status name(const op_call *c)
+
+CU_KERNEL(cu_copy);
+CU_KERNEL(cu_fill);
+CU_KERNEL(cu_binary);
+CU_KERNEL(cu_scale);
+CU_KERNEL(cu_unary);
+CU_KERNEL(cu_unary_backward);
+CU_KERNEL(cu_masked_fill);
+CU_KERNEL(cu_dropout);
+CU_KERNEL(cu_sum);
+CU_KERNEL(cu_sumsq);
+CU_KERNEL(cu_matmul);
+CU_KERNEL(cu_softmax);
+CU_KERNEL(cu_softmax_backward);
+CU_KERNEL(cu_rmsnorm);
+CU_KERNEL(cu_rmsnorm_backward);
+CU_KERNEL(cu_layernorm);
+CU_KERNEL(cu_layernorm_backward);
+CU_KERNEL(cu_l2norm);
+CU_KERNEL(cu_l2norm_backward);
+CU_KERNEL(cu_gather_logprobs);
+CU_KERNEL(cu_gather_logprobs_backward);
+CU_KERNEL(cu_embedding);
+CU_KERNEL(cu_embedding_backward);
+CU_KERNEL(cu_rope);
+CU_KERNEL(cu_attention);
+CU_KERNEL(cu_attention_backward);
+CU_KERNEL(cu_adamw);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif
