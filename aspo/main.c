@@ -103,7 +103,7 @@ static int cmd_run(int argc, char **argv)
         command_set_device(cfg.device);
         train_summary sum;
         s = train_run(&cfg, &sum);
-        if (!s && !cfg.quiet)
+        if (!s && !cfg.quiet && !cfg.dry_run) /* a plan printed its own report */
             fprintf(stderr, "done: %ld steps, loss %.4f -> %.4f; adapter in %s\n", sum.steps,
                     sum.first_loss, sum.last_loss, cfg.out);
     }

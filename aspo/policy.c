@@ -25,6 +25,7 @@ static llama_options language_options(const policy_options *o)
     l.lora_seed = o->lora_seed;
     l.adapter_dir = o->adapter;
     l.checkpoint_layers = o->checkpoint_layers;
+    l.skip_weights = o->skip_weights;
     return l;
 }
 
@@ -33,7 +34,8 @@ static llama_options language_options(const policy_options *o)
 static aspo_status open_similarity_clip(const policy_options *o, policy_model *p)
 {
     if (o->clip_model) {
-        aspo_status s = clip_open(o->clip_model, o->storage_dtype, &p->clip);
+        clip_open_options co = {o->storage_dtype, o->skip_weights};
+        aspo_status s = clip_open_with(o->clip_model, &co, &p->clip);
         if (s) return s;
         p->has_clip = true;
         if (!p->clip.cfg.has_text || !p->clip.has_visual_projection)

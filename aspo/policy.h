@@ -29,6 +29,7 @@ typedef struct policy_options {
      * when need_similarity. */
     const char *clip_model;
     bool need_similarity;
+    bool skip_weights; /* memory plans: no tensor data is read (llama_options.skip_weights) */
 } policy_options;
 
 policy_options policy_defaults(void);

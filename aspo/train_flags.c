@@ -66,5 +66,9 @@ const option_spec TRAIN_SPECS[] = {
     F("seed", OPT_INT, seed, "seed of LoRA init, data order and dropout", NULL, 0, 9e18),
     F("save-steps", OPT_INT, save_steps, "write a checkpoint every N steps (0 = only the end)", NULL, 0, 1e12),
     F("logging-steps", OPT_INT, logging_steps, "print progress every N steps", NULL, 1, 1e12),
+    F("dry-run", OPT_BOOL, dry_run, "print the memory plan of one step (weights, LoRA, gradients, optimizer, activations, peak) and stop: nothing is allocated or written, no weights are read", NULL, 0, 0),
+    F("plan-seq", OPT_INT, plan_seq, "--dry-run without --data: positions per sequence of a synthetic batch (0 = --max-length)", NULL, 0, 1 << 24),
+    F("plan-image", OPT_BOOL, plan_image, "--dry-run without --data: each synthetic pair has an image (LLaVA)", NULL, 0, 0),
+    F("plan-memory", OPT_FLOAT, plan_memory_gib, "--dry-run: GiB of device memory to compare the peak with (0 = the backend's device, when present)", NULL, 0, 1e6),
     {NULL},
 };

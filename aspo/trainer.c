@@ -9,10 +9,11 @@
 
 #include "aspo/trainer_internal.h"
 #include "aspo/clock.h"
+#include "aspo/dry_run.h"
 #include "models/weights.h"
 #include "tensor/runtime.h"
 
-static aspo_status loss_options(const train_config *cfg, bool has_images, aspo_loss_options *o)
+aspo_status trainer_loss_options(const train_config *cfg, bool has_images, aspo_loss_options *o)
 {
     *o = aspo_loss_defaults(strcmp(cfg->loss, "dpo") ? ASPO_LOSS_ASPO : ASPO_LOSS_DPO);
     o->beta = cfg->beta;
@@ -33,8 +34,8 @@ static aspo_status loss_options(const train_config *cfg, bool has_images, aspo_l
     return ASPO_OK;
 }
 
-static aspo_status open_model(const train_config *cfg, uint64_t seed, bool need_similarity,
-                              policy_model *m)
+aspo_status trainer_open_model(const train_config *cfg, uint64_t seed, bool need_similarity,
+                               policy_model *m)
 {
     policy_options o = policy_defaults();
     o.model = cfg->model;
@@ -49,6 +50,7 @@ static aspo_status open_model(const train_config *cfg, uint64_t seed, bool need_
     o.vision_tower = cfg->vision_tower;
     o.clip_model = cfg->clip_model;
     o.need_similarity = need_similarity;
+    o.skip_weights = cfg->dry_run; /* a plan reads no tensor data */
     return policy_open(&o, m);
 }
 
@@ -281,7 +283,7 @@ static aspo_status run(trainer *t, train_summary *sum)
      * needed), then the model (its image token and CLIP), then tokens, units and S. */
     bool need_similarity = false;
     if (!(s = train_data_read(cfg, &t->data)) &&
-        !(s = loss_options(cfg, t->data.n_images > 0, &t->loss))) {
+        !(s = trainer_loss_options(cfg, t->data.n_images > 0, &t->loss))) {
         bool llava = false;
         if (!(s = llava_detect(cfg->model, &llava)) && t->data.n_images && !llava)
             s = aspo_fail(ASPO_ERR_USAGE, "%s: %lld rows have images but %s is a text-only "
@@ -289,7 +291,7 @@ static aspo_status run(trainer *t, train_summary *sum)
                           cfg->model);
         need_similarity = t->loss.kind == ASPO_LOSS_ASPO && t->data.n_images > 0 &&
                           (t->loss.alpha > 0 || t->loss.weights == ASPO_WEIGHTS_S);
-        if (!s) s = open_model(cfg, (uint64_t)cfg->seed, need_similarity, &t->model);
+        if (!s) s = trainer_open_model(cfg, (uint64_t)cfg->seed, need_similarity, &t->model);
     }
     if (!s) s = train_data_prepare(cfg, tok, t->loss.level, &t->model, &t->image_limits,
                                    &t->data);
@@ -396,6 +398,10 @@ void trainer_free(trainer *t)
 
 aspo_status train_run(const train_config *cfg, train_summary *summary)
 {
+    if (cfg->dry_run) return dry_run(cfg, summary); /* the memory plan: nothing allocated */
+    if (cfg->plan_seq || cfg->plan_image || cfg->plan_memory_gib > 0)
+        return aspo_fail(ASPO_ERR_USAGE, "--plan-seq, --plan-image and --plan-memory describe "
+                         "a memory plan: give --dry-run too");
     if (!cfg->model || !cfg->data)
         return aspo_fail(ASPO_ERR_USAGE, "run needs --model DIR and --data FILE");
     backend *be = backend_get(cfg->backend);
@@ -404,10 +410,16 @@ aspo_status train_run(const train_config *cfg, train_summary *summary)
     if (s) return s;
     runtime_init(be, 0);
     runtime_set_seed((uint64_t)cfg->seed);
+    size_t live_before = backend_memory_stats(be).live; /* what this run adds is its own */
+    backend_memory_reset_peak(be);
     train_summary local = {.eval_accuracy_before = NAN, .eval_accuracy_after = NAN,
                            .eval_margin_before = NAN, .eval_margin_after = NAN};
     trainer t = {.cfg = cfg};
     s = run(&t, &local);
+    if (!s) { /* the measured peak: a "memory:" line and <out>/memory.json */
+        train_memory_measure(&t.model, live_before, &local.memory);
+        s = train_memory_report(cfg, &local.memory);
+    }
     trainer_free(&t);
     runtime_shutdown();
     if (summary) *summary = local;

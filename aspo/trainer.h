@@ -25,11 +25,31 @@ typedef struct train_config {
     long max_length, max_prompt_length, max_completion_length;
     long seed, save_steps, logging_steps, eval_steps, threads, device;
     bool quiet; /* no progress lines (tests) */
+    /* --dry-run: print the memory plan of one optimizer step (aspo/dry_run.h) and stop;
+     * without --data, a synthetic batch of plan_seq positions (0 = max_length) per
+     * sequence, with an image per pair when plan_image (LLaVA). plan_memory_gib: device
+     * memory to compare the peak with (0 = the backend's device when there is one). */
+    bool dry_run, plan_image;
+    long plan_seq;
+    double plan_memory_gib;
 } train_config;
 
 train_config train_defaults(void);
 /* The flag table of `aspo run` (also the keys of its --config file). */
 extern const option_spec TRAIN_SPECS[];
+
+/* Device memory of a run by what holds it: bytes through the backend's alloc
+ * (tensor/backend.h, backend_memory), measured at the end of a real run and predicted by
+ * --dry-run. Backend scratch buffers and host memory are in neither. */
+typedef struct train_memory {
+    size_t weights;          /* frozen parameters in their storage dtype (every model opened) */
+    size_t lora;             /* trainable parameters, f32 */
+    size_t gradients;        /* f32, one per trainable element */
+    size_t optimizer;        /* AdamW's m and v */
+    size_t activations;      /* the step arena's device buffers at their largest */
+    size_t activations_used; /* the most the step arena handed out at once */
+    size_t peak;             /* the most bytes live at once on the backend */
+} train_memory;
 
 /* Held-out pairs evaluated before and after training (for `aspo demo`). */
 typedef struct train_summary {
@@ -37,6 +57,7 @@ typedef struct train_summary {
     double first_loss, last_loss;
     double eval_accuracy_before, eval_accuracy_after; /* NaN without an eval split */
     double eval_margin_before, eval_margin_after;
+    train_memory memory; /* also <out>/memory.json; with --dry-run, the plan */
 } train_summary;
 
 /* Runs training; summary may be NULL. */

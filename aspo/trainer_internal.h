@@ -62,6 +62,12 @@ typedef struct trainer {
     size_t cap;
 } trainer;
 
+/* The loss of cfg (has_images: the data has image rows, which decides alpha's default). */
+aspo_status trainer_loss_options(const train_config *cfg, bool has_images, aspo_loss_options *o);
+/* The model of cfg with LoRA (no tensor data read under --dry-run). */
+aspo_status trainer_open_model(const train_config *cfg, uint64_t seed, bool need_similarity,
+                               policy_model *m);
+
 /* Closes the model and frees the data and buffers (not the runtime). */
 void trainer_free(trainer *t);
 

@@ -67,12 +67,13 @@ static aspo_status declare_vision(clip_model *m, const st_model *st, const char 
     char key[512];
     snprintf(key, sizeof key, "%svisual_projection.weight", key_prefix);
     const st_entry *proj = st_find(st, key);
-    m->has_visual_projection = proj != NULL;
+    /* Without a checkpoint (a plan from config.json) a CLIPModel config has it. */
+    m->has_visual_projection = st->n_files ? proj != NULL : m->cfg.has_text;
     /* A bare CLIPVisionConfig carries its own default projection_dim (512) whatever the
      * CLIPModel used: there the file's (E,C) says it. */
     int64_t E = !m->cfg.has_text && proj && proj->ndim == 2 ? proj->shape[0]
                                                            : m->cfg.projection_dim;
-    if (!s && proj)
+    if (!s && m->has_visual_projection)
         s = linear_declare(&m->visual_projection, &m->ps, "visual_projection", C, E, false, dt,
                            false);
     return s;
@@ -99,20 +100,24 @@ static aspo_status declare_text(clip_model *m)
 /* After the config: declare, allocate and load from dir's checkpoint, whose keys are
  * key_prefix + the parameter names. */
 static aspo_status open_weights(clip_model *m, const char *dir, const char *key_prefix,
-                                int storage_dtype, st_model *st)
+                                const clip_open_options *o, st_model *st)
 {
-    aspo_status s = st_open(dir, st);
-    if (s) return s;
+    aspo_status s = ASPO_OK;
+    if (!o->skip_weights && (s = st_open(dir, st))) return s;
+    if (o->skip_weights && st_open(dir, st)) aspo_error_clear(); /* a plan: header if any */
     if (!(m->dir = strdup(dir))) return aspo_fail(ASPO_ERR_OOM, "out of memory");
+    int storage_dtype = o->storage_dtype;
     if (storage_dtype >= 0 && !dtype_is_float((dtype)storage_dtype))
         return aspo_fail(ASPO_ERR_USAGE, "storage dtype %s: CLIP weights are f32, bf16 or f16",
                          dtype_name((dtype)storage_dtype));
     char key[512];
     snprintf(key, sizeof key, "%svision_model.embeddings.patch_embedding.weight", key_prefix);
-    if (!st_find(st, key))
+    if (st->n_files && !st_find(st, key))
         return aspo_fail(ASPO_ERR_FORMAT, "%s: the checkpoint has no vision tower weights (no "
                          "%s)", dir, key);
-    int dt = storage_dtype >= 0 ? storage_dtype : weights_file_dtype(st, key);
+    int dt = storage_dtype >= 0 ? storage_dtype
+             : st->n_files      ? weights_file_dtype(st, key)
+                                : weights_config_dtype(dir);
     if (dt < 0) return aspo_error_status();
     m->storage_dt = (dtype)dt;
     param_store_init(&m->ps, runtime_backend());
@@ -121,22 +126,41 @@ static aspo_status open_weights(clip_model *m, const char *dir, const char *key_
     /* logit_scale is a 0-d tensor in the file; kept f32 whatever the storage dtype, since
      * exp() of a bf16-rounded value moves every logit. */
     snprintf(key, sizeof key, "%slogit_scale", key_prefix);
-    if (m->cfg.has_text && st_find(st, key) &&
+    if (m->cfg.has_text && (st_find(st, key) || !st->n_files) &&
         !(m->logit_scale = param_declare(&m->ps, "logit_scale", DT_F32, 0,
                                          (const int64_t[]){1} /* unread for 0-d */, false)))
         return aspo_error_status();
     if ((s = param_store_allocate(&m->ps))) return s;
+    if (o->skip_weights) return ASPO_OK; /* a plan: shapes and bytes only */
     return weights_load_store(&m->ps, st, key_prefix, NULL, NULL);
 }
 
-aspo_status clip_open(const char *dir, int storage_dtype, clip_model *m)
+aspo_status clip_open_with(const char *dir, const clip_open_options *o, clip_model *m)
 {
     memset(m, 0, sizeof *m);
     st_model st = {0};
     char path[4096];
     snprintf(path, sizeof path, "%s/config.json", dir);
     aspo_status s = clip_config_load(path, &m->cfg);
-    if (!s) s = open_weights(m, dir, "", storage_dtype, &st);
+    if (!s) s = open_weights(m, dir, "", o, &st);
+    st_close(&st);
+    if (s) clip_close(m);
+    return s;
+}
+
+aspo_status clip_open(const char *dir, int storage_dtype, clip_model *m)
+{
+    return clip_open_with(dir, &(clip_open_options){.storage_dtype = storage_dtype}, m);
+}
+
+aspo_status clip_open_vision_with(const struct json_t *vision_config, const char *where,
+                                  const char *dir, const char *key_prefix,
+                                  const clip_open_options *o, clip_model *m)
+{
+    memset(m, 0, sizeof *m);
+    st_model st = {0};
+    aspo_status s = clip_vision_config_from_json(vision_config, where, &m->cfg);
+    if (!s) s = open_weights(m, dir, key_prefix ? key_prefix : "", o, &st);
     st_close(&st);
     if (s) clip_close(m);
     return s;
@@ -146,13 +170,8 @@ aspo_status clip_open_vision(const struct json_t *vision_config, const char *whe
                              const char *dir, const char *key_prefix, int storage_dtype,
                              clip_model *m)
 {
-    memset(m, 0, sizeof *m);
-    st_model st = {0};
-    aspo_status s = clip_vision_config_from_json(vision_config, where, &m->cfg);
-    if (!s) s = open_weights(m, dir, key_prefix ? key_prefix : "", storage_dtype, &st);
-    st_close(&st);
-    if (s) clip_close(m);
-    return s;
+    return clip_open_vision_with(vision_config, where, dir, key_prefix,
+                                 &(clip_open_options){.storage_dtype = storage_dtype}, m);
 }
 
 void clip_close(clip_model *m)

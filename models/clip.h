@@ -102,6 +102,22 @@ aspo_status clip_open(const char *dir, int storage_dtype, clip_model *m);
 aspo_status clip_open_vision(const struct json_t *vision_config, const char *where,
                              const char *dir, const char *key_prefix, int storage_dtype,
                              clip_model *m);
+
+/* How clip_open_with and clip_open_vision_with read the checkpoint. */
+typedef struct clip_open_options {
+    int storage_dtype; /* as clip_open's: -1 = the file's */
+    /* Memory plans (`aspo run --dry-run`): declare and allocate without reading tensor
+     * data. The checkpoint's header, when there is one, still says which optional tensors
+     * exist and gives "the file's" dtype; without one a full CLIP config has
+     * visual_projection and logit_scale, a bare vision config neither, and the dtype is
+     * config.json's torch_dtype. */
+    bool skip_weights;
+} clip_open_options;
+
+aspo_status clip_open_with(const char *dir, const clip_open_options *o, clip_model *m);
+aspo_status clip_open_vision_with(const struct json_t *vision_config, const char *where,
+                                  const char *dir, const char *key_prefix,
+                                  const clip_open_options *o, clip_model *m);
 void clip_close(clip_model *m);
 
 /* Number of hidden_states entries of the vision tower: num_layers + 1. */

@@ -208,12 +208,17 @@ static aspo_status open_model(llama_model *m, const char *dir, const llama_optio
         !(m->name_prefix = strdup(spec && spec->name_prefix ? spec->name_prefix : "")))
         return aspo_fail(ASPO_ERR_OOM, "out of memory");
     aspo_status s = read_config(m, dir, spec);
-    if (s || (s = st_open(dir, st))) return s;
+    if (s) return s;
+    if (!opt->skip_weights && (s = st_open(dir, st))) return s;
+    if (opt->skip_weights && st_open(dir, st)) aspo_error_clear(); /* a plan: header if any */
     if (opt->storage_dtype >= 0 && !dtype_is_float((dtype)opt->storage_dtype))
         return aspo_fail(ASPO_ERR_USAGE, "storage dtype %s: frozen weights are f32, bf16 or f16",
                          dtype_name((dtype)opt->storage_dtype));
     snprintf(key, sizeof key, "%smodel.embed_tokens.weight", m->name_prefix);
-    int dt = opt->storage_dtype >= 0 ? opt->storage_dtype : weights_file_dtype(st, key);
+    int dt = opt->storage_dtype >= 0 ? opt->storage_dtype
+             : st->n_files                 ? weights_file_dtype(st, key)
+             : m->cfg.torch_dtype >= 0     ? m->cfg.torch_dtype
+                                           : weights_config_dtype(dir);
     if (dt < 0) return aspo_error_status();
     m->storage_dt = (dtype)dt;
     m->checkpoint_layers = opt->checkpoint_layers;
@@ -229,9 +234,9 @@ static aspo_status open_model(llama_model *m, const char *dir, const llama_optio
         return aspo_fail(ASPO_ERR_USAGE, "LoRA targets match no linear layer of %s (LLaMA has "
                          "q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj, down_proj, "
                          "lm_head)", dir);
-    if ((s = param_store_allocate(&m->ps)) ||
-        (s = weights_load_store(&m->ps, st, NULL, is_base_weight, NULL)))
-        return s;
+    if ((s = param_store_allocate(&m->ps))) return s;
+    if (opt->skip_weights) return ASPO_OK; /* a plan: shapes and bytes only */
+    if ((s = weights_load_store(&m->ps, st, NULL, is_base_weight, NULL))) return s;
     if (m->has_lora && (s = lora_init_weights(&m->ps, opt->lora_seed))) return s;
     if (opt->adapter_dir) s = peft_adapter_load(&m->ps, opt->adapter_dir);
     return s;

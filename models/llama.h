@@ -89,6 +89,11 @@ typedef struct llama_options {
      * options' dropout wins. */
     const char *adapter_dir;
     bool checkpoint_layers; /* re-run each decoder layer in backward (tensor_checkpoint) */
+    /* Memory plans (`aspo run --dry-run`): declare and allocate from the config alone. No
+     * tensor data is read (checkpoint or adapter) and LoRA is not initialised; the
+     * checkpoint's header, when there is one, still gives "the file's" storage dtype, else
+     * config.json's torch_dtype does. */
+    bool skip_weights;
 } llama_options;
 
 llama_options llama_defaults(void);

@@ -135,10 +135,13 @@ static bool same_directory(const char *a, const char *b)
 }
 
 static bool can_share(const llava_model *m, const clip_model *clip, const llava_parsed *p,
-                      const char *dir)
+                      const char *dir, bool skip_weights)
 {
     if (!clip || !same_tower_config(&clip->cfg.vision, &p->tower.vision)) return false;
     if (!m->cfg.hf_layout) return same_directory(clip->dir, m->cfg.vision_tower_dir);
+    /* A plan reads no weights to compare: the same tower config is taken to be the same
+     * tower, as it is for a --clip-model that LLaVA-1.5's tower came from. */
+    if (skip_weights) return true;
     st_model st = {0};
     bool same = st_open(dir, &st) == ASPO_OK && shares_hf_weights(clip, &st);
     st_close(&st);
@@ -149,20 +152,20 @@ static bool can_share(const llava_model *m, const clip_model *clip, const llava_
 static aspo_status open_vision(llava_model *m, const char *dir, const llava_options *opt,
                                const llava_parsed *p)
 {
-    if (can_share(m, opt->shared_clip, p, dir)) {
+    if (can_share(m, opt->shared_clip, p, dir, opt->lm.skip_weights)) {
         m->vision = opt->shared_clip;
         return ASPO_OK;
     }
     if (!(m->vision = calloc(1, sizeof *m->vision)))
         return aspo_fail(ASPO_ERR_OOM, "no host memory for the vision tower");
     m->owns_vision = true;
-    int dt = opt->lm.storage_dtype;
+    clip_open_options co = {opt->lm.storage_dtype, opt->lm.skip_weights};
     /* The original layout's tower is a whole CLIP directory (its text tower can serve ASPO's
      * similarities); llava-hf's is the vision_tower.* part of the checkpoint. */
     aspo_status s = m->cfg.hf_layout
-                        ? clip_open_vision(p->vision_config, p->vision_where, dir,
-                                           "vision_tower.", dt, m->vision)
-                        : clip_open(m->cfg.vision_tower_dir, dt, m->vision);
+                        ? clip_open_vision_with(p->vision_config, p->vision_where, dir,
+                                                "vision_tower.", &co, m->vision)
+                        : clip_open_with(m->cfg.vision_tower_dir, &co, m->vision);
     if (s) return aspo_fail_prefix(s, "LLaVA %s: vision tower: ", dir);
     return ASPO_OK;
 }

@@ -69,7 +69,9 @@ typedef struct llava_options {
     /* storage dtype (of the vision tower and the projector too), LoRA (its targets apply
      * to the language model's linears only: PEFT module names are matched against
      * "language_model.model.layers..." in the llava-hf layout and "model.layers..." in the
-     * original), adapter_dir, checkpoint_layers. */
+     * original), adapter_dir, checkpoint_layers, skip_weights (the vision tower's too; a
+     * shared_clip with the tower's config is then taken to be the same tower, as no
+     * weights are compared). */
     llama_options lm;
     /* LoRA on the projector's two linears as well. With adapter_dir, the adapter decides
      * (an adapter that adapts the projector turns it on); asking for it when the adapter

@@ -115,6 +115,24 @@ int weights_file_dtype(const st_model *st, const char *key)
     return e->dt;
 }
 
+int weights_config_dtype(const char *dir)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/config.json", dir);
+    json_t *root = json_load_file(path, 0, NULL);
+    const char *name = json_string_value(json_object_get(root, "torch_dtype"));
+    int dt = !name ? -1
+             : !strcmp(name, "float32") ? DT_F32
+             : !strcmp(name, "bfloat16") ? DT_BF16
+             : !strcmp(name, "float16") ? DT_F16 : -1;
+    if (dt < 0)
+        aspo_fail(ASPO_ERR_USAGE, "%s: no checkpoint is read and the file gives no torch_dtype "
+                  "(float32, bfloat16 or float16) %s%s%s; give the storage dtype (--dtype)",
+                  path, name ? "(it says \"" : "", name ? name : "", name ? "\")" : "");
+    json_decref(root);
+    return dt;
+}
+
 aspo_status weights_read(const tensor *t, dtype dt, void *out)
 {
     if (!tensor_is_contiguous(t))

@@ -32,6 +32,11 @@ aspo_status weights_load_store(param_store *ps, const st_model *st, const char *
  * or not a float tensor aspo reads; used for "storage dtype = the file's". */
 int weights_file_dtype(const st_model *st, const char *key);
 
+/* The torch_dtype of dir/config.json ("float32", "bfloat16", "float16") as DT_*: the
+ * storage dtype "auto" means when no checkpoint is read (memory plans). -1 with an error
+ * asking for an explicit dtype when the file has none, or another one. */
+int weights_config_dtype(const char *dir);
+
 /* Parameter t's values on the host converted to dt; out holds numel * dtype_size(dt) bytes. */
 aspo_status weights_read(const tensor *t, dtype dt, void *out);
 

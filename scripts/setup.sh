@@ -4,6 +4,8 @@
 #   bash scripts/setup.sh            build and test packages
 #   bash scripts/setup.sh --bench    also python3-torch and python3-numpy for bench/
 #   ASPO_BENCH=1 bash scripts/setup.sh   (same as --bench)
+#   bash scripts/setup.sh --hip      also hipcc and the HIP runtime, for the compile check
+#                                    of the HIP backend in .ci/run (66 MB to download)
 #
 # Only missing packages are installed, and `apt-get update` runs only when something is
 # missing. Not root and something missing: prints the apt-get command and exits 1.
@@ -17,16 +19,22 @@ packages=(build-essential cmake pkg-config libopenblas-openmp-dev libjansson-dev
 # layer that CI runs the op suite under.
 packages+=(libvulkan-dev glslc mesa-vulkan-drivers vulkan-validationlayers)
 bench=${ASPO_BENCH:-0}
+hip=0
 
 for arg in "$@"; do
     case "$arg" in
         --bench) bench=1 ;;
-        -h|--help) sed -n '2,9p' "$0"; exit 0 ;;
+        --hip) hip=1 ;;
+        -h|--help) sed -n '2,11p' "$0"; exit 0 ;;
         *) echo "setup.sh: unknown argument '$arg' (try --help)" >&2; exit 2 ;;
     esac
 done
 if [[ "$bench" == 1 ]]; then
     packages+=(python3 python3-torch python3-numpy)
+fi
+# Debian 12's ROCm 5.2: hipcc (clang 15) builds gfx90a objects; no hipBLAS (docs/GPU.md).
+if [[ "$hip" == 1 ]]; then
+    packages+=(hipcc libamdhip64-dev rocm-device-libs)
 fi
 
 if ! command -v dpkg-query >/dev/null 2>&1; then

@@ -6,6 +6,10 @@
 #include <stdint.h>
 #include <string.h>
 
+#ifdef __cplusplus
+extern "C" { /* the CUDA/HIP kernels include this header too */
+#endif
+
 typedef enum dtype { DT_F32 = 0, DT_BF16, DT_F16, DT_I32, DT_COUNT } dtype;
 
 size_t dtype_size(dtype dt);
@@ -52,5 +56,9 @@ static inline void dtype_store(void *p, dtype dt, int64_t i, float v)
     default: break;
     }
 }
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

@@ -6,6 +6,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#ifdef __cplusplus
+extern "C" { /* the CUDA/HIP kernels include this header too */
+#endif
+
 typedef enum aspo_status {
     ASPO_OK = 0,
     ASPO_ERR_USAGE,       /* bad argument or option from the user */
@@ -42,5 +46,9 @@ const char *aspo_status_name(aspo_status status);
             abort();                                                                   \
         }                                                                              \
     } while (0)
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

@@ -8,6 +8,10 @@
 
 #include "tensor.h"
 
+#ifdef __cplusplus
+extern "C" { /* the CUDA/HIP kernels include this header too */
+#endif
+
 /* Embedding ids outside [0,V): an error naming the first by position and value. host_ids
  * holds ids' elements in row-major order. */
 aspo_status op_check_ids(const tensor *ids, const int32_t *host_ids, int64_t V);
@@ -16,5 +20,9 @@ aspo_status op_check_ids(const tensor *ids, const int32_t *host_ids, int64_t V);
  * first bad row. op names the op in the message. */
 aspo_status op_check_targets(const char *op, const int32_t *ids, int64_t N, int64_t V,
                              int64_t ignore_index);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

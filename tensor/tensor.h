@@ -11,6 +11,10 @@
 #include "dtype.h"
 #include "error.h"
 
+#ifdef __cplusplus
+extern "C" { /* the CUDA/HIP kernels include this header too */
+#endif
+
 enum { TENSOR_MAX_DIMS = 4 };
 
 struct tape_node;
@@ -61,5 +65,9 @@ double tensor_item(const tensor *t);
 /* DIMS(2,3,4) expands to the (ndim, shape) argument pair: tensor_empty(DT_F32, DIMS(2,3,4)). */
 #define DIMS(...)                                                                          \
     (int)(sizeof((int64_t[]){__VA_ARGS__}) / sizeof(int64_t)), (const int64_t[]){__VA_ARGS__}
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

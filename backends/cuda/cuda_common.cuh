@@ -70,6 +70,36 @@ __device__ __forceinline__ int64_t cu_offset_of(const cu_view &v, const int32_t 
     return i0 * v.st[0] + i1 * v.st[1] + i2 * v.st[2] + i3 * v.st[3];
 }
 
+// ---- block reductions ----
+
+// The mask of the *_sync warp shuffles: every lane (backends/hip/hip_compat.h maps the
+// shuffles for HIP's 64-wide waves).
+constexpr unsigned CU_FULL_MASK = 0xffffffffu;
+
+struct CuAdd {
+    __device__ float operator()(float a, float b) const { return a + b; }
+};
+struct CuMax {
+    __device__ float operator()(float a, float b) const { return fmaxf(a, b); }
+};
+
+// v combined over the block with op; every thread gets the same result. blockDim.x is a
+// multiple of the warp size and every thread calls it (uniform control flow); `shared`
+// holds blockDim.x / warpSize floats. The xor butterfly leaves the same bits in every lane
+// (op is commutative) and the order over warps is fixed, so the result does not depend on
+// timing: no float atomics anywhere.
+template <class Op> __device__ float cu_block_reduce(float v, float *shared, Op op)
+{
+    for (int o = warpSize / 2; o > 0; o >>= 1) v = op(v, __shfl_xor_sync(CU_FULL_MASK, v, o));
+    int warps = blockDim.x / warpSize;
+    if (threadIdx.x % warpSize == 0) shared[threadIdx.x / warpSize] = v;
+    __syncthreads();
+    float r = shared[0];
+    for (int k = 1; k < warps; k++) r = op(r, shared[k]);
+    __syncthreads(); // every thread has read `shared` before a later call writes it
+    return r;
+}
+
 // Grid-stride loop over [0, n).
 #define CU_FOR(i, n) \
     for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < (n); \

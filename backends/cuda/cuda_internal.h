@@ -13,6 +13,7 @@
 #include <cuda_runtime.h>
 #endif
 
+#include "../../tensor/op_checks.h"
 #include "../../tensor/tensor.h"
 
 #ifdef __cplusplus

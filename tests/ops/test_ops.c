@@ -281,7 +281,8 @@ int main(int argc, char **argv)
              * validation layer, a bad ASPO_VULKAN_DEVICE) is a failure. */
             const char *why = aspo_error_message();
             bool no_device = strstr(why, "no Vulkan device found") ||
-                             strstr(why, "no device has") || strstr(why, "incompatible driver");
+                             strstr(why, "no device has") || strstr(why, "incompatible driver") ||
+                             strstr(why, "no GPU found");
             printf("%s: backend %s: %s\n", no_device ? "SKIP" : "FAIL", only_backend, why);
             return no_device ? 77 : 1;
         }

@@ -1,0 +1,187 @@
+/* The CUDA names that backends/cuda uses, mapped to HIP's, so the same sources build the HIP
+ * backend (`--backend hip`). cuda_internal.h includes this instead of <cuda_runtime.h> when
+ * ASPO_HIP is defined. It is read as C (cuda_backend.c, built by cc) and as HIP C++ (the .cu
+ * files, built by hipcc; __HIPCC__).
+ *
+ * Macros the build defines (backends/hip/hip.cmake):
+ *   ASPO_HIP       every source of the backend, C and .cu: selects this header, names the
+ *                  backend "hip" (cuda_backend.c) and ASPO_HIP_DEVICE.
+ *   ASPO_HIP_BLAS  ROCm has hipBLAS: this header maps the cublas* names of cuda_matmul.cu
+ *                  to hipblas* and the build links hipBLAS.
+ *   ASPO_NO_BLAS   no hipBLAS (Debian's ROCm): cuda_matmul.cu compiles no BLAS calls and
+ *                  every matmul runs on the project's own GEMM (cuda_gemm.cu).
+ *   Exactly one of ASPO_HIP_BLAS and ASPO_NO_BLAS is defined in a HIP build.
+ *   ASPO_HAVE_HIP  (every file) the build has the hip backend: tensor/backend.c lists it.
+ *
+ * Warp size, for kernel code (it must run with warps of 32 and of 64 lanes):
+ *   - warpSize is the lane count: 32 on NVIDIA and AMD RDNA (wave32), 64 on AMD CDNA
+ *     (gfx90a = MI200, gfx942 = MI300). Lane and warp arithmetic uses warpSize, never 32;
+ *     shuffle loops run `for (o = warpSize / 2; o > 0; o >>= 1)`.
+ *   - Arrays with one entry per warp of a block are sized for the narrowest warp: 1024
+ *     threads / 32 = 32 entries (MAX_WARPS = 32 in the kernels), enough for 64 too.
+ *   - Block sizes are multiples of 64, so every warp is full on both.
+ *   - The *_sync warp functions take the mask 0xffffffff (every lane) and nothing else:
+ *     HIP drops the mask (a wavefront runs in lockstep), so every lane of the warp must
+ *     reach the call. __ballot_sync returns 64 bits on AMD: keep it in unsigned long long.
+ *   - Shared memory: at most 64 KiB per block on AMD (48 KiB is safe everywhere).
+ *
+ * cuBLAS names mapped under ASPO_HIP_BLAS (those cuda_matmul.cu lists; no cuBLASLt):
+ * hipBLAS 2 and later (ROCm 6+) take hipDataType and hipblasComputeType_t (HIPBLAS_V2),
+ * earlier ones hipblasDatatype_t for both. TF32 is not offered: CUBLAS_COMPUTE_32F_FAST_TF32
+ * is plain f32 here (ASPO_CUDA_TF32 has no effect). */
+#ifndef ASPO_HIP_COMPAT_H
+#define ASPO_HIP_COMPAT_H
+
+#if !defined(__HIP_PLATFORM_AMD__) && !defined(__HIP_PLATFORM_NVIDIA__)
+#define __HIP_PLATFORM_AMD__ 1
+#endif
+
+#ifdef __HIPCC__
+#include <hip/hip_fp16.h>
+#include <hip/hip_runtime.h>
+#else
+#include <hip/hip_runtime_api.h>
+#endif
+
+/* ---- runtime ---- */
+
+#define cudaError_t hipError_t
+#define cudaSuccess hipSuccess
+#define cudaErrorMemoryAllocation hipErrorOutOfMemory
+#define cudaGetErrorString hipGetErrorString
+#define cudaGetErrorName hipGetErrorName
+#define cudaGetLastError hipGetLastError
+#define cudaPeekAtLastError hipPeekAtLastError
+
+#define cudaDeviceProp hipDeviceProp_t
+#define cudaGetDeviceCount hipGetDeviceCount
+#define cudaGetDevice hipGetDevice
+#define cudaSetDevice hipSetDevice
+#define cudaGetDeviceProperties hipGetDeviceProperties
+#define cudaDeviceGetAttribute hipDeviceGetAttribute
+#define cudaDevAttrMultiProcessorCount hipDeviceAttributeMultiprocessorCount
+#define cudaDevAttrMaxThreadsPerBlock hipDeviceAttributeMaxThreadsPerBlock
+#define cudaDevAttrMaxSharedMemoryPerBlock hipDeviceAttributeMaxSharedMemoryPerBlock
+#define cudaDevAttrMaxSharedMemoryPerBlockOptin hipDeviceAttributeSharedMemPerBlockOptin
+#define cudaDevAttrWarpSize hipDeviceAttributeWarpSize
+#define cudaDeviceSynchronize hipDeviceSynchronize
+#define cudaMemGetInfo hipMemGetInfo
+
+#define cudaStream_t hipStream_t
+#define cudaStreamNonBlocking hipStreamNonBlocking
+#define cudaStreamCreate hipStreamCreate
+#define cudaStreamCreateWithFlags hipStreamCreateWithFlags
+#define cudaStreamDestroy hipStreamDestroy
+#define cudaStreamSynchronize hipStreamSynchronize
+
+#define cudaEvent_t hipEvent_t
+#define cudaEventCreate hipEventCreate
+#define cudaEventDestroy hipEventDestroy
+#define cudaEventRecord hipEventRecord
+#define cudaEventSynchronize hipEventSynchronize
+#define cudaEventElapsedTime hipEventElapsedTime
+
+#define cudaMalloc hipMalloc
+#define cudaFree hipFree
+#define cudaMallocAsync hipMallocAsync
+#define cudaFreeAsync hipFreeAsync
+#define cudaMemcpy hipMemcpy
+#define cudaMemcpyAsync hipMemcpyAsync
+#define cudaMemset hipMemset
+#define cudaMemsetAsync hipMemsetAsync
+#define cudaMemcpyHostToDevice hipMemcpyHostToDevice
+#define cudaMemcpyDeviceToHost hipMemcpyDeviceToHost
+#define cudaMemcpyDeviceToDevice hipMemcpyDeviceToDevice
+#define cudaMemcpyDefault hipMemcpyDefault
+
+#define cudaFuncSetAttribute hipFuncSetAttribute
+#define cudaFuncAttributeMaxDynamicSharedMemorySize hipFuncAttributeMaxDynamicSharedMemorySize
+
+/* ---- device code ---- */
+
+#ifdef __HIPCC__
+/* HIP's non-_sync warp functions, the mask dropped (see the contract above). Defined after
+ * the HIP headers, so ROCm versions that declare their own *_sync (with 64-bit masks) are
+ * not used with the kernels' 32-bit mask; the mask is still evaluated (no unused warnings). */
+#define __shfl_sync(mask, ...) ((void)(mask), __shfl(__VA_ARGS__))
+#define __shfl_xor_sync(mask, ...) ((void)(mask), __shfl_xor(__VA_ARGS__))
+#define __shfl_down_sync(mask, ...) ((void)(mask), __shfl_down(__VA_ARGS__))
+#define __shfl_up_sync(mask, ...) ((void)(mask), __shfl_up(__VA_ARGS__))
+#define __any_sync(mask, predicate) ((void)(mask), __any(predicate))
+#define __all_sync(mask, predicate) ((void)(mask), __all(predicate))
+#define __ballot_sync(mask, predicate) ((void)(mask), __ballot(predicate))
+
+/* Orders the wavefront's shared-memory accesses around it, as __syncwarp does on CUDA. */
+static __device__ __forceinline__ void aspo_hip_syncwarp(void)
+{
+    __builtin_amdgcn_fence(__ATOMIC_RELEASE, "wavefront");
+    __builtin_amdgcn_wave_barrier();
+    __builtin_amdgcn_fence(__ATOMIC_ACQUIRE, "wavefront");
+}
+#define __syncwarp(...) aspo_hip_syncwarp()
+
+/* bf16 as a type: ROCm 6 has CUDA's names in <hip/hip_bf16.h>; ROCm 5 only hip_bfloat16,
+ * given CUDA's two conversions here (round to nearest even, as cu_f32_to_bf16). */
+#if __has_include(<hip/hip_bf16.h>)
+#include <hip/hip_bf16.h>
+#define __nv_bfloat16 __hip_bfloat16
+#else
+#include <hip/hip_bfloat16.h>
+#define __nv_bfloat16 hip_bfloat16
+static __host__ __device__ inline float __bfloat162float(hip_bfloat16 h)
+{
+    return (float)h;
+}
+static __host__ __device__ inline hip_bfloat16 __float2bfloat16(float f)
+{
+    return hip_bfloat16(f); /* rounds to nearest even; NaN stays NaN */
+}
+#endif
+#endif /* __HIPCC__ */
+
+/* ---- BLAS ---- */
+
+#ifdef ASPO_HIP_BLAS
+#define HIPBLAS_V2 /* hipDataType and hipblasComputeType_t where hipBLAS has them (2+) */
+#if __has_include(<hipblas/hipblas.h>)
+#include <hipblas/hipblas.h>
+#else
+#include <hipblas.h>
+#endif
+
+#define cublasHandle_t hipblasHandle_t
+#define cublasStatus_t hipblasStatus_t
+#define cublasOperation_t hipblasOperation_t
+#define cublasCreate hipblasCreate
+#define cublasDestroy hipblasDestroy
+#define cublasSetStream hipblasSetStream
+#define cublasGemmStridedBatchedEx hipblasGemmStridedBatchedEx
+#define cublasGetStatusString hipblasStatusToString
+#define CUBLAS_STATUS_SUCCESS HIPBLAS_STATUS_SUCCESS
+#define CUBLAS_STATUS_ALLOC_FAILED HIPBLAS_STATUS_ALLOC_FAILED
+#define CUBLAS_OP_N HIPBLAS_OP_N
+#define CUBLAS_OP_T HIPBLAS_OP_T
+#define CUBLAS_GEMM_DEFAULT HIPBLAS_GEMM_DEFAULT
+
+#if hipblasVersionMajor >= 2
+#define cudaDataType hipDataType
+#define CUDA_R_32F HIP_R_32F
+#define CUDA_R_16F HIP_R_16F
+#define CUDA_R_16BF HIP_R_16BF
+#define cublasComputeType_t hipblasComputeType_t
+#define CUBLAS_COMPUTE_32F HIPBLAS_COMPUTE_32F
+#define CUBLAS_COMPUTE_32F_FAST_TF32 HIPBLAS_COMPUTE_32F
+#else
+#define cudaDataType hipblasDatatype_t
+#define CUDA_R_32F HIPBLAS_R_32F
+#define CUDA_R_16F HIPBLAS_R_16F
+#define CUDA_R_16BF HIPBLAS_R_16B
+#define cublasComputeType_t hipblasDatatype_t
+#define CUBLAS_COMPUTE_32F HIPBLAS_R_32F
+#define CUBLAS_COMPUTE_32F_FAST_TF32 HIPBLAS_R_32F
+#endif
+#elif !defined(ASPO_NO_BLAS)
+#error "a HIP build defines ASPO_HIP_BLAS (hipBLAS found) or ASPO_NO_BLAS (backends/hip/hip.cmake)"
+#endif
+
+#endif
