@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# shellcheck disable=SC2317 # the stage functions run as "stage_$name" (--run-stage)
 # One command for a machine with an NVIDIA GPU: builds aspo with the CUDA backend for that
 # card and checks it, stage by stage, then writes a markdown table of the results (card,
 # driver, each stage's result, time and numbers) and a log of everything.
@@ -22,7 +23,6 @@
 # Each stage runs under `timeout` (its box, or less when the budget is nearly spent), so a
 # hang costs only its box; a failed stage does not stop the others. Exit status 1 when any
 # stage failed, timed out or was not run. Stages (box in seconds):
-# shellcheck disable=SC2317 # the stage functions run as "stage_$name" (--run-stage)
 stages='
 gpu           30  nvidia-smi: card, driver, compute capability (the build architecture)
 deps         120  cc, cmake, nvcc, pkg-config and the libraries; missing ones from --debs
@@ -108,7 +108,7 @@ stage_deps() {
     local stage=$GPU_CHECK_WORK/debroot
     mkdir -p "$stage"
     for d in "$debs"/*.deb; do dpkg-deb -x "$d" "$stage" || return 1; done
-    tar -C "$stage" -cf - . | tar -C / --skip-old-files --keep-directory-symlink -xf - &&
+    tar -C "$stage" -cf - . | tar -C / --skip-old-files --keep-directory-symlink --no-overwrite-dir -xf - &&
         ldconfig || return 1
     local still
     still=$(missing_deps)
@@ -140,9 +140,9 @@ gpu_test() {
     local rc=0 out=$GPU_CHECK_WORK/test.out
     "$@" 2>&1 | tee "$out" || rc=$?
     local counts
-    counts=$(grep -E 'op cases run|passed, [0-9]+ failed' "$out" | tr '\n' ' ')
+    counts=$(grep -E 'op cases run|passed, [0-9]+ failed' "$out" | paste -sd ';' | sed 's/;/; /g')
     if ((rc == 77)); then note "skipped, so no GPU was used: $(grep -m1 SKIP "$out")"; return 1; fi
-    note "${counts:-no summary line} (exit $rc)"
+    note "${counts:-no summary line}; exit $rc"
     return "$rc"
 }
 
@@ -256,7 +256,9 @@ fi
 
 out=${OUT:-gpu-check-out} build=/tmp/aspo-gpu-check debs="" budget=450 only="" dry=0
 [[ -d "$root/.gpu-debs" ]] && debs=$root/.gpu-debs
-usage() { sed -n '2,20p' "$self" >&2; exit 2; }
+# The header comment and the stage list.
+help() { awk 'NR > 2 && !/^#/ { exit } NR > 2 { print }' "$self"; echo "$stages"; }
+usage() { help >&2; exit 2; }
 while [[ $# -gt 0 ]]; do
     case "$1" in
         --out) [[ $# -ge 2 ]] || usage; out=$2; shift 2 ;;
@@ -269,7 +271,7 @@ while [[ $# -gt 0 ]]; do
             [[ $# -ge 2 ]] || usage
             mkdir -p "$2" && cd "$2" && apt-get download "${deb_packages[@]}" && du -sh .
             exit ;;
-        -h|--help) sed -n '2,20p' "$self"; exit 0 ;;
+        -h|--help) help; exit 0 ;;
         *) echo "gpu-check.sh: unknown argument '$1'" >&2; usage ;;
     esac
 done
@@ -323,7 +325,7 @@ while read -r name box what; do
     ((rc == 0)) || failed=1
     line=$(cat "$work/note" 2>/dev/null)
     echo "--- $name: $result in $took s: $line" | tee -a "$log"
-    rows+=("| $name | $result | $took | ${line//|//} |")
+    rows+=("| $name | $result | $took | ${line//|/\\|} |")
 done <<<"$stages"
 
 card=$(cat "$work/card" 2>/dev/null || echo "no GPU seen")
@@ -341,7 +343,7 @@ nvcc_version=$( (/usr/local/cuda/bin/nvcc --version 2>/dev/null || nvcc --versio
     echo "|---|---|---:|---|"
     printf '%s\n' "${rows[@]}"
     echo
-    echo "Loss curves: cuda against cpu, 20 AdamW steps, tolerance $TOL (scripts/gpu-check.sh" \
+    echo "Loss curves: $be against cpu, 20 AdamW steps, tolerance $TOL (scripts/gpu-check.sh" \
          "says why). Full output: gpu-check.log."
 } >"$out/gpu-check.md"
 cat "$out/gpu-check.md"

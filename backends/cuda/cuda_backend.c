@@ -63,7 +63,10 @@ void *cu_scratch(size_t bytes)
         if (buf) cudaFreeAsync(buf, stream);
         buf = NULL;
         size = 0;
-        if (cu_check(cudaMallocAsync(&buf, bytes, stream), "cudaMallocAsync (scratch)")) return NULL;
+        if (cu_check(cudaMallocAsync(&buf, bytes, stream), "cudaMallocAsync (scratch)")) {
+            cudaGetLastError(); /* clear it, or the next launch check reports it */
+            return NULL;
+        }
         size = bytes;
     }
     return buf;
@@ -125,8 +128,11 @@ static void *be_alloc(backend *be, size_t bytes)
     (void)be;
     void *p = NULL;
     /* Stream-ordered: memory freed by earlier work on the stream is reused without a sync. */
-    if (init() || cu_check(cudaMallocAsync(&p, bytes ? bytes : 1, stream), "cudaMallocAsync"))
+    if (init()) return NULL;
+    if (cu_check(cudaMallocAsync(&p, bytes ? bytes : 1, stream), "cudaMallocAsync")) {
+        cudaGetLastError(); /* out of memory is reported by the caller; clear the sticky error */
         return NULL;
+    }
     return p;
 }
 
