@@ -85,6 +85,19 @@ CPU_KERNEL(cpu_binary)
         return ASPO_OK;
     }
     cpu_view va = cpu_view_of(a, out), vb = cpu_view_of(b, out), vo = cpu_view_of(out, NULL);
+    if (va.dt == DT_F32 && vb.dt == DT_F32 && vo.dt == DT_F32 && va.st[3] == 1 &&
+        vb.st[3] == 1 && vo.st[3] == 1) {
+        /* f32 rows contiguous on every side, e.g. a linear's bias (C) added to (B,T,C):
+         * the vectorized loop per row instead of per-element index and dtype work. */
+        FOR_EACH_ROW(vo, n)
+        {
+            ROW_INDEX(vo);
+            binary_flat(k, (const float *)va.data + cpu_offset(&va, i0, i1, i2, 0),
+                        (const float *)vb.data + cpu_offset(&vb, i0, i1, i2, 0),
+                        (float *)vo.data + cpu_offset(&vo, i0, i1, i2, 0), 0, vo.ne[3]);
+        }
+        return ASPO_OK;
+    }
     FOR_EACH_ROW(vo, n)
     {
         ROW_INDEX(vo);
@@ -188,6 +201,21 @@ CPU_VECTOR_CLONES static void silu_backward_flat(const float *x, const float *dy
     }
 }
 
+/* quick_gelu (CLIP's MLP) the same way: x * sigmoid(1.702 x) and its derivative. */
+CPU_VECTOR_CLONES static void quick_gelu_flat(const float *x, float *y, int64_t i0, int64_t i1)
+{
+    for (int64_t i = i0; i < i1; i++) y[i] = x[i] * cpu_sigmoidf(1.702f * x[i]);
+}
+
+CPU_VECTOR_CLONES static void quick_gelu_backward_flat(const float *x, const float *dy, float *dx,
+                                                       int64_t i0, int64_t i1)
+{
+    for (int64_t i = i0; i < i1; i++) {
+        float s = cpu_sigmoidf(1.702f * x[i]);
+        dx[i] = dy[i] * (s + 1.702f * x[i] * s * (1.0f - s));
+    }
+}
+
 CPU_KERNEL(cpu_unary)
 {
     unary_kind k = (unary_kind)c->p.i[0];
@@ -200,6 +228,10 @@ CPU_KERNEL(cpu_unary)
         float *y = F32(out);
         if (k == UNARY_SILU) {
             FOR_EACH_CHUNK(n, silu_flat(x, y, i0, i1));
+            return ASPO_OK;
+        }
+        if (k == UNARY_QUICK_GELU) {
+            FOR_EACH_CHUNK(n, quick_gelu_flat(x, y, i0, i1));
             return ASPO_OK;
         }
 #pragma omp parallel for schedule(static) if (n > 16384)
@@ -227,6 +259,10 @@ CPU_KERNEL(cpu_unary_backward)
         float *dx = F32(out);
         if (k == UNARY_SILU) {
             FOR_EACH_CHUNK(n, silu_backward_flat(x, dy, dx, i0, i1));
+            return ASPO_OK;
+        }
+        if (k == UNARY_QUICK_GELU) {
+            FOR_EACH_CHUNK(n, quick_gelu_backward_flat(x, dy, dx, i0, i1));
             return ASPO_OK;
         }
 #pragma omp parallel for schedule(static) if (n > 16384)
