@@ -51,6 +51,17 @@ int tensor_dim(const tensor *t, int dim)
     return dim >= 0 && dim < t->ndim ? dim : -1;
 }
 
+void tensor_view4(const tensor *t, const tensor *like, int64_t ne[4], int64_t st[4])
+{
+    const tensor *shape_of = like ? like : t;
+    for (int d = 0; d < 4; d++) {
+        int dt_ = d - (4 - t->ndim), ds = d - (4 - shape_of->ndim);
+        int64_t size = dt_ >= 0 ? t->shape[dt_] : 1;
+        ne[d] = ds >= 0 ? shape_of->shape[ds] : 1;
+        st[d] = (dt_ >= 0 && size == ne[d]) ? t->stride[dt_] : 0;
+    }
+}
+
 const char *tensor_describe(const tensor *t, char *buf, size_t size)
 {
     int n = snprintf(buf, size, "%s(", t->name ? t->name : "");

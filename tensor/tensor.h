@@ -41,6 +41,10 @@ bool tensor_same_shape(const tensor *a, const tensor *b);
 int tensor_dim(const tensor *t, int dim);
 /* "(2,3,4) f32" into buf, for messages. */
 const char *tensor_describe(const tensor *t, char *buf, size_t size);
+/* t as 4-D for kernels: sizes ne (leading dims padded with 1) and element strides st; with
+ * `like`, t broadcast to like's shape (stride 0 where t has size 1 or lacks the dim). Every
+ * backend's kernel view (cpu_view, vk_view, cu_view) is made from this. */
+void tensor_view4(const tensor *t, const tensor *like, int64_t ne[4], int64_t st[4]);
 /* Fills contiguous strides for t's shape. */
 void tensor_set_contiguous_strides(tensor *t);
 

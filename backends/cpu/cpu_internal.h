@@ -18,13 +18,7 @@ typedef struct cpu_view {
 static inline cpu_view cpu_view_of(const tensor *t, const tensor *like)
 {
     cpu_view v = {.data = t->data, .dt = t->dt};
-    const tensor *shape_of = like ? like : t;
-    for (int d = 0; d < 4; d++) {
-        int dt_ = d - (4 - t->ndim), ds = d - (4 - shape_of->ndim);
-        int64_t size = dt_ >= 0 ? t->shape[dt_] : 1;
-        v.ne[d] = ds >= 0 ? shape_of->shape[ds] : 1;
-        v.st[d] = (dt_ >= 0 && size == v.ne[d]) ? t->stride[dt_] : 0;
-    }
+    tensor_view4(t, like, v.ne, v.st);
     return v;
 }
 

@@ -38,13 +38,9 @@ aspo_status cu_check_launch(const char *kernel)
 cu_view cu_view_of(const tensor *t, const tensor *like)
 {
     cu_view v = {.data = t->data, .dt = (int32_t)t->dt};
-    const tensor *shape_of = like ? like : t;
-    for (int d = 0; d < 4; d++) {
-        int dt_ = d - (4 - t->ndim), ds = d - (4 - shape_of->ndim);
-        int64_t size = dt_ >= 0 ? t->shape[dt_] : 1;
-        v.ne[d] = (int32_t)(ds >= 0 ? shape_of->shape[ds] : 1);
-        v.st[d] = (dt_ >= 0 && size == v.ne[d]) ? t->stride[dt_] : 0;
-    }
+    int64_t ne[4];
+    tensor_view4(t, like, ne, v.st);
+    for (int d = 0; d < 4; d++) v.ne[d] = (int32_t)ne[d];
     return v;
 }
 

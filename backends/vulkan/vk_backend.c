@@ -9,13 +9,9 @@
 vk_view vk_view_of(const tensor *t, const tensor *like)
 {
     vk_view v = {.addr = (uint64_t)(uintptr_t)t->data, .dt = (int32_t)t->dt};
-    const tensor *shape_of = like ? like : t;
-    for (int d = 0; d < 4; d++) {
-        int dt_ = d - (4 - t->ndim), ds = d - (4 - shape_of->ndim);
-        int64_t size = dt_ >= 0 ? t->shape[dt_] : 1;
-        v.ne[d] = (int32_t)(ds >= 0 ? shape_of->shape[ds] : 1);
-        v.st[d] = (int32_t)((dt_ >= 0 && size == v.ne[d]) ? t->stride[dt_] : 0);
-    }
+    int64_t ne[4], st[4];
+    tensor_view4(t, like, ne, st);
+    for (int d = 0; d < 4; d++) v.ne[d] = (int32_t)ne[d], v.st[d] = (int32_t)st[d];
     return v;
 }
 
