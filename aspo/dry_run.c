@@ -419,6 +419,10 @@ static void print_plan(const train_config *c, const trainer *t, const plan_batch
     else
         fprintf(stderr, "  device  %s, %s: does not fit, %s short\n", device_name,
                 human(device, buf, sizeof buf), human(mem->peak - device, buf2, sizeof buf2));
+    bool short_of_device = device && (stopped || mem->peak > device);
+    if (short_of_device && !c->gradient_checkpointing)
+        fprintf(stderr, "  hint    --gradient-checkpointing keeps one decoder layer's "
+                "intermediates at a time instead of all of them\n");
     fprintf(stderr, "  not in the plan: the backend's own scratch buffers (cpu_scratch, Vulkan's "
             "and CUDA's scratch), host memory, device allocator rounding\n");
 }

@@ -303,7 +303,7 @@ static tensor *decoder_layer(const llama_model *m, const llama_layer *L, tensor 
     return tensor_add(x, linear_forward(&L->down, g));                         /* (B,T,C)     */
 }
 
-/* tensor_checkpoint's view of a layer: inputs x, cos, sin [, key_mask]. */
+/* A layer as tensor_checkpoint and tensor_run_scoped call it: inputs x, cos, sin [, key_mask]. */
 static tensor *checkpointed_layer(void *ctx, tensor **in, int n)
 {
     const llama_block_ctx *b = ctx;
@@ -336,12 +336,13 @@ tensor *llama_forward_hidden_embeds(llama_model *m, tensor *x, tensor *key_mask,
                            c->rope_linear_factor, &cos, &sin))
         return NULL;                                                     /* (B or 1,T,D) */
     for (int64_t l = 0; l < c->num_layers && x; l++) {
-        if (m->checkpoint_layers) {
-            tensor *in[4] = {x, cos, sin, key_mask};
-            x = tensor_checkpoint(checkpointed_layer, &m->blocks[l], in, key_mask ? 4 : 3);
-        } else {
-            x = decoder_layer(m, &m->layers[l], x, cos, sin, key_mask);
-        }
+        tensor *in[4] = {x, cos, sin, key_mask};
+        int n_in = key_mask ? 4 : 3;
+        /* Without a tape a layer's intermediates die with it (the reference pass). */
+        void *block = &m->blocks[l];
+        if (m->checkpoint_layers) x = tensor_checkpoint(checkpointed_layer, block, in, n_in);
+        else if (!autograd_enabled()) x = tensor_run_scoped(checkpointed_layer, block, in, n_in);
+        else x = decoder_layer(m, &m->layers[l], x, cos, sin, key_mask);
     }
     return rmsnorm_forward(&m->norm, x);                                 /* (B,T,C)      */
 }

@@ -81,21 +81,29 @@ aspo_status arena_check_guards(arena *a)
     return ASPO_OK;
 }
 
+static void note_used(arena *a, size_t need)
+{
+    a->used += need;
+    if (a->used > a->peak) a->peak = a->used;
+    if (a->used > a->step_peak) a->step_peak = a->used;
+}
+
 static void *alloc_bytes(arena *a, size_t bytes)
 {
     size_t need = align_up(bytes ? bytes : 1);
     if (a->limit && a->used + need > a->limit) return fail_oom(a, bytes, "arena limit reached");
-    /* First fit from the current (last) chunk; earlier chunks are full. */
+    /* Bump through the last chunk; earlier chunks are full (a stack: see arena_release). */
     if (a->n_chunks) {
         arena_chunk *c = &a->chunks[a->n_chunks - 1];
         if (c->size - c->used >= need) {
             void *p = c->base + c->used;
             c->used += need;
-            a->used += need;
-            if (a->used > a->peak) a->peak = a->used;
+            note_used(a, need);
             return p;
         }
     }
+    if (!a->chunks && !(a->chunks = calloc(ARENA_MAX_CHUNKS, sizeof *a->chunks)))
+        return fail_oom(a, bytes, "no host memory for the chunk table");
     if (a->n_chunks == ARENA_MAX_CHUNKS) return fail_oom(a, bytes, "too many chunks");
     size_t size = need > a->chunk_default ? need : a->chunk_default;
     if (a->limit && size > a->limit - capacity(a) && a->limit > capacity(a))
@@ -107,17 +115,34 @@ static void *alloc_bytes(arena *a, size_t bytes)
     c->base = base;
     c->size = size;
     c->used = need;
-    a->used += need;
-    if (a->used > a->peak) a->peak = a->used;
+    note_used(a, need);
     return base;
+}
+
+arena_mark arena_mark_now(const arena *a)
+{
+    return (arena_mark){.n_chunks = a->n_chunks,
+                        .chunk_used = a->n_chunks ? a->chunks[a->n_chunks - 1].used : 0,
+                        .used = a->used, .n_guarded = a->n_guarded};
+}
+
+void arena_release(arena *a, arena_mark m)
+{
+    ASPO_ASSERT(m.n_chunks <= a->n_chunks && m.used <= a->used);
+    /* Chunks made after the mark go back now: the first steps grow by chunks, and a scope
+     * that needed one need not hold it while the next scope asks for a different size. */
+    while (a->n_chunks > m.n_chunks) raw_free(a, a->chunks[--a->n_chunks].base);
+    if (a->n_chunks) a->chunks[a->n_chunks - 1].used = m.chunk_used;
+    a->used = m.used;
+    a->n_guarded = m.n_guarded;
 }
 
 void arena_reset(arena *a)
 {
-    /* Several chunks mean the arena grew this step: replace them by one chunk of the peak
-     * size so later steps bump through a single buffer. */
+    /* Several chunks mean the arena grew this step: replace them by one chunk of the step's
+     * peak, which holds the same sequence of allocations and releases in one buffer. */
     if (a->n_chunks > 1) {
-        size_t total = capacity(a);
+        size_t total = align_up(a->step_peak);
         for (int i = 0; i < a->n_chunks; i++) raw_free(a, a->chunks[i].base);
         a->n_chunks = 0;
         char *base = raw_alloc(a, total);
@@ -129,12 +154,15 @@ void arena_reset(arena *a)
     }
     for (int i = 0; i < a->n_chunks; i++) a->chunks[i].used = 0;
     a->used = 0;
+    a->step_peak = 0;
     a->n_guarded = 0;
 }
 
 void arena_free(arena *a)
 {
     for (int i = 0; i < a->n_chunks; i++) raw_free(a, a->chunks[i].base);
+    free(a->chunks);
+    a->chunks = NULL;
     a->n_chunks = 0;
     a->used = 0;
 }

@@ -167,10 +167,45 @@ aspo_status tensor_backward(tensor *loss)
 
 /* ---- activation checkpointing ---- */
 
+/* dst (made before a scope) = src (made inside it), before the scope is released. */
+static aspo_status copy_out(tensor *dst, tensor *src)
+{
+    op_call copy = {.op = OP_COPY, .n_in = 1, .n_out = 1, .in = {src}, .out = {dst}};
+    return op_run_kernel(&copy);
+}
+
+tensor *tensor_run_scoped(checkpoint_fn fn, void *ctx, tensor **inputs, int n_inputs)
+{
+    for (int i = 0; i < n_inputs; i++)
+        if (!inputs[i]) return NULL;
+    if (autograd_enabled()) {
+        aspo_fail(ASPO_ERR_USAGE, "internal: tensor_run_scoped with recording on");
+        return NULL;
+    }
+    tensor *kept = tensor_empty_like(inputs[0], inputs[0]->dt);
+    if (!kept) return NULL;
+    step_mark mark = runtime_mark();
+    tensor *y = fn(ctx, inputs, n_inputs);
+    aspo_status s = y ? ASPO_OK : aspo_error_status();
+    char a[96], b[96];
+    if (!s && (!tensor_same_shape(y, kept) || y->dt != kept->dt))
+        s = aspo_fail(ASPO_ERR_SHAPE, "internal: a scoped block returned %s for input %s",
+                      tensor_describe(y, a, sizeof a), tensor_describe(inputs[0], b, sizeof b));
+    if (!s) s = copy_out(kept, y);
+    runtime_release(mark);
+    return s ? NULL : kept;
+}
+
 aspo_status backward_checkpoint(const tape_node *n, tensor *dy)
 {
     checkpoint_fn fn = (checkpoint_fn)n->extra[0];
     runtime *rt = runtime_current();
+    /* The inputs' gradients outlive the re-run: room for them before its mark. */
+    tensor *grads[OP_MAX_INPUTS] = {0};
+    for (int i = 0; i < n->n_in; i++)
+        if (n->in[i]->requires_grad && !(grads[i] = tensor_empty_like(n->in[i], DT_F32)))
+            return aspo_error_status();
+    step_mark mark = runtime_mark();
     tensor *inputs[OP_MAX_INPUTS];
     for (int i = 0; i < n->n_in; i++) {
         /* Fresh leaves over the saved inputs: the re-run builds its own small tape. */
@@ -191,8 +226,13 @@ aspo_status backward_checkpoint(const tape_node *n, tensor *dy)
         if (!s) s = run_tape(rt->tape, saved_tape);
     }
     rt->tape = saved_tape;
+    bool reached[OP_MAX_INPUTS] = {0};
     for (int i = 0; i < n->n_in && !s; i++)
-        if (inputs[i]->grad) s = grad_accumulate(n->in[i], inputs[i]->grad);
+        if (grads[i] && inputs[i]->grad && !(s = copy_out(grads[i], inputs[i]->grad)))
+            reached[i] = true;
+    runtime_release(mark);
+    for (int i = 0; i < n->n_in && !s; i++)
+        if (reached[i]) s = grad_accumulate(n->in[i], grads[i]);
     return s;
 }
 
@@ -204,7 +244,7 @@ tensor *tensor_checkpoint(checkpoint_fn fn, void *ctx, tensor **inputs, int n_in
     runtime *rt = runtime_current();
     op_params p = {.i = {(int64_t)rt->rng_counter}};
     bool prev = autograd_set_enabled(false);
-    tensor *y = fn(ctx, inputs, n_inputs);
+    tensor *y = tensor_run_scoped(fn, ctx, inputs, n_inputs);
     autograd_set_enabled(prev);
     if (!y || !prev) return y;
     /* Parameters inside the block need the node even when no input requires grad. */

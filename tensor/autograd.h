@@ -51,9 +51,16 @@ aspo_status tensor_backward(tensor *loss);
 void tape_clear(void);
 
 typedef tensor *(*checkpoint_fn)(void *ctx, tensor **inputs, int n_inputs);
-/* Activation checkpointing: runs fn without recording, keeps only the inputs, and re-runs
- * fn with recording in backward. fn must be deterministic given inputs (dropout is: the
- * RNG counter is saved and restored). */
+/* A residual block run with recording off, keeping only its result: fn's output (the shape
+ * and dtype of inputs[0]) is copied into a tensor made before the block, and everything
+ * else the block made is freed at once, so a stack of blocks needs one block's
+ * intermediates at a time. An error when recording is on. */
+tensor *tensor_run_scoped(checkpoint_fn fn, void *ctx, tensor **inputs, int n_inputs);
+/* Activation checkpointing: runs fn as tensor_run_scoped does (so fn's output has the shape
+ * and dtype of inputs[0]), keeps only the inputs and that output, and re-runs fn with
+ * recording in backward, freeing the re-run's intermediates once the inputs' gradients are
+ * out. fn must be deterministic given inputs (dropout is: the RNG counter is saved and
+ * restored) and may add gradients only to its inputs and to parameters. */
 tensor *tensor_checkpoint(checkpoint_fn fn, void *ctx, tensor **inputs, int n_inputs);
 
 #endif

@@ -44,6 +44,21 @@ void runtime_step_reset(void)
     arena_reset(&r->host);
 }
 
+step_mark runtime_mark(void)
+{
+    runtime *r = runtime_current();
+    return (step_mark){arena_mark_now(&r->data), arena_mark_now(&r->host), r->tape};
+}
+
+void runtime_release(step_mark m)
+{
+    runtime *r = runtime_current();
+    /* A node recorded after m would point into the freed memory. */
+    ASPO_ASSERT(r->tape == m.tape && "runtime_release with tape nodes made after the mark");
+    arena_release(&r->data, m.data);
+    arena_release(&r->host, m.host);
+}
+
 size_t runtime_peak_data_bytes(void) { return runtime_current()->data.peak; }
 size_t runtime_peak_host_bytes(void) { return runtime_current()->host.peak; }
 

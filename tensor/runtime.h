@@ -27,6 +27,15 @@ runtime *runtime_current(void);
 backend *runtime_backend(void);
 /* Ends a step: drops the tape and every step tensor (non-parameter gradients included). */
 void runtime_step_reset(void);
+/* A point in the step arenas. runtime_release(m) frees every step tensor (header and
+ * data) made after m: for scopes whose results were copied into tensors made before m and
+ * that left nothing on the tape (tensor_run_scoped, tensor_checkpoint). */
+typedef struct step_mark {
+    arena_mark data, host;
+    struct tape_node *tape;
+} step_mark;
+step_mark runtime_mark(void);
+void runtime_release(step_mark m);
 /* Peak bytes of the step arenas since init. */
 size_t runtime_peak_data_bytes(void);
 size_t runtime_peak_host_bytes(void);

@@ -50,7 +50,7 @@ static void test_reuse_accumulates(void)
     runtime_step_reset();
 }
 
-/* Two linear maps with a SiLU between: the block checkpointing re-runs. */
+/* Two linear maps with a SiLU between, (R,8) -> (R,8): the block checkpointing re-runs. */
 typedef struct block {
     tensor *w1, *w2;
     float dropout;
@@ -82,12 +82,12 @@ static void test_checkpoint_matches(void)
     param_store ps;
     param_store_init(&ps, backend_cpu());
     block b = {param_declare(&ps, "w1", DT_F32, DIMS(16, 8), true),
-               param_declare(&ps, "w2", DT_F32, DIMS(4, 16), true), 0.25f};
+               param_declare(&ps, "w2", DT_F32, DIMS(8, 16), true), 0.25f};
     CHECK(param_store_allocate(&ps) == ASPO_OK, "%s", aspo_error_message());
     float w[128];
     for (int i = 0; i < 128; i++) w[i] = rng_uniform(9, 0, (uint64_t)i) - 0.5f;
     memcpy(b.w1->data, w, sizeof(float) * 128);
-    memcpy(b.w2->data, w, sizeof(float) * 64);
+    memcpy(b.w2->data, w, sizeof(float) * 128);
     float g_plain[128], gx_plain[40], g_ckpt[128], gx_ckpt[40];
     run_block(&b, false, g_plain, gx_plain);
     param_store_zero_grad(&ps);
@@ -101,6 +101,56 @@ static void test_checkpoint_matches(void)
     bool doubled = true;
     for (int i = 0; i < 128; i++) doubled &= fabsf(g_ckpt[i] - 2 * g_plain[i]) <= 1e-5f * (1 + fabsf(g_plain[i]));
     CHECK(doubled, "a second backward adds into parameter grads");
+    param_store_free(&ps);
+}
+
+/* Peak step-arena bytes of `blocks` blocks run without a tape, scoped or not. */
+static size_t no_grad_peak(block *b, int blocks, bool scoped)
+{
+    runtime_step_reset();
+    size_t base = runtime_current()->data.used;
+    runtime_current()->data.peak = base;
+    bool prev = autograd_set_enabled(false);
+    tensor *x = filled(5, 8, 3);
+    for (int i = 0; i < blocks && x; i++)
+        x = scoped ? tensor_run_scoped(block_forward, b, &x, 1) : block_forward(b, &x, 1);
+    autograd_set_enabled(prev);
+    CHECK(x != NULL, "%s", aspo_error_message());
+    size_t peak = runtime_current()->data.peak - base;
+    runtime_step_reset();
+    return peak;
+}
+
+static void test_scoped_blocks_free(void)
+{
+    param_store ps;
+    param_store_init(&ps, backend_cpu());
+    block b = {param_declare(&ps, "w1", DT_F32, DIMS(16, 8), true),
+               param_declare(&ps, "w2", DT_F32, DIMS(8, 16), true), 0.0f};
+    tensor *wide = param_declare(&ps, "w3", DT_F32, DIMS(16, 16), true);
+    CHECK(param_store_allocate(&ps) == ASPO_OK, "%s", aspo_error_message());
+    /* Scoped, each block leaves only its (5,8) f32 output (160 bytes, 192 in the arena's
+     * 64-byte alignment): four blocks peak at one block's peak plus three outputs. */
+    size_t one = no_grad_peak(&b, 1, true), four = no_grad_peak(&b, 4, true);
+    CHECK(four == one + 3 * 192, "scoped: 4 blocks peak at %zu bytes, 1 block at %zu", four, one);
+    size_t plain = no_grad_peak(&b, 4, false);
+    CHECK(plain > four, "unscoped blocks keep their intermediates: %zu vs %zu", plain, four);
+
+    /* A scoped block must keep its input's shape; recording must be off. */
+    bool prev = autograd_set_enabled(false);
+    block narrow = b;
+    narrow.w2 = wide; /* the block returns (5,16) */
+    tensor *x = filled(5, 8, 3);
+    CHECK(!tensor_run_scoped(block_forward, &narrow, &x, 1) &&
+              strstr(aspo_error_message(), "scoped block returned (5,16)"),
+          "%s", aspo_error_message());
+    aspo_error_clear();
+    autograd_set_enabled(true);
+    CHECK(!tensor_run_scoped(block_forward, &b, &x, 1) &&
+              strstr(aspo_error_message(), "recording on"), "%s", aspo_error_message());
+    aspo_error_clear();
+    autograd_set_enabled(prev);
+    runtime_step_reset();
     param_store_free(&ps);
 }
 
@@ -154,6 +204,7 @@ int main(void)
     test_no_grad_and_detach();
     test_reuse_accumulates();
     test_checkpoint_matches();
+    test_scoped_blocks_free();
     test_errors();
     runtime_shutdown();
     return check_summary("autograd");
