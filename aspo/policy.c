@@ -20,6 +20,7 @@ static llama_options language_options(const policy_options *o)
 {
     llama_options l = llama_defaults();
     l.storage_dtype = o->storage_dtype;
+    l.activation_dtype = o->activation_dtype;
     l.lora = o->lora;
     l.lora_targets = o->lora_targets;
     l.lora_seed = o->lora_seed;
@@ -131,7 +132,7 @@ tensor *policy_logprobs(policy_model *p, const pair_batch *b, const float *visio
         hidden = llava_forward_hidden(&p->llava, ids, mask, features,
                                       features ? b->feature_row : NULL);
     }
-    tensor *logits = linear_forward(&p->lm->lm_head, hidden); /* (2P,T,V) */
+    tensor *logits = llama_lm_head(p->lm, hidden); /* (2P,T,V) f32 */
     return pair_batch_logprobs(b, logits, logit_sums);
 }
 

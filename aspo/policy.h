@@ -17,6 +17,7 @@ typedef struct policy_options {
     const char *model;        /* directory with config.json */
     const char *adapter;      /* PEFT adapter to start from, or NULL */
     int storage_dtype;        /* -1 = the file's */
+    int activation_dtype;     /* llama_options.activation_dtype */
     lora_config lora;         /* r = 0: none (unless adapter) */
     const char *lora_targets; /* NULL = PEFT's default for LLaMA (q_proj,v_proj) */
     uint64_t lora_seed;

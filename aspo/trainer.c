@@ -41,6 +41,11 @@ aspo_status trainer_open_model(const train_config *cfg, uint64_t seed, bool need
     o.model = cfg->model;
     o.adapter = cfg->adapter;
     o.storage_dtype = strcmp(cfg->dtype, "auto") ? dtype_from_name(cfg->dtype) : -1;
+    /* auto: the GPUs' fast path is half-precision GEMMs; on the CPU and Vulkan, half values
+     * are converted element by element, so f32 is both faster and closer to the truth. */
+    bool gpu = !strcmp(cfg->backend, "cuda") || !strcmp(cfg->backend, "hip");
+    o.activation_dtype = strcmp(cfg->activation_dtype, "auto") ? dtype_from_name(cfg->activation_dtype)
+                         : gpu ? -1 : DT_F32;
     o.lora = (lora_config){(int)cfg->lora_r, (float)cfg->lora_alpha, (float)cfg->lora_dropout,
                            cfg->rslora};
     o.lora_targets = cfg->lora_targets;
@@ -344,10 +349,12 @@ static aspo_status run(trainer *t, train_summary *sum)
     FILE *metrics = s ? NULL : open_metrics(cfg->out, st.step);
     if (!s && !metrics) s = aspo_fail(ASPO_ERR_IO, "%s/metrics.jsonl: cannot write", cfg->out);
     if (!s && !cfg->quiet)
-        fprintf(stderr, "model: %s: %lld trainable of %lld parameters; %lld steps%s\n", cfg->model,
+        fprintf(stderr, "model: %s: %lld trainable of %lld parameters (frozen %s, activations "
+                "%s); %lld steps%s\n", cfg->model,
                 (long long)param_store_count(&t->model.lm->ps, true),
-                (long long)param_store_count(&t->model.lm->ps, false), (long long)total,
-                st.step ? " (resumed)" : "");
+                (long long)param_store_count(&t->model.lm->ps, false),
+                dtype_name(t->model.lm->storage_dt), dtype_name(t->model.lm->activation_dt),
+                (long long)total, st.step ? " (resumed)" : "");
     if (!s && !cfg->quiet && t->model.is_llava)
         fprintf(stderr, "vision: %lld frozen parameters, %lld image positions per image; "
                 "similarities S %s\n", (long long)param_store_count(&t->model.llava.vision->ps, false),

@@ -20,6 +20,7 @@ typedef struct train_config {
     double lora_alpha, lora_dropout;
     bool rslora, gradient_checkpointing, skip_bad_lines, no_bos;
     const char *lora_targets, *dtype, *chat_template, *truncation_mode, *scheduler;
+    const char *activation_dtype; /* auto | f32 | bf16 | f16 (see trainer_open_model) */
     long batch_size, grad_accum, epochs, max_steps;
     double lr, warmup_ratio, weight_decay, max_grad_norm, eval_split;
     long max_length, max_prompt_length, max_completion_length;

@@ -222,6 +222,12 @@ static aspo_status open_model(llama_model *m, const char *dir, const llama_optio
     if (dt < 0) return aspo_error_status();
     m->storage_dt = (dtype)dt;
     m->checkpoint_layers = opt->checkpoint_layers;
+    m->activation_dt = opt->activation_dtype < 0 ? m->storage_dt : (dtype)opt->activation_dtype;
+    if (m->activation_dt != DT_F32 && m->activation_dt != m->storage_dt)
+        return aspo_fail(ASPO_ERR_USAGE, "%s: activations in %s need frozen weights in %s (they "
+                         "are %s): activations are f32 or the weights' dtype", dir,
+                         dtype_name(m->activation_dt), dtype_name(m->activation_dt),
+                         dtype_name(m->storage_dt));
     open_state os = {.m = m};
     snprintf(adapter_cfg, sizeof adapter_cfg, "%s/adapter_config.json",
              opt->adapter_dir ? opt->adapter_dir : "");
@@ -317,12 +323,13 @@ tensor *llama_forward_hidden_embeds(llama_model *m, tensor *x, tensor *key_mask,
     if (!x) return NULL;
     const llama_config *c = &m->cfg;
     char buf[96];
-    if (x->ndim != 3 || x->dt != DT_F32 || x->shape[0] < 1 || x->shape[1] < 1 ||
+    if (x->ndim != 3 || !dtype_is_float(x->dt) || x->shape[0] < 1 || x->shape[1] < 1 ||
         x->shape[2] != c->hidden_size) {
-        aspo_fail(ASPO_ERR_SHAPE, "llama: input embeddings %s must be (B,T,%lld) f32",
+        aspo_fail(ASPO_ERR_SHAPE, "llama: input embeddings %s must be (B,T,%lld) float",
                   tensor_describe(x, buf, sizeof buf), (long long)c->hidden_size);
         return NULL;
     }
+    if (x->dt != m->activation_dt) x = tensor_cast(x, m->activation_dt); /* (B,T,C) */
     int64_t B = x->shape[0], T = x->shape[1];
     int64_t rows = positions ? B : 1; /* default positions: one table row for all */
     if (!positions) {
@@ -363,7 +370,9 @@ tensor *llama_forward_hidden(llama_model *m, tensor *ids, tensor *key_mask,
 
 tensor *llama_lm_head(llama_model *m, tensor *hidden)
 {
-    return linear_forward(&m->lm_head, hidden); /* (...,C) -> (...,V) */
+    tensor *logits = linear_forward(&m->lm_head, hidden); /* (...,C) -> (...,V) */
+    /* f32 whatever the activations, as LlamaForCausalLM's logits.float(). */
+    return logits && logits->dt != DT_F32 ? tensor_cast(logits, DT_F32) : logits;
 }
 
 tensor *llama_forward(llama_model *m, tensor *ids, tensor *key_mask, const int32_t *positions)

@@ -69,6 +69,7 @@ struct llama_model {
     peft_config peft; /* the adapter's configuration when has_lora */
     bool checkpoint_layers;
     dtype storage_dt;
+    dtype activation_dt; /* the hidden states: f32, or storage_dt when that is bf16/f16 */
     char *dir;         /* model directory as given */
     char *config_text; /* config.json as read, for llama_save_merged */
     char *name_prefix; /* llama_open_spec.name_prefix ("" for a plain LLaMA) */
@@ -89,6 +90,10 @@ typedef struct llama_options {
      * options' dropout wins. */
     const char *adapter_dir;
     bool checkpoint_layers; /* re-run each decoder layer in backward (tensor_checkpoint) */
+    /* The hidden states' dtype: DT_F32 (the default, zero), or the frozen weights' dtype
+     * (-1 names it whatever it is), which computes as transformers does with a model loaded
+     * in that dtype (PEFT's adapters still run in f32, logits come out f32). */
+    int activation_dtype;
     /* Memory plans (`aspo run --dry-run`): declare and allocate from the config alone. No
      * tensor data is read (checkpoint or adapter) and LoRA is not initialised; the
      * checkpoint's header, when there is one, still gives "the file's" storage dtype, else

@@ -61,9 +61,15 @@ tensor *linear_forward(const linear *l, tensor *x)
     tensor *y = tensor_matmul(x, tensor_transpose(l->weight, -1, -2)); /* (...,out) */
     if (l->bias) y = tensor_add(y, l->bias);
     if (l->lora_A && lora_enabled()) {
+        /* Half-precision activations run the adapter as torch.autocast does (HF Trainer's
+         * bf16=True): its f32 weights are cast to the activations' dtype for the products,
+         * which accumulate in f32; their gradients flow back into the f32 weights. */
+        tensor *A = l->lora_A, *B = l->lora_B;
+        if (x->dt != A->dt) A = tensor_cast(A, x->dt);                        /* (r,in)    */
+        if (x->dt != B->dt) B = tensor_cast(B, x->dt);                        /* (out,r)   */
         tensor *h = nn_training() ? tensor_dropout(x, l->lora_dropout) : x;   /* (...,in)  */
-        tensor *a = tensor_matmul(h, tensor_transpose(l->lora_A, -1, -2));    /* (...,r)   */
-        tensor *d = tensor_matmul(a, tensor_transpose(l->lora_B, -1, -2));    /* (...,out) */
+        tensor *a = tensor_matmul(h, tensor_transpose(A, -1, -2));            /* (...,r)   */
+        tensor *d = tensor_matmul(a, tensor_transpose(B, -1, -2));            /* (...,out) */
         y = tensor_add(y, tensor_scale(d, l->lora_scaling));
     }
     return y;

@@ -43,7 +43,9 @@ tensor *tensor_attention(tensor *q, tensor *k, tensor *v, tensor *key_mask, bool
     tensor *out[2] = {tensor_empty(DT_F32, 4, q->shape),         /* o (B,H,Tq,D) */
                       tensor_empty(DT_F32, DIMS(B, H, Tq))};      /* lse (B,H,Tq) */
     op_params p = {.i = {causal}, .f = {scale}};
-    return op_exec(OP_ATTENTION, in, key_mask ? 4 : 3, &p, out, 2);
+    tensor *o = op_exec(OP_ATTENTION, in, key_mask ? 4 : 3, &p, out, 2);
+    /* The output in q's dtype, as torch's scaled_dot_product_attention gives it. */
+    return o && q->dt != DT_F32 ? tensor_cast(o, q->dt) : o;
 }
 
 aspo_status backward_attention(const tape_node *n, tensor *dy)

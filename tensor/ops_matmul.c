@@ -9,7 +9,8 @@ static bool blas_layout(const tensor *t)
     return t->stride[t->ndim - 1] == 1 || t->stride[t->ndim - 2] == 1;
 }
 
-tensor *tensor_matmul(tensor *a, tensor *b)
+/* a @ b with an output of dtype out_dt (NULL, error set, when they do not fit). */
+static tensor *matmul_as(tensor *a, tensor *b, int out_dt)
 {
     if (!a || !b) return NULL;
     char x[96], y[96];
@@ -35,10 +36,15 @@ tensor *tensor_matmul(tensor *a, tensor *b)
     shape[ndim - 1] = b->shape[b->ndim - 1];
     if (!blas_layout(a)) a = tensor_contiguous(a);
     if (!blas_layout(b)) b = tensor_contiguous(b);
-    dtype dt = (a->dt == DT_F32 || b->dt == DT_F32) ? DT_F32 : a->dt;
+    dtype dt = out_dt >= 0 ? (dtype)out_dt : (a->dt == DT_F32 || b->dt == DT_F32) ? DT_F32 : a->dt;
     tensor *out = tensor_empty(dt, ndim, shape);
     tensor *in[2] = {a, b};
     return op_exec(OP_MATMUL, in, 2, NULL, &out, 1);
+}
+
+tensor *tensor_matmul(tensor *a, tensor *b)
+{
+    return matmul_as(a, b, -1); /* f32 when either operand is, else their dtype */
 }
 
 /* (...,M,K) -> (rows,K) when the batch dims can fold into rows; else t itself. */
@@ -52,16 +58,20 @@ aspo_status backward_matmul(const tape_node *n, tensor *dy)
 {
     tensor *a = n->in[0], *b = n->in[1];
     aspo_status s = ASPO_OK;
+    /* A product that ran in half precision (autocast's) takes its gradient in that dtype,
+     * as PyTorch's would be, so the backward products are half-precision GEMMs too; they
+     * accumulate into f32 outputs. */
+    if (a->dt == b->dt && a->dt != DT_F32 && dy->dt != a->dt) dy = tensor_cast(dy, a->dt);
     if (a->requires_grad) {
-        tensor *da = tensor_matmul(dy, tensor_transpose(b, -1, -2)); /* (...,M,K) */
+        tensor *da = matmul_as(dy, tensor_transpose(b, -1, -2), DT_F32); /* (...,M,K) */
         s = grad_accumulate(a, tensor_sum_to(da, a->ndim, a->shape));
     }
     if (!s && b->requires_grad) {
         tensor *db;
         if (b->ndim == 2) /* a weight shared by every row: one GEMM over all rows */
-            db = tensor_matmul(tensor_transpose(fold_rows(a), 0, 1), fold_rows(dy));
+            db = matmul_as(tensor_transpose(fold_rows(a), 0, 1), fold_rows(dy), DT_F32);
         else
-            db = tensor_sum_to(tensor_matmul(tensor_transpose(a, -1, -2), dy), b->ndim,
+            db = tensor_sum_to(matmul_as(tensor_transpose(a, -1, -2), dy, DT_F32), b->ndim,
                                b->shape);
         s = grad_accumulate(b, db);
     }

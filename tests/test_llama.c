@@ -359,6 +359,64 @@ done:
     st_close(&f.out);
 }
 
+/* Half-precision activations (--activation-dtype bf16) against transformers + PEFT with
+ * the model loaded in bf16 and the step under torch.autocast(bf16), f32 adapter weights
+ * (tests/parity/make_llama_bf16_fixtures.py). Both compute with values rounded to 8
+ * mantissa bits at different points (torch rounds the attention scores and probabilities
+ * and each elementwise op; aspo's attention and norms round only their outputs), so each
+ * sits about as far from the other as from the f32 result: torch's bf16 is 2e-2 (logits)
+ * and up to 9e-2 (a LoRA gradient, relative to its largest entry) from its f32. The
+ * bounds take that bf16 noise with room (x2) but not a wrong op, which moves logits by
+ * 1e-1 or more (a missing cast to f32 of the logits fails the dtype check first). */
+static void test_bf16_activations(void)
+{
+    fixture f, f32;
+    if (!fixture_open(&f, "tiny_bf16", false)) return;
+    if (!fixture_open(&f32, "tiny", false)) {
+        st_close(&f.out);
+        return;
+    }
+    llama_model m;
+    llama_options o = llama_defaults();
+    o.adapter_dir = fx("tiny_adapter");
+    o.storage_dtype = DT_BF16;
+    o.activation_dtype = -1; /* the weights' dtype */
+    aspo_status s = llama_open(fx("tiny"), &o, &m);
+    CHECK(s == ASPO_OK && m.activation_dt == DT_BF16, "open tiny, bf16 activations: %s",
+          aspo_error_message());
+    if (s) goto done;
+    int64_t n = f.B * f.T * f.V;
+    float *logits = malloc(sizeof(float) * (size_t)n);
+    if (run_logits(&m, &f, logits)) {
+        double e = rel_err(logits, fixture_f32(&f, "logits"), n);
+        double e32 = rel_err(logits, fixture_f32(&f32, "logits"), n);
+        printf("  bf16 activations: logits rel err %.2e vs torch bf16, %.2e vs f32\n", e, e32);
+        CHECK(e <= 5e-2 && e32 <= 5e-2, "bf16 activations: logits rel err %g / %g", e, e32);
+        CHECK(e > 0 && e32 > 0, "bf16 activations do round: %g / %g", e, e32);
+    }
+    free(logits);
+    double seq[8];
+    run_logprobs_backward(&m, &f, seq);
+    const float *want = fixture_f32(&f, "seq_logprobs");
+    for (int64_t b = 0; want && b < f.B; b++)
+        CHECK(fabs(seq[b] - want[b]) <= 0.15, "bf16 seq logprob %g vs torch %g", seq[b], want[b]);
+    int count = 0;
+    double e = lora_grad_err(&m, &f, &count), e32 = lora_grad_err(&m, &f32, &count);
+    printf("  bf16 activations: %d LoRA grads, worst rel err %.2e vs torch bf16, %.2e vs f32\n",
+           count, e, e32);
+    CHECK(count == 42 && e <= 0.2 && e32 <= 0.2, "bf16 LoRA grads rel err %g / %g", e, e32);
+    llama_close(&m);
+
+    /* Activations in a half dtype need frozen weights in it. */
+    o.storage_dtype = DT_F32;
+    o.activation_dtype = DT_BF16;
+    expect_error(llama_open(fx("tiny"), &o, &m), ASPO_ERR_USAGE, "bf16 activations, f32 weights",
+                 "activations in bf16", "frozen weights in bf16", NULL);
+done:
+    st_close(&f.out);
+    st_close(&f32.out);
+}
+
 /* Sharded bf16 checkpoint, tied lm_head, linear RoPE scaling, explicit positions, MQA,
  * rsLoRA on three targets. The weights are bf16-exact, so bf16 storage computes the same
  * f32 values as the fixture did. */
@@ -687,6 +745,7 @@ int main(int argc, char **argv)
     test_config();
     test_targets();
     test_tiny();
+    test_bf16_activations();
     test_tied();
     const char *export_dir = argc > 2 ? argv[2] : NULL;
     if (export_dir) CHECK(weights_make_dir(export_dir) == ASPO_OK, "export dir");

@@ -35,7 +35,13 @@ static inline void cpu_store(const cpu_view *v, int64_t off, float x) { dtype_st
  * training steps make no heap allocations. Each slot is one buffer; a kernel must not
  * hold a slot across a call to another kernel that uses the same slot. NULL when the
  * host is out of memory. */
-enum cpu_scratch_slot { SCRATCH_MATMUL_A, SCRATCH_MATMUL_PANEL, SCRATCH_ROWS, SCRATCH_COUNT };
+enum cpu_scratch_slot {
+    SCRATCH_MATMUL_A,
+    SCRATCH_MATMUL_PANEL,
+    SCRATCH_MATMUL_OUT,
+    SCRATCH_ROWS,
+    SCRATCH_COUNT
+};
 void *cpu_scratch(enum cpu_scratch_slot slot, size_t bytes);
 
 #define CPU_KERNEL(name) aspo_status name(const op_call *c)

@@ -124,6 +124,24 @@ static aspo_status gemm(const matrix *a, const matrix *b, float *out, int64_t ld
     return ASPO_OK;
 }
 
+/* out's rows*N elements from element `at` on (row-major, leading dim N) = a @ b. A bf16/f16
+ * output is computed in f32 and each value rounded once on the way out, as a GEMM with
+ * f32 accumulation and a half-precision C does. */
+static aspo_status gemm_into(const matrix *a, const matrix *b, tensor *out, int64_t at,
+                             int64_t rows, int64_t N)
+{
+    if (out->dt == DT_F32) return gemm(a, b, (float *)out->data + at, N);
+    size_t n = (size_t)(rows * N);
+    float *o = cpu_scratch(SCRATCH_MATMUL_OUT, n * sizeof(float));
+    if (!o) return aspo_fail(ASPO_ERR_OOM, "matmul on cpu: no memory for a %s output",
+                             dtype_name(out->dt));
+    aspo_status s = gemm(a, b, o, N);
+    if (s) return s;
+#pragma omp parallel for schedule(static) if (n > 65536)
+    for (size_t i = 0; i < n; i++) dtype_store(out->data, out->dt, at + (int64_t)i, o[i]);
+    return ASPO_OK;
+}
+
 /* Batch offset (elements) of operand t for output batch index (i0, i1), broadcasting. */
 static int64_t batch_offset(const tensor *t, int64_t i0, int64_t i1, const tensor *out)
 {
@@ -142,10 +160,6 @@ CPU_KERNEL(cpu_matmul)
 {
     const tensor *a = c->in[0], *b = c->in[1];
     tensor *out = c->out[0];
-    if (out->dt != DT_F32)
-        return aspo_fail(ASPO_ERR_UNSUPPORTED,
-                         "op matmul on backend cpu: %s output (cpu computes matmul in f32)",
-                         dtype_name(out->dt));
     int64_t M = out->shape[out->ndim - 2], N = out->shape[out->ndim - 1];
     int64_t nb0 = out->ndim >= 4 ? out->shape[out->ndim - 4] : 1;
     int64_t nb1 = out->ndim >= 3 ? out->shape[out->ndim - 3] : 1;
@@ -160,14 +174,13 @@ CPU_KERNEL(cpu_matmul)
     if (b_shared && a_folds) {
         matrix ma = matrix_of(a, 0), mb = matrix_of(b, 0);
         ma.rows = tensor_numel(a) / ma.cols;
-        return gemm(&ma, &mb, (float *)out->data, N);
+        return gemm_into(&ma, &mb, out, 0, ma.rows, N);
     }
     for (int64_t i0 = 0; i0 < nb0; i0++)
         for (int64_t i1 = 0; i1 < nb1; i1++) {
             matrix ma = matrix_of(a, batch_offset(a, i0, i1, out));
             matrix mb = matrix_of(b, batch_offset(b, i0, i1, out));
-            float *o = (float *)out->data + (i0 * nb1 + i1) * M * N;
-            aspo_status s = gemm(&ma, &mb, o, N);
+            aspo_status s = gemm_into(&ma, &mb, out, (i0 * nb1 + i1) * M * N, M, N);
             if (s) return s;
         }
     return ASPO_OK;

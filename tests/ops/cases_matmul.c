@@ -57,5 +57,14 @@ const op_case cases_matmul[] = {
     MM("matmul_large_bf16_weight", {DT_F32, 3, {2, 70, 256}, LAYOUT_CONTIGUOUS, false, -1, 1},
        M2(DT_BF16, LAYOUT_TRANSPOSED, false, 256, 520)),
     MM("matmul_bf16_activations", M2(DT_BF16, LAYOUT_CONTIGUOUS, true, 9, 17), M2(DT_F32, LAYOUT_CONTIGUOUS, true, 17, 7)),
+    /* Both operands half (autocast's products): f32 accumulation, the output rounded once to
+     * 8 (bf16) or 11 (f16) mantissa bits, relative error <= 2^-9 (NMSE <= ~4e-6); the
+     * backward rounds dy to that dtype first (PyTorch's half gradients), the same bound. */
+    {"matmul_bf16_both", 2, {M2(DT_BF16, LAYOUT_CONTIGUOUS, true, 9, 17), M2(DT_BF16, LAYOUT_TRANSPOSED, true, 17, 7)},
+     {0}, {0}, run_matmul, ref_matmul, 1e-5, 1e-5},
+    {"matmul_f16_both_batched", 2, {{DT_F16, 3, {2, 5, 12}, LAYOUT_CONTIGUOUS, true, -1, 1}, {DT_F16, 3, {2, 12, 6}, LAYOUT_CONTIGUOUS, true, -1, 1}},
+     {0}, {0}, run_matmul, ref_matmul, 1e-5, 1e-5},
+    {"matmul_large_bf16_both", 2, {{DT_BF16, 3, {2, 70, 256}, LAYOUT_CONTIGUOUS, false, -1, 1}, M2(DT_BF16, LAYOUT_TRANSPOSED, false, 256, 520)},
+     {0}, {0}, run_matmul, ref_matmul, 1e-5, 0},
     {0},
 };

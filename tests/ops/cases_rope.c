@@ -92,6 +92,9 @@ const op_case cases_rope[] = {
     ROPE("rope_contiguous", X_BHTD, 2, 1, 10000, 1, X4(2, 3, 5, 8)),
     ROPE("rope_permuted_view", X_BTHD, 2, 0, 10000, 1, X4(2, 5, 3, 8)),
     ROPE("rope_shared_table_linear_scaling", X_BHTD, 1, 0, 500000, 2, X4(2, 3, 5, 8)),
+    /* Half-precision activations: each output rounded once to bf16 (NMSE <= ~4e-6). */
+    {"rope_bf16", 1, {{DT_BF16, 4, {2, 3, 5, 8}, LAYOUT_CONTIGUOUS, true, -2, 2}}, {X_BHTD, 2, 0},
+     {10000, 1}, run_rope, ref_rope, 1e-5, 0},
     {"rope_explicit_tables", 3,
      {X4(2, 2, 4, 6), {DT_F32, 3, {1, 4, 6}, LAYOUT_CONTIGUOUS, false, -1, 1},
       {DT_F32, 3, {1, 4, 6}, LAYOUT_SLICED, false, -1, 1}},
