@@ -5,6 +5,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <jansson.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,6 +36,11 @@ aspo_status checkpoint_save(const trainer *t, const adamw *opt, const train_stat
         json_t *state = json_pack("{s:I, s:I, s:I, s:s}", "global_step", (json_int_t)st->step,
                                   "rng_counter", (json_int_t)st->rng_counter, "seed",
                                   (json_int_t)t->cfg->seed, "loss", t->cfg->loss);
+        if (state && t->scaler.enabled) { /* GradScaler's state_dict: scale and its count */
+            json_object_set_new(state, "loss_scale", json_real(t->scaler.scale));
+            json_object_set_new(state, "loss_scale_good_steps",
+                                json_integer((json_int_t)t->scaler.good_steps));
+        }
         snprintf(path, sizeof path, "%s/trainer_state.json", tmp);
         if (!state || json_dump_file(state, path, JSON_INDENT(2) | JSON_SORT_KEYS) != 0)
             s = aspo_fail(ASPO_ERR_IO, "%s: cannot write the trainer state", path);
@@ -83,11 +89,20 @@ aspo_status checkpoint_load(trainer *t, adamw *opt, const char *dir, const char 
     if (!state)
         return aspo_fail_prefix(ASPO_OK, "--resume %s: not a checkpoint: ", dir);
     json_error_t err;
-    json_int_t step = 0, counter = 0, seed = 0;
-    int bad = json_unpack_ex(state, &err, 0, "{s:I, s:I, s:I}", "global_step", &step,
-                             "rng_counter", &counter, "seed", &seed);
+    json_int_t step = 0, counter = 0, seed = 0, good = t->scaler.good_steps;
+    double scale = t->scaler.scale;
+    int bad = json_unpack_ex(state, &err, 0, "{s:I, s:I, s:I, s?F, s?I}", "global_step", &step,
+                             "rng_counter", &counter, "seed", &seed, "loss_scale", &scale,
+                             "loss_scale_good_steps", &good);
     json_decref(state);
     if (bad) return aspo_fail(ASPO_ERR_FORMAT, "%s: %s", path, err.text);
+    if (t->scaler.enabled && !(scale > 0 && isfinite(scale)))
+        return aspo_fail(ASPO_ERR_FORMAT, "%s: loss_scale %g is not a positive number", path,
+                         scale);
+    if (t->scaler.enabled) { /* a checkpoint of a bf16 or f32 run starts at the default */
+        t->scaler.scale = scale;
+        t->scaler.good_steps = good;
+    }
     if (seed != t->cfg->seed)
         return aspo_fail(ASPO_ERR_USAGE,
                          "%s was written with --seed %lld; resume with the same seed (got %ld)",

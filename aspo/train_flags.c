@@ -13,7 +13,7 @@ train_config train_defaults(void)
         .dtype = "auto", .activation_dtype = "auto", .chat_template = "auto", .truncation_mode = "keep_end",
         .scheduler = "cosine", .batch_size = 4, .grad_accum = 1, .epochs = 1,
         .lr = 5e-6, .warmup_ratio = 0.1, .max_grad_norm = 1.0, .max_length = 1024,
-        .max_prompt_length = 512, .seed = 42, .logging_steps = 1, .device = -1,
+        .max_prompt_length = 512, .seed = 42, .loss_scale = 65536, .logging_steps = 1, .device = -1,
     };
 }
 
@@ -52,6 +52,7 @@ const option_spec TRAIN_SPECS[] = {
     F("vision-cache", OPT_STRING, vision_cache, "directory keeping each image's vision-tower features between epochs", NULL, 0, 0),
     F("train-projector", OPT_BOOL, train_projector, "LLaVA: LoRA on the projector's linears too", NULL, 0, 0),
     F("activation-dtype", OPT_STRING, activation_dtype, "hidden states' dtype: f32, or the frozen weights' bf16/f16 as PyTorch computes a model loaded in it (auto: the weights' on cuda and hip, f32 elsewhere)", DATA_FLAG_DTYPES, 0, 0),
+    F("loss-scale", OPT_FLOAT, loss_scale, "f16 activations: starting dynamic loss scale (halved on an overflow, doubled after 2000 clean steps)", NULL, 1, 1e30),
     F("gradient-checkpointing", OPT_BOOL, gradient_checkpointing, "re-run decoder layers in backward", NULL, 0, 0),
     F("batch-size", OPT_INT, batch_size, "pairs per micro-batch", NULL, 1, 1 << 20),
     F("grad-accum", OPT_INT, grad_accum, "micro-batches per optimizer step", NULL, 1, 1 << 20),

@@ -149,6 +149,7 @@ static void write_metrics(FILE *f, const trainer *t, const char *prefix, int64_t
         json_object_set_new(o, "learning_rate", json_real(lr));
         json_object_set_new(o, "grad_norm", json_real(grad_norm));
         json_object_set_new(o, "tokens_per_s", json_real(tokens_per_s));
+        if (t->scaler.enabled) json_object_set_new(o, "loss_scale", json_real(t->scaler.scale));
     }
     char *line = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(9));
     if (line) fprintf(f, "%s\n", line);
@@ -237,16 +238,32 @@ static aspo_status train_loop(trainer *t, adamw *opt, const lr_schedule *sched, 
                 index[n] = t->data.train[order[first + n]];
             if (!n) break;
             batch_result r;
-            s = at_step(train_batch(t, index, n, 1.0 / (double)cfg->grad_accum, &r),
-                        st->step + 1);
+            double scale = t->scaler.scale / (double)cfg->grad_accum;
+            s = at_step(train_batch(t, index, n, scale, &r), st->step + 1);
             if (!s) add_result(&step_result, &r, n, &seen);
         }
         if (s) break;
         double norm = 0;
+        param_store *ps = &t->model.lm->ps;
+        s = loss_scale_unscale(&t->scaler, ps);
         /* --max-grad-norm 0 = off: clip_grad_norm wants a finite bound, and no finite
          * norm exceeds FLT_MAX; it still measures the norm and stops on NaN/Inf. */
-        s = clip_grad_norm(&t->model.lm->ps, cfg->max_grad_norm > 0 ? (float)cfg->max_grad_norm
-                                                                : FLT_MAX, &norm);
+        if (!s) s = clip_grad_norm(ps, cfg->max_grad_norm > 0 ? (float)cfg->max_grad_norm
+                                                             : FLT_MAX, &norm);
+        bool overflow = t->scaler.enabled && s == ASPO_ERR_NUMERIC;
+        if (overflow) { /* f16 gradients overflowed: the same step again at half the scale */
+            aspo_error_clear();
+            if (!cfg->quiet)
+                fprintf(stderr, "step %lld: gradients overflowed f16 at loss scale %g; the step "
+                        "runs again at %g\n", (long long)st->step + 1, t->scaler.scale,
+                        t->scaler.scale / 2);
+            s = loss_scale_update(&t->scaler, true);
+            if (!s) s = param_store_zero_grad(ps);
+            s = at_step(s, st->step + 1);
+            if (s) break;
+            continue;
+        }
+        if (!s) s = loss_scale_update(&t->scaler, false);
         s = at_step(s, st->step + 1);
         double lr = schedule_lr(sched, st->step);
         if (!s) s = adamw_step(opt, (float)lr);
@@ -335,6 +352,8 @@ static aspo_status run(trainer *t, train_summary *sum)
     adamw_config ac = adamw_defaults();
     ac.weight_decay = (float)cfg->weight_decay;
     if ((s = adamw_init(&opt, &t->model.lm->ps, &ac))) return s;
+    t->scaler = loss_scale_defaults(t->model.lm->activation_dt == DT_F16);
+    if (t->scaler.enabled) t->scaler.scale = cfg->loss_scale;
     int64_t per_step = cfg->batch_size * cfg->grad_accum;
     int64_t steps_per_epoch = (t->data.n_train + per_step - 1) / per_step;
     int64_t total = cfg->max_steps > 0 ? cfg->max_steps : cfg->epochs * steps_per_epoch;

@@ -23,6 +23,7 @@ typedef struct train_config {
     const char *activation_dtype; /* auto | f32 | bf16 | f16 (see trainer_open_model) */
     long batch_size, grad_accum, epochs, max_steps;
     double lr, warmup_ratio, weight_decay, max_grad_norm, eval_split;
+    double loss_scale; /* f16 activations: the dynamic loss scale's start (GradScaler's init_scale) */
     long max_length, max_prompt_length, max_completion_length;
     long seed, save_steps, logging_steps, eval_steps, threads, device;
     bool quiet; /* no progress lines (tests) */

@@ -12,6 +12,7 @@
 #include "aspo/trainer.h"
 #include "models/tokenizer.h"
 #include "nn/adamw.h"
+#include "nn/loss_scale.h"
 #include "nn/schedule.h"
 
 /* The data, tokenized once: pairs and, per pair, the unit of each chosen response token. */
@@ -60,6 +61,7 @@ typedef struct trainer {
     size_t vision_cap;
     vision_cache cache; /* --vision-cache */
     size_t cap;
+    loss_scale scaler; /* enabled with f16 activations; saved in checkpoints */
 } trainer;
 
 /* The loss of cfg (has_images: the data has image rows, which decides alpha's default). */
