@@ -141,11 +141,8 @@ static void be_free(backend *be, void *p)
 static aspo_status be_upload(backend *be, void *dst, const void *src, size_t bytes)
 {
     (void)be;
-    /* From pageable host memory the runtime stages the bytes before returning, so the
-     * caller may reuse src at once; the device copy is ordered on the stream. */
-    return bytes ? cu_check(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, stream),
-                            "cudaMemcpyAsync (upload)")
-                 : ASPO_OK;
+    aspo_status s = init();
+    return s ? s : cu_upload(dst, src, bytes); /* staged: the host does not wait */
 }
 
 static aspo_status be_download(backend *be, void *dst, const void *src, size_t bytes)

@@ -42,6 +42,10 @@ aspo_status cu_check(cudaError_t r, const char *what);
 /* The launch that just happened (cudaGetLastError), named. */
 aspo_status cu_check_launch(const char *kernel);
 
+/* Host-to-device copy on the stream that returns without waiting for the GPU (staged in
+ * pinned memory, cuda_staging.c): src may be reused as soon as it returns. */
+aspo_status cu_upload(void *dst, const void *src, size_t bytes);
+
 /* Device memory for a kernel's intermediate values, kept and grown (stream-ordered: a
  * later kernel on the stream runs after an earlier one finished with it). */
 void *cu_scratch(size_t bytes);
