@@ -3,12 +3,14 @@
 #include "aspo/bench.h"
 #include "aspo/clock.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <math.h>
 #include <png.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
@@ -20,6 +22,7 @@
 #include "nn/lora.h"
 #include "nn/modules.h"
 #include "tensor/autograd.h"
+#include "tensor/dtype.h"
 #include "tensor/rng.h"
 #include "tensor/runtime.h"
 
@@ -28,12 +31,73 @@ enum { BOS_ID = 1, EOS_ID = 2, FIRST_TEXT_ID = 3 };
 bench_config bench_defaults(void)
 {
     return (bench_config){
-        .backend = "cpu", .loss = "dpo", .model_kind = "llama", .layers = 4, .dim = 256,
-        .heads = 8, .kv_heads = 0, .ffn = 688, .vocab = 4096, .seq = 256, .prompt = 0,
-        .pairs = 2, .rank = 16, .unit = 16, .steps = 5, .warmup = 2, .seed = 1,
+        .backend = "cpu", .loss = "dpo", .model_kind = "llama", .dtype = "f32",
+        .activation_dtype = "auto", .layers = 4,
+        .dim = 256, .heads = 8, .kv_heads = 0, .ffn = 688, .vocab = 4096, .seq = 256,
+        .prompt = 0, .pairs = 2, .rank = 16, .unit = 16, .steps = 5, .warmup = 2, .seed = 1,
         .vision_layers = 4, .vision_dim = 256, .vision_heads = 4, .vision_ffn = 0,
         .image_size = 112, .patch_size = 14,
     };
+}
+
+/* bench.h has the formula and what it leaves out; bench/flops.py is the same in Python. */
+double bench_step_flops(const bench_config *c, int64_t sequences, int64_t positions)
+{
+    double C = (double)c->dim, F = (double)c->ffn, L = (double)c->layers, T = (double)positions;
+    double K = (double)(c->kv_heads ? c->kv_heads : c->heads) * (double)(c->dim / c->heads);
+    double N = L * (2 * C * C + 2 * C * K + 3 * C * F) + (double)c->vocab * C;
+    double Nl = L * (double)c->rank * (2 * (C + C) + 2 * (C + K) + 3 * (C + F));
+    double A = L * 2 * T * T * C;
+    return (double)sequences * (6 * N * T + 6 * Nl * T + 4 * A);
+}
+
+double bench_epoch_s_7b(const bench_config *c, int64_t positions, double flops_per_s)
+{
+    bench_config full = *c;
+    full.layers = BENCH_7B_LAYERS;
+    full.vocab = BENCH_7B_VOCAB;
+    return BENCH_EPOCH_PAIRS * bench_step_flops(&full, 2, positions) / flops_per_s;
+}
+
+/* Dense peaks (TFLOP/s) from NVIDIA's data sheets; the first row whose words both occur in
+ * the device name (the card's model as a whole word, the variant starting one) wins, so the
+ * longer names come first. f16 equals bf16 on these cards (f32 accumulation); f32 is the
+ * plain, non-TF32 rate; 0 = not known. Same table as PEAKS in bench/flops.py. */
+static const struct {
+    const char *words[2];
+    double f32, bf16, f16;
+} PEAKS[] = {
+    {{"H100", "NVL"}, 0, 0, 0},           {{"H100", "PCIe"}, 51.0, 756.0, 756.0},
+    {{"H100", "HBM3"}, 67.0, 989.4, 989.4}, {{"H100", "SXM"}, 67.0, 989.4, 989.4},
+    {{"H200", "NVL"}, 0, 0, 0},           {{"H200", NULL}, 67.0, 989.4, 989.4},
+    {{"A100", NULL}, 19.5, 312.0, 312.0}, {{"L20", NULL}, 0, 119.5, 119.5},
+    {{"L40S", NULL}, 0, 362.0, 362.0},
+};
+
+/* Whether word occurs in name starting a word (after a non-alphanumeric character or at the
+ * start), and with whole set, ending one too: "A100" is in "NVIDIA A100-SXM4-80GB" but not
+ * in "NVIDIA RTX A1000"; "SXM" is in "H100 SXM5". */
+static bool has_word(const char *name, const char *word, bool whole)
+{
+    size_t n = strlen(word);
+    for (const char *p = name; *p; p++)
+        if ((p == name || !isalnum((unsigned char)p[-1])) && !strncasecmp(p, word, n) &&
+            (!whole || !isalnum((unsigned char)p[n])))
+            return true;
+    return false;
+}
+
+double bench_peak_tflops(const char *device_name, const char *dtype)
+{
+    for (size_t i = 0; i < sizeof PEAKS / sizeof *PEAKS; i++) {
+        if (!has_word(device_name, PEAKS[i].words[0], true) ||
+            (PEAKS[i].words[1] && !has_word(device_name, PEAKS[i].words[1], false)))
+            continue;
+        return !strcmp(dtype, "bf16") ? PEAKS[i].bf16
+               : !strcmp(dtype, "f16") ? PEAKS[i].f16
+               : !strcmp(dtype, "f32") ? PEAKS[i].f32 : 0;
+    }
+    return 0;
 }
 
 static bool is_llava(const bench_config *c)
@@ -59,6 +123,16 @@ static aspo_status check_config(const bench_config *c, long prompt)
         return aspo_fail(ASPO_ERR_USAGE, "--loss %s: dpo or aspo", c->loss);
     if (strcmp(c->model_kind, "llama") && !is_llava(c))
         return aspo_fail(ASPO_ERR_USAGE, "--model-kind %s: llama or llava", c->model_kind);
+    int dt = dtype_from_name(c->dtype);
+    if (dt < 0 || !dtype_is_float((dtype)dt))
+        return aspo_fail(ASPO_ERR_USAGE, "--dtype %s: f32, bf16 or f16", c->dtype);
+    int act = dtype_from_name(c->activation_dtype);
+    if (strcmp(c->activation_dtype, "auto") && (act < 0 || !dtype_is_float((dtype)act)))
+        return aspo_fail(ASPO_ERR_USAGE, "--activation-dtype %s: auto, f32, bf16 or f16",
+                         c->activation_dtype);
+    if (!(c->peak_tflops >= 0))
+        return aspo_fail(ASPO_ERR_USAGE, "--peak-tflops %g: a peak in TFLOP/s, or 0 to look "
+                         "the card up", c->peak_tflops);
     if (is_llava(c) && c->vision_dim % c->vision_heads)
         return aspo_fail(ASPO_ERR_USAGE, "--vision-dim %ld --vision-heads %ld: the dim must "
                          "split into heads", c->vision_dim, c->vision_heads);
@@ -156,13 +230,19 @@ static aspo_status make_data(const bench_config *c, long prompt, int32_t image_t
     return ASPO_OK;
 }
 
-static aspo_status open_model(const bench_config *c, const char *dir, policy_model *m)
+/* skip_weights: a plan (shapes and bytes only, no tensor data read). */
+static aspo_status open_model(const bench_config *c, const char *dir, bool skip_weights,
+                              policy_model *m)
 {
     policy_options o = policy_defaults();
+    o.skip_weights = skip_weights;
     o.model = dir;
     o.lora = (lora_config){(int)c->rank, 2.0f * (float)c->rank, 0.05f, false};
     o.lora_targets = "all-linear"; /* for LLaVA: the language model's linears only */
     o.lora_seed = (uint64_t)c->seed;
+    o.storage_dtype = dtype_from_name(c->dtype); /* check_config made sure it is one */
+    o.activation_dtype = policy_activation_dtype(c->activation_dtype, c->backend);
+    o.checkpoint_layers = c->checkpointing;
     return policy_open(&o, m);
 }
 
@@ -172,7 +252,8 @@ static int compare_doubles(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
-/* One optimizer step as train_loop takes it (one micro-batch). */
+/* One optimizer step as train_loop takes it (one micro-batch), finished on the device (a
+ * GPU backend runs ahead of the host: the step's time ends when its AdamW update has). */
 static aspo_status one_step(trainer *t, adamw *opt, batch_result *r)
 {
     aspo_status s = train_batch(t, t->data.train, (int)t->data.n_train, 1.0, r);
@@ -180,6 +261,8 @@ static aspo_status one_step(trainer *t, adamw *opt, batch_result *r)
     if (!s) s = clip_grad_norm(&t->model.lm->ps, 1.0f, &norm);
     if (!s) s = adamw_step(opt, 1e-4f);
     if (!s) s = param_store_zero_grad(&t->model.lm->ps);
+    backend *be = runtime_backend();
+    if (!s) s = be->synchronize(be);
     return s;
 }
 
@@ -236,6 +319,51 @@ static aspo_status time_vision(trainer *t, long reps, bench_result *r)
     return s;
 }
 
+/* The model, the data, the loss and AdamW of the benchmark in t (t->cfg set by the caller). */
+static aspo_status prepare(const bench_config *c, long prompt, const char *dir, bool plan,
+                           trainer *t, adamw *opt, bool *opt_ready)
+{
+    aspo_status s = open_model(c, dir, plan, &t->model);
+    if (!s) ASPO_ASSERT(t->model.is_llava == is_llava(c)); /* write_model wrote it so */
+    if (!s) s = make_data(c, prompt, is_llava(c) ? t->model.llava.cfg.image_token_index : -1,
+                          &t->data);
+    if (!s) {
+        t->loss = aspo_loss_defaults(strcmp(c->loss, "dpo") ? ASPO_LOSS_ASPO : ASPO_LOSS_DPO);
+        t->loss.alpha = 0; /* no CLIP text tower: perplexity weights only */
+        t->pad_id = EOS_ID;
+        adamw_config ac = adamw_defaults();
+        s = adamw_init(opt, &t->model.lm->ps, &ac);
+        *opt_ready = !s;
+    }
+    return s;
+}
+
+/* The step's device memory as `aspo run --dry-run` plans it: one step of the same code on
+ * the plan backend (backends/plan: addresses never backed, kernels that do nothing), its
+ * peak in MiB; to hold against the measured peak_device_mb. */
+static aspo_status plan_peak(const bench_config *c, long prompt, const char *dir, double *mb)
+{
+    backend *plan = backend_get("plan");
+    if (!plan) return aspo_error_status();
+    backend_memory_reset_peak(plan);
+    size_t before = backend_memory_stats(plan).live;
+    aspo_status s = runtime_init(plan, 0);
+    if (s) return s;
+    train_config tc = train_defaults();
+    tc.image_root = dir;
+    trainer t = {.cfg = &tc};
+    adamw opt = {0};
+    bool opt_ready = false;
+    batch_result br;
+    s = prepare(c, prompt, dir, true, &t, &opt, &opt_ready);
+    if (!s) s = one_step(&t, &opt, &br);
+    *mb = (double)(backend_memory_stats(plan).peak - before) / (1024.0 * 1024.0);
+    if (opt_ready) adamw_free(&opt);
+    trainer_free(&t);
+    runtime_shutdown();
+    return s;
+}
+
 static aspo_status train(const bench_config *c, long prompt, const char *dir, bench_result *r)
 {
     train_config tc = train_defaults();
@@ -245,18 +373,9 @@ static aspo_status train(const bench_config *c, long prompt, const char *dir, be
     double *times = calloc((size_t)c->steps, sizeof *times);
     aspo_status s = times ? ASPO_OK : aspo_fail(ASPO_ERR_OOM, "bench: no host memory");
     bool opt_ready = false;
-    if (!s) s = open_model(c, dir, &t.model);
-    if (!s) ASPO_ASSERT(t.model.is_llava == is_llava(c)); /* write_model wrote it so */
-    if (!s) s = make_data(c, prompt, is_llava(c) ? t.model.llava.cfg.image_token_index : -1,
-                          &t.data);
-    if (!s) {
-        t.loss = aspo_loss_defaults(strcmp(c->loss, "dpo") ? ASPO_LOSS_ASPO : ASPO_LOSS_DPO);
-        t.loss.alpha = 0; /* no CLIP text tower: perplexity weights only */
-        t.pad_id = EOS_ID;
-        adamw_config ac = adamw_defaults();
-        s = adamw_init(&opt, &t.model.lm->ps, &ac);
-        opt_ready = !s;
-    }
+    if (!s) s = prepare(c, prompt, dir, false, &t, &opt, &opt_ready);
+    if (!s) snprintf(r->activation_dtype, sizeof r->activation_dtype, "%s",
+                     dtype_name(t.model.lm->activation_dt));
     batch_result br = {0};
     for (long i = 0; i < c->warmup && !s; i++) s = one_step(&t, &opt, &br);
     double cpu0 = clock_seconds(CLOCK_PROCESS_CPUTIME_ID);
@@ -351,12 +470,30 @@ aspo_status bench_train_step(const bench_config *c, bench_result *r)
                          strerror(errno));
     s = write_model(c, dir);
     if (!s && !(s = runtime_init(be, 0))) {
+        size_t total = 0, free_bytes = 0;
+        if (be->device_info(be, r->device, sizeof r->device, &total, &free_bytes)) {
+            snprintf(r->device, sizeof r->device, "unknown"); /* a report, not a need */
+            aspo_error_clear();
+        }
         runtime_set_seed((uint64_t)c->seed);
         s = train(c, prompt, dir, r);
+        r->peak_device_mb = (double)backend_memory_stats(be).peak / (1024.0 * 1024.0);
         runtime_shutdown();
     }
+    if (!s) s = plan_peak(c, prompt, dir, &r->planned_peak_mb);
     weights_remove_dir(dir);
     struct rusage ru;
     if (!s && getrusage(RUSAGE_SELF, &ru) == 0) r->peak_rss_mb = (double)ru.ru_maxrss / 1024.0;
+    if (!s) {
+        /* Positions per sequence: text, and for LLaVA the image's positions too. */
+        int64_t T = r->tokens_per_step / (2 * c->pairs);
+        double flops = bench_step_flops(c, 2 * c->pairs, T), rate = flops / r->step_s_mean;
+        r->model_flops_per_step = flops;
+        r->achieved_tflops = rate / 1e12;
+        r->peak_tflops = c->peak_tflops > 0 ? c->peak_tflops
+                                            : bench_peak_tflops(r->device, c->dtype);
+        r->mfu = r->peak_tflops > 0 ? r->achieved_tflops / r->peak_tflops : NAN;
+        r->epoch_s_7b_16k = bench_epoch_s_7b(c, T, rate);
+    }
     return s;
 }

@@ -8,10 +8,33 @@
  * CLIP vision tower of the vision_* sizes, frozen like the projector; every pair's prompt
  * holds the image token once (after BOS) and its row names a PNG of image_size pixels
  * square that the benchmark writes, so train_batch decodes, preprocesses and encodes the
- * images as `aspo run` does. */
+ * images as `aspo run` does.
+ *
+ * Model FLOPs of a step (bench_step_flops; bench/flops.py is the same formula for the
+ * PyTorch side, change both together). On S = 2 * pairs sequences of T positions, a LLaMA
+ * of L layers, width C, K = kv_heads * C / heads, intermediate F, vocabulary V, LoRA rank r
+ * on the 7 linears of every layer:
+ *
+ *   N  = L (2CC + 2CK + 3CF) + VC                 frozen matmul weights, LM head included
+ *                                                 (the embedding is a lookup)
+ *   Nl = L r (2(C+C) + 2(C+K) + 3(C+F))           LoRA weights, r (in + out) per linear
+ *   A  = L 2TTC                                   causal attention forward per sequence:
+ *                                                 QK^T and AV are 2TTC each over the full
+ *                                                 TxT, the causal half of that counted
+ *   reference forward (adapters off)   2NT          + A
+ *   policy forward                     2NT + 2NlT   + A
+ *   policy backward                    2NT + 4NlT   + 2A   (input grads of every matmul,
+ *                                                    LoRA weight and input grads,
+ *                                                    attention backward ~2x its forward)
+ *   step = S (6NT + 6NlT + 4A)
+ *
+ * Left out: norms, RoPE, softmax, SiLU, log-softmax, loss and AdamW (O(N/C) per token), the
+ * re-run of --checkpointing (MFU counts the model's work, not the hardware's), and LLaVA's
+ * frozen vision tower and projector (T counts its image positions, though). */
 #ifndef ASPO_BENCH_H
 #define ASPO_BENCH_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "tensor/error.h"
@@ -20,6 +43,11 @@ typedef struct bench_config {
     const char *backend;
     const char *loss; /* dpo | aspo */
     const char *model_kind; /* llama | llava */
+    const char *dtype;      /* storage dtype of the frozen weights: f32 | bf16 | f16 */
+    const char *activation_dtype; /* auto | f32 | bf16 | f16, as aspo run's flag */
+    bool checkpointing;     /* re-run each decoder layer in backward (aspo run's
+                             * --gradient-checkpointing) */
+    double peak_tflops;     /* the card's dense peak for dtype; 0 = bench_peak_tflops */
     long layers, dim, heads, kv_heads, ffn, vocab;
     long seq;    /* text tokens per sequence: prompt + response (EOS included) */
     long prompt; /* text prompt tokens (BOS included); 0 = seq / 4. LLaVA adds the image
@@ -34,7 +62,8 @@ typedef struct bench_config {
 } bench_config;
 
 /* The issue's sizes: 4 layers, dim 256, 8 heads, ffn 688, vocab 4096, 2 pairs x 256
- * tokens, r 16, 5 measured steps after 2 warm-up steps, DPO; model_kind llama. For LLaVA
+ * tokens, r 16, 5 measured steps after 2 warm-up steps, DPO, f32 weights, no checkpointing;
+ * model_kind llama. For LLaVA
  * a small ViT: 4 layers, dim 256, 4 heads, ffn 1024, images 112 px in patches of 14
  * (64 image positions). */
 bench_config bench_defaults(void);
@@ -58,7 +87,32 @@ typedef struct bench_result {
     double peak_rss_mb;          /* getrusage ru_maxrss of the process, MiB */
     double peak_arena_mb;        /* peak of the step arena, MiB */
     double loss_first, loss_last; /* of the measured steps */
+    char device[128];             /* the backend's device name */
+    char activation_dtype[8];     /* what the model's hidden states were (auto resolved) */
+    double peak_device_mb;        /* the most the backend had allocated at once, MiB */
+    double planned_peak_mb;       /* what `aspo run --dry-run` plans for the step, MiB */
+    double model_flops_per_step;  /* bench_step_flops */
+    double achieved_tflops;       /* model_flops_per_step / step_s_mean */
+    double peak_tflops;           /* cfg->peak_tflops, else the device's; 0 = unknown */
+    double mfu;                   /* achieved / peak; NAN when the peak is unknown */
+    double epoch_s_7b_16k;        /* bench_epoch_s_7b at the achieved rate */
 } bench_result;
+
+/* LLaVA-1.5-7B's language model: 32 layers and a vocabulary of 32064 at the width of the
+ * run (hidden 4096, ffn 11008, 32 heads); one epoch is 16,384 pairs. */
+enum { BENCH_7B_LAYERS = 32, BENCH_7B_VOCAB = 32064, BENCH_EPOCH_PAIRS = 16384 };
+
+/* Model FLOPs of one step of c's sizes on `sequences` sequences of `positions` positions
+ * each (the formula above). */
+double bench_step_flops(const bench_config *c, int64_t sequences, int64_t positions);
+
+/* Seconds of one epoch of BENCH_EPOCH_PAIRS pairs through the LLaVA-1.5-7B language model
+ * (c's width, rank and kv heads; BENCH_7B_LAYERS and BENCH_7B_VOCAB) at `flops_per_s`. */
+double bench_epoch_s_7b(const bench_config *c, int64_t positions, double flops_per_s);
+
+/* The dense tensor-core peak (TFLOP/s) of a known card for dtype ("f32", "bf16", "f16"),
+ * found by words of its device name (bench/flops.py holds the same table); 0 = unknown. */
+double bench_peak_tflops(const char *device_name, const char *dtype);
 
 /* Checks the sizes (usage errors name the flag), writes the model to a temporary
  * directory (removed again), trains, and fills *r. */

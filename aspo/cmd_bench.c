@@ -21,6 +21,8 @@ typedef struct bench_flags {
 
 static const char *const LOSSES[] = {"dpo", "aspo", NULL};
 static const char *const KINDS[] = {"llama", "llava", NULL};
+static const char *const DTYPES[] = {"f32", "bf16", "f16", NULL};
+static const char *const ACT_DTYPES[] = {"auto", "f32", "bf16", "f16", NULL};
 
 #define F(name, kind, field, help, choices, lo, hi) \
     {name, kind, offsetof(bench_flags, field), help, choices, lo, hi}
@@ -31,6 +33,13 @@ static const option_spec BENCH_SPECS[] = {
     F("loss", OPT_STRING, c.loss, "preference loss of the step", LOSSES, 0, 0),
     F("model-kind", OPT_STRING, c.model_kind, "llama, or llava: the same LLaMA with a CLIP "
       "vision tower and one image per pair", KINDS, 0, 0),
+    F("dtype", OPT_STRING, c.dtype, "storage dtype of the frozen weights", DTYPES, 0, 0),
+    F("activation-dtype", OPT_STRING, c.activation_dtype, "hidden states' dtype, as aspo run's "
+      "(auto: the weights' on cuda and hip, f32 elsewhere)", ACT_DTYPES, 0, 0),
+    F("checkpointing", OPT_BOOL, c.checkpointing, "re-run each decoder layer in backward "
+      "(aspo run's --gradient-checkpointing)", NULL, 0, 0),
+    F("peak-tflops", OPT_FLOAT, c.peak_tflops, "the device's dense peak for --dtype, for MFU "
+      "(0 = look the card up; unknown cards: mfu null)", NULL, 0, 1e9),
     F("layers", OPT_INT, c.layers, "decoder layers", NULL, 1, 1024),
     F("dim", OPT_INT, c.dim, "hidden size", NULL, 2, 1 << 16),
     F("heads", OPT_INT, c.heads, "attention heads", NULL, 1, 1024),
@@ -64,10 +73,12 @@ static void print_result(const bench_config *c, const bench_result *r)
     bool llava = !strcmp(c->model_kind, "llava");
     printf("{\"src\": \"aspo\", %s\"loss\": \"%s\", \"layers\": %ld, \"dim\": %ld, "
            "\"heads\": %ld, \"kv_heads\": %ld, \"ffn\": %ld, \"vocab\": %ld, \"seq\": %ld, "
-           "\"prompt\": %ld, \"pairs\": %ld, \"rank\": %ld, ",
+           "\"prompt\": %ld, \"pairs\": %ld, \"rank\": %ld, \"dtype\": \"%s\", "
+           "\"activation_dtype\": \"%s\", \"checkpointing\": %s, ",
            llava ? "\"model_kind\": \"llava\", " : "", c->loss, c->layers, c->dim, c->heads,
            c->kv_heads ? c->kv_heads : c->heads, c->ffn, c->vocab, c->seq,
-           c->prompt ? c->prompt : c->seq / 4, c->pairs, c->rank);
+           c->prompt ? c->prompt : c->seq / 4, c->pairs, c->rank, c->dtype,
+           r->activation_dtype, c->checkpointing ? "true" : "false");
     if (llava)
         printf("\"vision_layers\": %ld, \"vision_dim\": %ld, \"vision_heads\": %ld, "
                "\"vision_ffn\": %ld, \"image_size\": %ld, \"patch_size\": %ld, "
@@ -93,8 +104,22 @@ static void print_result(const bench_config *c, const bench_result *r)
     else
         printf("\"train_tokens_per_s\": %.1f, ", r->train_tokens_per_s);
     printf("\"cpu_s_per_step\": %.4f, \"peak_rss_mb\": %.1f, \"peak_arena_mb\": %.1f, "
-           "\"loss_first\": %.9g, \"loss_last\": %.9g}\n",
-           r->cpu_s_per_step, r->peak_rss_mb, r->peak_arena_mb, r->loss_first, r->loss_last);
+           "\"peak_device_mb\": %.1f, \"planned_peak_mb\": %.1f, ", r->cpu_s_per_step,
+           r->peak_rss_mb, r->peak_arena_mb, r->peak_device_mb, r->planned_peak_mb);
+    /* The device name as a JSON string: backends report printable names, but a quote or a
+     * backslash in one must not break the line. */
+    printf("\"device\": \"");
+    for (const char *p = r->device; *p; p++)
+        if (*p == '"' || *p == '\\') printf("\\%c", *p);
+        else if ((unsigned char)*p >= 0x20) putchar(*p);
+    printf("\", \"model_flops_per_step\": %.0f, \"achieved_tflops\": %.3f, ",
+           r->model_flops_per_step, r->achieved_tflops);
+    if (r->peak_tflops > 0)
+        printf("\"peak_tflops\": %.1f, \"mfu\": %.4f, ", r->peak_tflops, r->mfu);
+    else
+        printf("\"peak_tflops\": null, \"mfu\": null, ");
+    printf("\"epoch_s_7b_16k\": %.1f, \"loss_first\": %.9g, \"loss_last\": %.9g}\n",
+           r->epoch_s_7b_16k, r->loss_first, r->loss_last);
     fflush(stdout);
 }
 
@@ -111,6 +136,10 @@ int cmd_bench(int argc, char **argv)
                "and peak_rss_mb of the process. --model-kind llava puts the LLaMA in a random\n"
                "LLaVA-1.5 with one PNG image per pair (vision tower and projector frozen) and\n"
                "reports text_tokens_per_s and positions_per_s (text + image positions) instead.\n"
+               "It also prints the step's model FLOPs (aspo/bench.h has the formula), the\n"
+               "achieved TFLOP/s, the MFU against --peak-tflops or the card's known peak, and\n"
+               "epoch_s_7b_16k: one epoch of 16,384 pairs through LLaVA-1.5-7B's language\n"
+               "model (32 layers, vocabulary 32064, this run's width) at that rate.\n"
                "Backends in this build: %s.\n\n",
                       argc, argv, &src, &s))
         return 0;
@@ -120,8 +149,13 @@ int cmd_bench(int argc, char **argv)
     if (!s) print_result(&f.c, &r);
     options_release(&src);
     if (s) {
-        fprintf(stderr, "aspo: error: %s\n", aspo_error_message());
-        return s == ASPO_ERR_USAGE ? 2 : 1;
+        /* A JSON line for scripts that put runs side by side (scripts/gpu-check.sh retries
+         * an out-of-memory run with --checkpointing); the message goes to stderr. */
+        if (s != ASPO_ERR_USAGE) {
+            printf("{\"src\": \"aspo\", \"error\": \"%s\"}\n", aspo_status_name(s));
+            fflush(stdout);
+        }
+        return command_fail(s);
     }
     return 0;
 }

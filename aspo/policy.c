@@ -16,6 +16,13 @@ policy_options policy_defaults(void)
     return (policy_options){.storage_dtype = -1, .lora = {.r = 0, .alpha = 16.0f}};
 }
 
+int policy_activation_dtype(const char *choice, const char *backend)
+{
+    if (strcmp(choice, "auto")) return dtype_from_name(choice);
+    bool gpu = !strcmp(backend, "cuda") || !strcmp(backend, "hip");
+    return gpu ? -1 : DT_F32;
+}
+
 static llama_options language_options(const policy_options *o)
 {
     llama_options l = llama_defaults();

@@ -17,7 +17,7 @@ typedef struct policy_options {
     const char *model;        /* directory with config.json */
     const char *adapter;      /* PEFT adapter to start from, or NULL */
     int storage_dtype;        /* -1 = the file's */
-    int activation_dtype;     /* llama_options.activation_dtype */
+    int activation_dtype;     /* llama_options.activation_dtype (policy_activation_dtype) */
     lora_config lora;         /* r = 0: none (unless adapter) */
     const char *lora_targets; /* NULL = PEFT's default for LLaMA (q_proj,v_proj) */
     uint64_t lora_seed;
@@ -33,6 +33,11 @@ typedef struct policy_options {
     bool skip_weights; /* memory plans: no tensor data is read (llama_options.skip_weights) */
 } policy_options;
 
+/* llama_options.activation_dtype for a flag value "auto" | "f32" | "bf16" | "f16" on a
+ * backend: auto is the weights' dtype (-1) on cuda and hip, whose fast path is half GEMMs,
+ * and f32 elsewhere (the CPU and Vulkan convert half values element by element, so f32 is
+ * faster there and closer to the exact result). */
+int policy_activation_dtype(const char *choice, const char *backend);
 policy_options policy_defaults(void);
 
 typedef struct policy_model {

@@ -42,6 +42,9 @@ aspo_status tiny_weights_add(tiny_weights *w, const char *name, int ndim, const 
         return aspo_fail(ASPO_ERR_OOM, "tiny model: no memory for %s", name);
     }
     uint64_t stream = (uint64_t)w->n << 40;
+    /* Counter-based draws: each value depends on its index only, so threads change nothing
+     * (a 7B-shaped bench model is a billion values). */
+#pragma omp parallel for schedule(static) if (n > 65536)
     for (int64_t i = 0; i < n; i++) {
         if (std == 0) {
             v[i] = constant;

@@ -41,11 +41,7 @@ aspo_status trainer_open_model(const train_config *cfg, uint64_t seed, bool need
     o.model = cfg->model;
     o.adapter = cfg->adapter;
     o.storage_dtype = strcmp(cfg->dtype, "auto") ? dtype_from_name(cfg->dtype) : -1;
-    /* auto: the GPUs' fast path is half-precision GEMMs; on the CPU and Vulkan, half values
-     * are converted element by element, so f32 is both faster and closer to the truth. */
-    bool gpu = !strcmp(cfg->backend, "cuda") || !strcmp(cfg->backend, "hip");
-    o.activation_dtype = strcmp(cfg->activation_dtype, "auto") ? dtype_from_name(cfg->activation_dtype)
-                         : gpu ? -1 : DT_F32;
+    o.activation_dtype = policy_activation_dtype(cfg->activation_dtype, cfg->backend);
     o.lora = (lora_config){(int)cfg->lora_r, (float)cfg->lora_alpha, (float)cfg->lora_dropout,
                            cfg->rslora};
     o.lora_targets = cfg->lora_targets;

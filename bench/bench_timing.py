@@ -63,16 +63,21 @@ class Timing:
                 unit + "_s_min": round(min(self.times), 4)}
 
 
-def time_calls(call, warmup, steps):
+def time_calls(call, warmup, steps, sync=None):
     """Runs call() warmup times untimed, then steps times timed one by one (perf_counter
-    around each call, process CPU time around all of them)."""
+    around each call, process CPU time around all of them). sync (torch.cuda.synchronize for
+    a GPU) runs before the timed calls and inside each one's time after it, so a device that
+    runs ahead of the host is timed to the end of its work."""
+    sync = sync or (lambda: None)
     for _ in range(warmup):
         call()
+    sync()
     times, results = [], []
     cpu0 = time.process_time()
     for _ in range(steps):
         t0 = time.perf_counter()
         results.append(call())
+        sync()
         times.append(time.perf_counter() - t0)
     return Timing(times, (time.process_time() - cpu0) / steps, results)
 

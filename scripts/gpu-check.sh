@@ -12,13 +12,16 @@
 #   --build DIR     the build directory (default /tmp/aspo-gpu-check); kept between runs
 #   --debs DIR      .deb files of the build's libraries, unpacked when the machine lacks them
 #                   (default .gpu-debs when it exists); no file that exists is overwritten
-#   --budget S      all stages together (default 450): a stage gets what is left of it at
-#                   most, and stages left without time are reported as not run
+#   --budget S      all stages together (default 520): a stage gets what is left of it at
+#                   most, less the boxes held back for later stages in $reserved (bench_7b,
+#                   the point of a GPU session), and stages left without time are reported
+#                   as not run
 #   --only A,B      these stages only (a build from an earlier run is reused)
 #   --dry           prints the stages, their time boxes and commands; runs nothing
 #   --fetch-debs D  on a Debian 12 machine with apt: downloads those .deb files into D (35 MB)
 #   GPU_CHECK_BACKEND=vulkan (environment, with --only and --build of such a build): the GPU
 #                   stages on another backend, to try this script on a machine without CUDA
+#   TORCH_PYTHON    the interpreter of the PyTorch side of the benches (default python3)
 #
 # Each stage runs under `timeout` (its box, or less when the budget is nearly spent), so a
 # hang costs only its box; a failed stage does not stop the others. Exit status 1 when any
@@ -30,12 +33,17 @@ build        300  cmake -DASPO_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES=<card> (Releas
 ops          120  tests/test_ops --backend cuda: every op forward and backward against the CPU
 cuda         120  tests/test_cuda cuda: device errors, 2^31+ elements, out-of-memory, recovery
 e2e_llama    120  aspo run 20 steps, tiny LLaMA (init-model, cli/text.jsonl): cuda vs cpu losses
+e2e_bf16     120  the same with bf16 weights and activations (autocast mixed precision)
 e2e_llava    180  aspo run 20 steps, tiny LLaVA (fixtures/llava, llava_data): cuda vs cpu losses
 bench_llama   90  aspo bench --backend cuda (aspo bench defaults; PyTorch beside it if it can)
 bench_llava   90  aspo bench --backend cuda --model-kind llava
+bench_7b     240  aspo bench + PyTorch/PEFT, LLaVA-7B-shaped: 4 of 32 layers, 900 positions, bf16
 own_gemm      90  ASPO_CUDA_GEMM=own test_ops --backend cuda matmul: the own GEMM kernel
 suites       180  ctest, every other suite on the CPU (parity with transformers/PEFT, CLI, ...)
 '
+# Held back: earlier stages stop short of these boxes, so a slow build or a hang before it
+# cannot take the time of the benchmark the session is for.
+reserved=' bench_7b '
 # Loss curves: |cuda - cpu| <= 1e-3 at each of the 20 steps. Both run in f32; the GPU kernels
 # differ from the CPU's in summation order (and cuBLAS in its algorithms), ~1e-7 relative
 # per reduction, which compounds through the layers, the loss and 20 AdamW steps at lr 1e-3
@@ -44,6 +52,11 @@ suites       180  ctest, every other suite on the CPU (parity with transformers/
 # still fails a wrong kernel: the first step's loss is log 2 = 0.693147 up to rounding, and a
 # wrong op moves it, or the steps after it, by far more.
 TOL=1e-3
+# bf16 curves (e2e_bf16): both backends round the same values to 8 mantissa bits, but a sum
+# in another order can land on the other side of a rounding step (2^-9 relative); lavapipe's
+# Vulkan stays within 7e-4 of the CPU over these 20 steps (tests/cli/vulkan.sh), bf16 vs f32
+# on one backend moves the curve about as much. 3e-3 holds that, not a wrong half kernel.
+BF16_TOL=3e-3
 set -uo pipefail
 be=${GPU_CHECK_BACKEND:-cuda}
 
@@ -166,15 +179,16 @@ compare_losses() {
     local result
     result=$(paste <(grep -o '"loss":[^,}]*' "$1" | cut -d: -f2) \
                    <(grep -o '"loss":[^,}]*' "$2" | cut -d: -f2) |
-        awk -v tol="$TOL" 'NF == 2 { d = $1 - $2; if (d < 0) d = -d; if (d > max) max = d
+        awk -v tol="${4:-$TOL}" 'NF == 2 { d = $1 - $2; if (d < 0) d = -d; if (d > max) max = d
                                      if (!(d <= tol)) bad++; n++ }
                            END { printf "%d %d %.3g", n, bad, max }')
     read -r n bad max <<<"$result"
-    note "$3; max |$be - cpu| $max over $n steps (tol $TOL)"
+    note "$3; max |$be - cpu| $max over $n steps (tol ${4:-$TOL})"
     ((n == 20 && bad == 0))
 }
 
-# e2e NAME ARGS...: aspo run on cpu, then on the GPU, same arguments; the curves compared.
+# e2e NAME ARGS...: aspo run on cpu, then on the GPU, same arguments; the curves compared
+# (within $E2E_TOL when set, else $TOL).
 e2e() {
     local name=$1 aspo=$GPU_CHECK_BUILD/aspo times=""
     shift
@@ -188,7 +202,7 @@ e2e() {
         times+="$b $((SECONDS - start)) s, "
     done
     compare_losses "$GPU_CHECK_WORK/$name-cpu/metrics.jsonl" \
-        "$GPU_CHECK_WORK/$name-$be/metrics.jsonl" "${times%, }"
+        "$GPU_CHECK_WORK/$name-$be/metrics.jsonl" "${times%, }" "${E2E_TOL:-$TOL}"
 }
 
 stage_e2e_llama() {
@@ -199,6 +213,17 @@ stage_e2e_llama() {
         { note "aspo init-model failed"; return 1; }
     e2e llama --threads 4 --model "$model" --tokenizer "$fixtures/tokenizer/legacy" \
         --data "$fixtures/cli/text.jsonl"
+}
+
+stage_e2e_bf16() {
+    local model=$GPU_CHECK_WORK/tiny-llama-bf16
+    need "$GPU_CHECK_BUILD/aspo" || return 1
+    rm -rf "$model"
+    "$GPU_CHECK_BUILD/aspo" init-model --out "$model" --vocab 1000 --dim 64 --layers 2 ||
+        { note "aspo init-model failed"; return 1; }
+    E2E_TOL=$BF16_TOL e2e llama-bf16 --threads 4 --model "$model" \
+        --tokenizer "$fixtures/tokenizer/legacy" --data "$fixtures/cli/text.jsonl" \
+        --dtype bf16 --activation-dtype bf16
 }
 
 stage_e2e_llava() {
@@ -222,8 +247,10 @@ bench() {
     [[ -n "$(json_field "$line" "$key")" ]] || { note "no $key in: $line"; return 1; }
     torch_script=$root/bench/train_step_torch.py
     [[ "$kind" == llava ]] && torch_script=$root/bench/llava_step_torch.py
-    if [[ -f "$torch_script" ]] && python3 "$torch_script" --help 2>/dev/null | grep -q -- --device; then
-        torch_line=$(python3 "$torch_script" --device cuda | tail -n 1) && echo "$torch_line" &&
+    local py=${TORCH_PYTHON:-python3}
+    if [[ -f "$torch_script" ]] &&
+        "$py" "$torch_script" --help 2>/dev/null | grep -q -- --device; then
+        torch_line=$("$py" "$torch_script" --device cuda | tail -n 1) && echo "$torch_line" &&
             torch_note="; PyTorch $(json_field "$torch_line" "$key")"
     else
         torch_note="; PyTorch not run (bench/ scripts have no --device)"
@@ -233,6 +260,178 @@ bench() {
 
 stage_bench_llama() { bench llama train_tokens_per_s; }
 stage_bench_llava() { bench llava text_tokens_per_s --model-kind llava; }
+
+# The step of issue 6 at LLaVA-1.5-7B's real width (hidden 4096, ffn 11008, 32 heads,
+# vocabulary 32064), 4 of its 32 layers, random weights: one chosen/rejected pair of 900
+# positions each, of which the prompt's 640 stand for LLaVA's 576 image positions + 64 text
+# prompt tokens (the llama kind: every position is a text id, the decoder's work is the
+# same), LoRA r 1024 (alpha 2048) on all seven linears, bf16 frozen weights, the ASPO loss.
+# aspo bench and bench/train_step_torch.py take the same flags; both print the model FLOPs
+# of aspo/bench.h (bench/flops.py) and the 16K-pair epoch of the full 7B at their rate.
+# GPU_CHECK_BENCH_7B_ARGS (environment) replaces them, to try the stage at small sizes
+# (with GPU_CHECK_BACKEND=cpu the PyTorch side runs on the CPU too).
+b7_args=(--layers 4 --dim 4096 --heads 32 --ffn 11008 --vocab 32064 --seq 900 --prompt 640
+         --pairs 1 --rank 1024 --dtype bf16 --loss aspo --steps 3 --warmup 1)
+# shellcheck disable=SC2206 # split into flags on purpose
+[[ -n "${GPU_CHECK_BENCH_7B_ARGS:-}" ]] && b7_args=($GPU_CHECK_BENCH_7B_ARGS)
+# Of the box, kept for the PyTorch side (imports, the model built on the GPU, 4 steps: ~30 s
+# expected); aspo gets the rest, most of it for writing the random 4.3 GB f32 checkpoint
+# and reading it back as bf16 (~100 s on the 2-core CPU machine, one core generating).
+b7_torch_s=75
+
+# json_string LINE KEY: a string from a JSON line (without escapes).
+json_string() {
+    grep -o "\"$2\": *\"[^\"]*\"" <<<"$1" | head -n 1 | sed 's/^[^:]*: *"//; s/"$//'
+}
+
+# b7_run SECONDS CMD...: CMD under timeout; its last stdout line (a JSON line), or a JSON
+# error line saying why there is none.
+b7_run() {
+    local limit=$1 line rc=0
+    shift
+    ((limit > 5)) || { echo '{"error": "no time left in the box"}'; return; }
+    line=$(timeout -k 5 "$limit" "$@" | tail -n 1) || rc=$?
+    echo "+ $* (exit $rc)" >&2
+    if ((rc == 124 || rc == 137)); then echo "{\"error\": \"timed out after $limit s\"}"
+    elif [[ "$line" != "{"* ]]; then echo "{\"error\": \"exit $rc, no JSON line (log)\"}"
+    else echo "$line"; fi
+}
+
+# b7_cell LINE KEY FORMAT [SCALE]: the number at KEY (times SCALE) in FORMAT, n/a when absent
+# or null.
+b7_cell() {
+    local v
+    v=$(json_field "$1" "$2")
+    if [[ -z "$v" ]]; then echo "n/a"; return; fi
+    awk -v v="$v" -v f="$3" -v k="${4:-1}" 'BEGIN { printf f, v * k }'
+}
+
+stage_bench_7b() {
+    local aspo=$GPU_CHECK_BUILD/aspo py=${TORCH_PYTHON:-python3} ck=() retried="" a t
+    local end=$((SECONDS + ${GPU_CHECK_BOX:-240} - 5))
+    need "$aspo" || return 1
+    # aspo bench's random checkpoint (4.3 GB) goes here, which the driver removes at its end
+    # even when a timeout killed aspo before it could remove its own.
+    export TMPDIR=$GPU_CHECK_WORK/tmp
+    mkdir -p "$TMPDIR" || return 1
+    echo "+ aspo bench --backend $be ${b7_args[*]}"
+    a=$(b7_run $((end - SECONDS - b7_torch_s)) "$aspo" bench --backend "$be" "${b7_args[@]}")
+    echo "$a"
+    if [[ "$(json_string "$a" error)" == "out of memory" ]]; then
+        retried="aspo ran out of memory without checkpointing: both sides ran with --checkpointing"
+        echo "# $retried"
+        ck=(--checkpointing)
+        a=$(b7_run $((end - SECONDS - b7_torch_s)) "$aspo" bench --backend "$be" "${b7_args[@]}" \
+            "${ck[@]}")
+        echo "$a"
+    fi
+    local device=cuda # PyTorch's name for ROCm GPUs too
+    [[ "$be" == cpu ]] && device=cpu
+    if "$py" -c "import torch, sys
+sys.exit('$device' == 'cuda' and not torch.cuda.is_available())" 2>/dev/null; then
+        t=$(b7_run $((end - SECONDS)) "$py" "$root/bench/train_step_torch.py" --device "$device" \
+            "${b7_args[@]}" "${ck[@]}")
+    else
+        t="{\"error\": \"$py has no torch that runs on $device\"}"
+    fi
+    echo "$t"
+    b7_table "$a" "$t" "$retried" >"$GPU_CHECK_WORK/tables/bench_7b.md"
+    cat "$GPU_CHECK_WORK/tables/bench_7b.md"
+    local ratio
+    ratio=$(b7_ratio "$a" "$t" train_tokens_per_s)
+    note "aspo $(b7_side "$a"); PyTorch $(b7_side "$t"); aspo/PyTorch ${ratio:-n/a}" \
+         "(target 1.5)${retried:+; checkpointing (OOM)}"
+    [[ -z "$(json_string "$a" error)" && -n "$(json_field "$a" train_tokens_per_s)" ]]
+}
+
+# b7_side LINE: one side's numbers for the stage's note, or why it has none.
+b7_side() {
+    local e
+    e=$(json_string "$1" error)
+    if [[ -n "$e" ]]; then echo "FAILED ($e)"; return; fi
+    echo "$(b7_cell "$1" train_tokens_per_s '%.0f') tok/s, MFU $(b7_cell "$1" mfu '%.3f')," \
+         "7B epoch $(b7_cell "$1" epoch_s_7b_16k '%.2f' 0.000277778) h"
+}
+
+# b7_ratio ASPO_LINE TORCH_LINE KEY: aspo's KEY over PyTorch's, empty when either is missing.
+b7_ratio() {
+    awk -v x="$(json_field "$1" "$3")" -v y="$(json_field "$2" "$3")" \
+        'BEGIN { if (x > 0 && y > 0) printf "%.2f", x / y }'
+}
+
+# b7_table ASPO_LINE TORCH_LINE RETRIED: the markdown rows side by side.
+b7_table() {
+    local a=$1 t=$2 torch_name
+    torch_name="PyTorch $(json_string "$t" torch_version)"
+    [[ -n "$(json_string "$t" torch_version)" ]] || torch_name="PyTorch + PEFT"
+    [[ -n "$(json_string "$t" transformers)" ]] &&
+        torch_name+=" + transformers $(json_string "$t" transformers)" &&
+        torch_name+=" + PEFT $(json_string "$t" peft)"
+    [[ -n "$(json_string "$t" attention)" ]] &&
+        torch_name+=" ($(json_string "$t" attention) attention)"
+    local device peak
+    device=$(json_string "$a" device)
+    [[ -n "$device" ]] || device=$(json_string "$t" device)
+    peak=$(json_field "$a" peak_tflops)
+    [[ -n "$peak" ]] || peak=$(json_field "$t" peak_tflops)
+    echo "### bench_7b: LLaVA-1.5-7B-shaped $(b7_arg loss | tr "[:lower:]" "[:upper:]") step" \
+         "on ${device:-no device}"
+    echo
+    echo "$(b7_arg layers) of 32 decoder layers (hidden $(b7_arg dim), ffn $(b7_arg ffn)," \
+         "$(b7_arg heads) heads, vocabulary $(b7_arg vocab), random weights), $(b7_arg pairs)" \
+         "chosen/rejected pair(s) of $(b7_arg seq) positions (prompt $(b7_arg prompt); 640 stands" \
+         "for LLaVA's 576 image positions + 64 text tokens), LoRA r $(b7_arg rank) on all seven" \
+         "linears, $(b7_arg dtype) frozen weights (LoRA f32), $(b7_arg steps) measured steps" \
+         "after $(b7_arg warmup) warm-up. Model FLOPs as aspo/bench.h counts them (both sides);" \
+         "MFU against the card's dense $(b7_arg dtype) peak, ${peak:-unknown} TFLOP/s; the" \
+         "epoch is 16,384 pairs through the full 7B language model (32 layers, vocabulary" \
+         "32064) at each side's achieved rate, vision tower not counted.${3:+ $3.}"
+    echo
+    echo "| | aspo | $torch_name | aspo / PyTorch |"
+    echo "|---|---:|---:|---:|"
+    local ae te
+    ae=$(json_string "$a" error) te=$(json_string "$t" error)
+    if [[ -n "$ae$te" ]]; then
+        echo "| run | ${ae:-ok} | ${te:-ok} | |"
+    fi
+    b7_row "tokens/s (target: 1.5x PyTorch)" train_tokens_per_s '%.0f' 1 ratio
+    b7_row "s/step median" step_s_median '%.4f'
+    b7_row "model TFLOP/step" model_flops_per_step '%.2f' 1e-12
+    b7_row "achieved TFLOP/s" achieved_tflops '%.1f' 1 ratio
+    b7_row "MFU (target 0.50)" mfu '%.3f'
+    b7_row "peak device memory GiB" peak_device_mb '%.1f' 0.000976563
+    # The plan of the same step (aspo run --dry-run's code on the plan backend) against the
+    # measured peak: the issue allows 15% (cuBLAS's and the kernels' own scratch are not in
+    # the plan).
+    local planned measured
+    planned=$(json_field "$a" planned_peak_mb) measured=$(json_field "$a" peak_device_mb)
+    [[ -n "$planned" && -n "$measured" ]] &&
+        echo "| --dry-run's plan of that peak, GiB | $(awk -v p="$planned" -v m="$measured" \
+            'BEGIN { printf "%.1f (%+.1f%%, bound 15%%)", p / 1024, (m > 0 ? 100 * (p - m) / m : 0) }') | | |"
+    echo "| checkpointing | $(json_field_raw "$a" checkpointing) |" \
+         "$(json_field_raw "$t" checkpointing) | |"
+    b7_row "7B epoch, 16,384 pairs, one card, h" epoch_s_7b_16k '%.2f' 0.000277778
+    b7_row "first loss" loss_first '%.4f'
+    b7_row "last loss" loss_last '%.4f'
+}
+
+# b7_row LABEL KEY FORMAT [SCALE [ratio]]: a row of b7_table (a and t are its two lines).
+b7_row() {
+    local r=""
+    [[ "${5:-}" == ratio ]] && r=$(b7_ratio "$a" "$t" "$2")
+    echo "| $1 | $(b7_cell "$a" "$2" "$3" "${4:-1}") | $(b7_cell "$t" "$2" "$3" "${4:-1}") | $r |"
+}
+
+# b7_arg NAME: the value after --NAME in b7_args.
+b7_arg() {
+    local i
+    for ((i = 0; i + 1 < ${#b7_args[@]}; i++)); do
+        [[ "${b7_args[i]}" == "--$1" ]] && { echo "${b7_args[i + 1]}"; return; }
+    done
+}
+
+# json_field_raw LINE KEY: a bare word (true, false, null) at KEY.
+json_field_raw() { grep -o "\"$2\": *[a-z]*" <<<"$1" | head -n 1 | sed 's/.*: *//'; }
 
 stage_suites() {
     [[ -f "$GPU_CHECK_BUILD/CTestTestfile.cmake" ]] || { note "no build"; return 1; }
@@ -254,7 +453,7 @@ if [[ "${1:-}" == --run-stage ]]; then
     exit
 fi
 
-out=${OUT:-gpu-check-out} build=/tmp/aspo-gpu-check debs="" budget=450 only="" dry=0
+out=${OUT:-gpu-check-out} build=/tmp/aspo-gpu-check debs="" budget=520 only="" dry=0
 [[ -d "$root/.gpu-debs" ]] && debs=$root/.gpu-debs
 # The header comment and the stage list.
 help() { awk 'NR > 2 && !/^#/ { exit } NR > 2 { print }' "$self"; echo "$stages"; }
@@ -281,14 +480,40 @@ if [[ -n "$only" ]]; then
     done
 fi
 
+# The selected stages' boxes held back for the stages of $reserved, all together.
+held=0
+while read -r name box what; do
+    [[ -n "$name" && "$reserved" == *" $name "* ]] || continue
+    [[ -z "$only" || "$only" == *",$name,"* ]] && held=$((held + box))
+done <<<"$stages"
+((held > budget)) && held=$budget # a budget too small for them goes to them first
+
 if ((dry)); then
     echo "gpu-check.sh --dry: build in $build, results in $out, budget $budget s," \
          "debs ${debs:-none}"
+    sum=0 before=0 seen=0
     while read -r name box what; do
         [[ -n "$name" ]] || continue
         [[ -z "$only" || "$only" == *",$name,"* ]] || continue
-        printf '  %-12s %4s s  %s\n' "$name" "$box" "$what"
+        mark=" "
+        if [[ "$reserved" == *" $name "* ]]; then mark="*" seen=1; fi
+        ((seen)) || before=$((before + box))
+        sum=$((sum + box))
+        printf '  %-12s %4s s %s %s\n' "$name" "$box" "$mark" "$what"
     done <<<"$stages"
+    echo "boxes: $sum s in all, the most each stage may take; the budget of $budget s bounds" \
+         "the whole run, each stage getting at most what is left of it."
+    if ((held > 0)); then
+        msg="* held back: $held s of the $budget s stay for the stages marked *;"
+        ((before > 0)) &&
+            msg+=" the stages before them share $((budget - held)) s (their boxes: $before s);"
+        echo "$msg those after them get what is left."
+        [[ -z "$only" || "$only" == *",bench_7b,"* ]] &&
+            echo "bench_7b runs: aspo bench --backend $be ${b7_args[*]}" &&
+            echo "  then: ${TORCH_PYTHON:-python3} bench/train_step_torch.py --device cuda" \
+                 "${b7_args[*]}" &&
+            echo "  (--checkpointing on both after an aspo out-of-memory)"
+    fi
     exit 0
 fi
 
@@ -297,6 +522,7 @@ out=$(cd "$out" && pwd) build=$(cd "$build" && pwd)
 [[ -z "$debs" ]] || debs=$(cd "$debs" && pwd) || exit 1
 work=$(mktemp -d "${TMPDIR:-/tmp}/gpu-check.XXXXXX")
 trap 'rm -rf "$work"' EXIT
+mkdir -p "$work/tables" # stages' own tables (bench_7b), printed after the stage table
 export GPU_CHECK_WORK=$work GPU_CHECK_BUILD=$build GPU_CHECK_DEBS=$debs
 log=$out/gpu-check.log
 : >"$log"
@@ -305,9 +531,12 @@ rows=() failed=0 deadline=$((SECONDS + budget))
 while read -r name box what; do
     [[ -n "$name" ]] || continue
     [[ -z "$only" || "$only" == *",$name,"* ]] || continue
-    left=$((deadline - SECONDS))
+    [[ "$reserved" == *" $name "* ]] && held=$((held - box)) # its own time is its to spend
+    left=$((deadline - SECONDS - held))
     if ((left < 15)); then
-        rows+=("| $name | NOT RUN | 0 | the $budget s budget was spent |")
+        why="the $budget s budget was spent"
+        ((held > 0)) && why+=" (${held} s of it held back for$reserved)"
+        rows+=("| $name | NOT RUN | 0 | $why |")
         failed=1
         continue
     fi
@@ -315,7 +544,8 @@ while read -r name box what; do
     echo "=== $name (box $box s): $what" | tee -a "$log"
     rm -f "$work/note"
     start=$SECONDS rc=0
-    timeout -k 10 "$box" bash "$self" --run-stage "$name" </dev/null >>"$log" 2>&1 || rc=$?
+    GPU_CHECK_BOX=$box timeout -k 10 "$box" bash "$self" --run-stage "$name" </dev/null \
+        >>"$log" 2>&1 || rc=$?
     took=$((SECONDS - start))
     case $rc in
         0) result=PASS ;;
@@ -345,6 +575,9 @@ nvcc_version=$( (/usr/local/cuda/bin/nvcc --version 2>/dev/null || nvcc --versio
     echo
     echo "Loss curves: $be against cpu, 20 AdamW steps, tolerance $TOL (scripts/gpu-check.sh" \
          "says why). Full output: gpu-check.log."
+    for t in "$work"/tables/*.md; do
+        [[ -f "$t" ]] && echo && cat "$t"
+    done
 } >"$out/gpu-check.md"
 cat "$out/gpu-check.md"
 exit "$failed"

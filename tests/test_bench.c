@@ -148,6 +148,46 @@ static void test_llama_run(void)
     CHECK(s == ASPO_OK, "llama bench: %s", aspo_error_message());
     CHECK(!s && r.tokens_per_step == 2 * c.pairs * c.seq && r.image_positions == 0 &&
               r.vision_s_per_step == 0, "llama tokens %lld", (long long)r.tokens_per_step);
+    /* The plan runs the same step's code on the plan backend: on the CPU it is the measured
+     * peak (the issue allows 15%; the GPU check holds the 7B-shaped run to that). */
+    CHECK(!s && r.peak_device_mb > 0 && fabs(r.planned_peak_mb - r.peak_device_mb) <= 0.15 * r.peak_device_mb,
+          "planned %.1f MiB, measured %.1f MiB", r.planned_peak_mb, r.peak_device_mb);
+    /* Checkpointing frees each layer's intermediates: the arena hands out less at its peak
+     * (the device peak of this tiny model is the arena's first 64 MiB chunk either way). */
+    c.checkpointing = true;
+    bench_result rc;
+    s = bench_train_step(&c, &rc);
+    CHECK(!s && rc.peak_arena_mb < r.peak_arena_mb &&
+              fabs(rc.planned_peak_mb - rc.peak_device_mb) <= 0.15 * rc.peak_device_mb,
+          "checkpointed: arena %.2f MiB (%.2f without), planned %.1f MiB, measured %.1f MiB",
+          rc.peak_arena_mb, r.peak_arena_mb, rc.planned_peak_mb, rc.peak_device_mb);
+}
+
+/* The FLOP count by hand for the issue's 7B-shaped step (4 layers, C 4096, F 11008, 32 heads,
+ * V 32064, r 1024, one pair of 900 positions):
+ *   N  = 4 (2*4096^2 + 2*4096^2 + 3*4096*11008) + 32064*4096 = 940,834,816
+ *   Nl = 4 * 1024 * (2*8192 + 2*8192 + 3*15104)              = 319,815,680
+ *   A  = 4 * 2 * 900^2 * 4096                                = 26,542,080,000
+ *   2 sequences * (6 N 900 + 6 Nl 900 + 4 A)                  = 13,827,361,996,800
+ * and the peak table by device names as CUDA reports them. */
+static void test_flops_and_peaks(void)
+{
+    bench_config c = bench_defaults();
+    c.layers = 4, c.dim = 4096, c.heads = 32, c.ffn = 11008, c.vocab = 32064, c.rank = 1024;
+    CHECK(bench_step_flops(&c, 2, 900) == 13827361996800.0, "7B-shaped step: %.0f FLOPs",
+          bench_step_flops(&c, 2, 900));
+    /* The full model: 32 layers; an epoch is 16384 such steps of one pair. */
+    bench_config full = c;
+    full.layers = 32;
+    double want = 16384 * bench_step_flops(&full, 2, 900) / 1e15;
+    CHECK(fabs(bench_epoch_s_7b(&c, 900, 1e15) - want) <= 1e-9 * want, "7B epoch at 1 PFLOP/s");
+    CHECK(bench_peak_tflops("NVIDIA H100 80GB HBM3", "bf16") == 989.4, "H100 SXM bf16");
+    CHECK(bench_peak_tflops("NVIDIA H100 PCIe", "bf16") == 756.0, "H100 PCIe bf16");
+    CHECK(bench_peak_tflops("NVIDIA H200", "f32") == 67.0, "H200 f32");
+    CHECK(bench_peak_tflops("NVIDIA A100-SXM4-80GB", "f16") == 312.0, "A100 f16");
+    CHECK(bench_peak_tflops("NVIDIA RTX A1000", "bf16") == 0, "A1000 is not an A100");
+    CHECK(bench_peak_tflops("NVIDIA L40", "bf16") == 0, "L40 unknown");
+    CHECK(bench_peak_tflops("cpu", "bf16") == 0, "cpu unknown");
 }
 
 int main(void)
@@ -158,6 +198,7 @@ int main(void)
     test_tiny_llava_opens(tmp);
     test_llava_run(tmp);
     test_usage_errors();
+    test_flops_and_peaks();
     test_llama_run();
     weights_remove_dir(tmp);
     return check_summary("bench");
