@@ -72,17 +72,15 @@ CPU_VECTOR_CLONES static float masked_row_max(const float *x, const int32_t *all
  * over 8 fixed lanes added in a fixed order. */
 CPU_VECTOR_CLONES static double masked_row_exp(float *p, const int32_t *allow, int64_t n, float m)
 {
+    /* Two loops: the float one vectorizes (with the double sums in it, GCC vectorized
+     * neither); the sums keep their lanes and order, so the result is the same. */
+    for (int64_t j = 0; j < n; j++)
+        p[j] = cpu_bits_float(cpu_float_bits(cpu_expf(p[j] - m)) & allow[j]);
     double lane[8] = {0};
     int64_t j = 0;
     for (; j + 8 <= n; j += 8)
-        for (int k = 0; k < 8; k++) {
-            p[j + k] = cpu_bits_float(cpu_float_bits(cpu_expf(p[j + k] - m)) & allow[j + k]);
-            lane[k] += (double)p[j + k];
-        }
-    for (; j < n; j++) {
-        p[j] = cpu_bits_float(cpu_float_bits(cpu_expf(p[j] - m)) & allow[j]);
-        lane[0] += (double)p[j];
-    }
+        for (int k = 0; k < 8; k++) lane[k] += (double)p[j + k];
+    for (; j < n; j++) lane[0] += (double)p[j];
     return cpu_sum_lanes(lane);
 }
 

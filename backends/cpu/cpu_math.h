@@ -20,14 +20,23 @@
 #define CPU_VECTOR_CLONES
 #endif
 
-static inline int32_t cpu_float_bits(float f)
+/* GCC does not inline a plain `static inline` function into a target_clones clone (their
+ * target options differ), so the clone's loop would call it element by element and not
+ * vectorize; always_inline makes it inline into every clone. */
+#if defined(__GNUC__)
+#define CPU_INLINE static inline __attribute__((always_inline))
+#else
+#define CPU_INLINE static inline
+#endif
+
+CPU_INLINE int32_t cpu_float_bits(float f)
 {
     int32_t i;
     memcpy(&i, &f, sizeof i);
     return i;
 }
 
-static inline float cpu_bits_float(int32_t i)
+CPU_INLINE float cpu_bits_float(int32_t i)
 {
     float f;
     memcpy(&f, &i, sizeof f);
@@ -37,7 +46,7 @@ static inline float cpu_bits_float(int32_t i)
 /* exp(x) within 1.5 ulp (Cephes' expf polynomial), with exp(-inf) = 0, exp(inf) = inf,
  * NaN in -> NaN out, subnormal results near the bottom of the range. x = n ln2 + r with
  * |r| <= ln2/2; 2^n is applied as two powers so n may reach -159 or +159. */
-static inline float cpu_expf(float x)
+CPU_INLINE float cpu_expf(float x)
 {
     const float magic = 12582912.0f; /* 1.5 * 2^23: adding it rounds to an integer */
     int32_t u = cpu_float_bits(x), mag = u & 0x7fffffff;
@@ -63,25 +72,25 @@ static inline float cpu_expf(float x)
 
 /* An order-preserving integer key of a float (a < b iff key(a) < key(b) for non-NaN), so a
  * max is an integer max reduction, which vectorizes. The map is its own inverse. */
-static inline int32_t cpu_order_key(float f)
+CPU_INLINE int32_t cpu_order_key(float f)
 {
     int32_t i = cpu_float_bits(f);
     return i ^ (-(int32_t)((uint32_t)i >> 31) & 0x7fffffff);
 }
 
-static inline float cpu_order_key_float(int32_t k)
+CPU_INLINE float cpu_order_key_float(int32_t k)
 {
     return cpu_bits_float(k ^ (-(int32_t)((uint32_t)k >> 31) & 0x7fffffff));
 }
 
 /* The 8 lane sums of a vectorized reduction, added in a fixed order. */
-static inline double cpu_sum_lanes(const double lane[8])
+CPU_INLINE double cpu_sum_lanes(const double lane[8])
 {
     return ((lane[0] + lane[1]) + (lane[2] + lane[3])) +
            ((lane[4] + lane[5]) + (lane[6] + lane[7]));
 }
 
 /* 1 / (1 + exp(-x)). */
-static inline float cpu_sigmoidf(float x) { return 1.0f / (1.0f + cpu_expf(-x)); }
+CPU_INLINE float cpu_sigmoidf(float x) { return 1.0f / (1.0f + cpu_expf(-x)); }
 
 #endif
