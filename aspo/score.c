@@ -27,7 +27,8 @@ score_config score_defaults(void)
 {
     train_config t = train_defaults();
     return (score_config){
-        .backend = t.backend, .dtype = t.dtype, .chat_template = t.chat_template,
+        .backend = t.backend, .dtype = t.dtype, .activation_dtype = t.activation_dtype,
+        .chat_template = t.chat_template,
         .truncation_mode = t.truncation_mode, .max_length = t.max_length,
         .max_prompt_length = t.max_prompt_length,
         .max_completion_length = t.max_completion_length, .batch_size = t.batch_size,
@@ -224,6 +225,8 @@ static aspo_status open_model(score_job *j)
     policy_options o = policy_defaults();
     o.model = cfg->model;
     o.storage_dtype = strcmp(cfg->dtype, "auto") ? dtype_from_name(cfg->dtype) : -1;
+    /* As aspo run computes: a precomputed reference must round as the run's policy does. */
+    o.activation_dtype = policy_activation_dtype(cfg->activation_dtype, cfg->backend);
     o.adapter = cfg->adapter; /* r, alpha and targets from its adapter_config.json */
     o.vision_tower = cfg->vision_tower;
     return policy_open(&o, &j->model);

@@ -22,7 +22,7 @@ typedef struct score_config {
     const char *config, *backend, *model, *tokenizer, *data, *out, *adapter;
     const char *image_root, *vision_tower;
     long max_image_pixels;
-    const char *dtype, *chat_template, *truncation_mode;
+    const char *dtype, *activation_dtype, *chat_template, *truncation_mode;
     long max_length, max_prompt_length, max_completion_length, batch_size, threads, device;
     bool no_bos, skip_bad_lines, token_logps, quiet;
 } score_config;

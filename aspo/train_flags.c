@@ -51,7 +51,6 @@ const option_spec TRAIN_SPECS[] = {
     F("clip-model", OPT_STRING, clip_model, "full CLIP directory for ASPO's image-text similarities (default: LLaVA's own tower when it has a text tower)", NULL, 0, 0),
     F("vision-cache", OPT_STRING, vision_cache, "directory keeping each image's vision-tower features between epochs", NULL, 0, 0),
     F("train-projector", OPT_BOOL, train_projector, "LLaVA: LoRA on the projector's linears too", NULL, 0, 0),
-    F("activation-dtype", OPT_STRING, activation_dtype, "hidden states' dtype: f32, or the frozen weights' bf16/f16 as PyTorch computes a model loaded in it (auto: the weights' on cuda and hip, f32 elsewhere)", DATA_FLAG_DTYPES, 0, 0),
     F("loss-scale", OPT_FLOAT, loss_scale, "f16 activations: starting dynamic loss scale (halved on an overflow, doubled after 2000 clean steps)", NULL, 1, 1e30),
     F("gradient-checkpointing", OPT_BOOL, gradient_checkpointing, "re-run decoder layers in backward", NULL, 0, 0),
     F("batch-size", OPT_INT, batch_size, "pairs per micro-batch", NULL, 1, 1 << 20),

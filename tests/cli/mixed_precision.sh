@@ -57,6 +57,20 @@ expect_ok "resume f16" aspo_run --model "$M" --data "$DATA/text.jsonl" --batch-s
 check "the resumed steps run at the checkpoint's scale, not --loss-scale" \
     test "$(scales_of "$WORK/f16ck/metrics.jsonl" | sed -n 5p)" = "$first_scale"
 
+# aspo score computes as aspo run does, so a precomputed reference rounds as the policy: in
+# bf16 its log-probs move from f32's by bf16's relative error (2^-9 per op, a few ops deep:
+# about 1e-2 of sums near -100 here), which they must show, and no more than 5e-2.
+for a in f32 bf16; do
+    expect_ok "score, $a activations" "$ASPO" score --tokenizer "$TOK" --threads 1 --model "$M" \
+        --data "$DATA/text.jsonl" --out "$WORK/scored-$a.jsonl" --dtype bf16 --activation-dtype "$a" --quiet
+done
+ref_of() { grep -o '"ref_chosen_logps": *[-0-9.e]*' "$1" | sed 's/.*: *//'; }
+check "score in bf16 differs from f32 by bf16 rounding, not more" \
+    awk 'NR == FNR { f32[FNR] = $1; next }
+         { d = $1 - f32[FNR]; if (d < 0) d = -d; r = d / (f32[FNR] < 0 ? -f32[FNR] : f32[FNR])
+           if (r > 5e-2) bad++; if (d > 0) moved++; n++ }
+         END { exit !(n > 0 && !bad && moved) }' <(ref_of "$WORK/scored-f32.jsonl") <(ref_of "$WORK/scored-bf16.jsonl")
+
 expect_error "f16 activations on bf16 weights" 2 "activations in f16 need frozen weights in f16" \
     run --out "$WORK/bad" --dtype bf16 --activation-dtype f16
 expect_error "unknown activation dtype" 2 "activation-dtype" run --out "$WORK/bad" --activation-dtype f64
