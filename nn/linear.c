@@ -69,8 +69,12 @@ tensor *linear_forward(const linear *l, tensor *x)
         if (x->dt != B->dt) B = tensor_cast(B, x->dt);                        /* (out,r)   */
         tensor *h = nn_training() ? tensor_dropout(x, l->lora_dropout) : x;   /* (...,in)  */
         tensor *a = tensor_matmul(h, tensor_transpose(A, -1, -2));            /* (...,r)   */
+        /* PEFT scales B(A(x)); scaling the rank-r product instead saves an (...,out)
+         * tensor (the same values up to rounding, exactly so for a power of two), and the
+         * base output, fresh from its product, takes the sum in place. */
+        a = tensor_scale(a, l->lora_scaling);
         tensor *d = tensor_matmul(a, tensor_transpose(B, -1, -2));            /* (...,out) */
-        y = tensor_add(y, tensor_scale(d, l->lora_scaling));
+        y = tensor_add_into(y, d);
     }
     return y;
 }

@@ -43,6 +43,26 @@ static tensor *binary(tensor *a, tensor *b, binary_kind kind)
 }
 
 tensor *tensor_add(tensor *a, tensor *b) { return binary(a, b, BINARY_ADD); }
+
+tensor *tensor_add_into(tensor *a, tensor *b)
+{
+    if (!a || !b) return NULL;
+    int ndim;
+    int64_t shape[TENSOR_MAX_DIMS];
+    char x[96], y[96];
+    if (!broadcast_shape(a, b, &ndim, shape) || ndim != a->ndim ||
+        memcmp(shape, a->shape, sizeof(int64_t) * (size_t)ndim) || !tensor_is_contiguous(a) ||
+        !dtype_is_float(a->dt) || (b->dt != a->dt && a->dt != DT_F32)) {
+        aspo_fail(ASPO_ERR_SHAPE, "add into: %s += %s needs a contiguous first operand of the "
+                  "sum's shape and dtype", tensor_describe(a, x, sizeof x),
+                  tensor_describe(b, y, sizeof y));
+        return NULL;
+    }
+    tensor *out = tensor_alias(a); /* the sum's header over a's memory */
+    tensor *in[2] = {a, b};
+    op_params p = {.i = {BINARY_ADD}};
+    return op_exec(OP_BINARY, in, 2, &p, &out, 1);
+}
 tensor *tensor_sub(tensor *a, tensor *b) { return binary(a, b, BINARY_SUB); }
 tensor *tensor_mul(tensor *a, tensor *b) { return binary(a, b, BINARY_MUL); }
 tensor *tensor_div(tensor *a, tensor *b) { return binary(a, b, BINARY_DIV); }

@@ -23,6 +23,9 @@ tensor *tensor_fill(tensor *x, float value); /* in place, not recorded; returns 
 
 /* ---- elementwise (tensor/ops_elementwise.c); binary ops broadcast numpy-style ---- */
 tensor *tensor_add(tensor *a, tensor *b);
+/* a + b written over a's memory, returned as a new tensor; a's values are gone. For a first
+ * operand nothing reads again (the add's backward reads neither): saves the sum's memory. */
+tensor *tensor_add_into(tensor *a, tensor *b);
 tensor *tensor_sub(tensor *a, tensor *b);
 tensor *tensor_mul(tensor *a, tensor *b);
 tensor *tensor_div(tensor *a, tensor *b);

@@ -50,6 +50,40 @@ static void test_reuse_accumulates(void)
     runtime_step_reset();
 }
 
+/* a + b over a's memory: the values, the memory, the gradients of both operands (b a
+ * broadcast row, as a bias), and the refusals. */
+static void test_add_into(void)
+{
+    tensor *x = filled(3, 4, 11), *w = filled(3, 4, 12), *b = filled(1, 4, 13);
+    x->requires_grad = b->requires_grad = true;
+    tensor *a = tensor_mul(x, w);                                 /* fresh, (3,4) */
+    tensor *s = tensor_add_into(a, b);
+    CHECK(s && s->data == a->data && s != a, "the sum is a new tensor over a's memory");
+    float xv[12], wv[12], bv[4], sv[12], gx[12], gb[4];
+    tensor_to_host_f32(x, xv);
+    tensor_to_host_f32(w, wv);
+    tensor_to_host_f32(b, bv);
+    tensor_to_host_f32(s, sv);
+    bool ok = true;
+    for (int i = 0; i < 12; i++) ok &= sv[i] == xv[i] * wv[i] + bv[i % 4];
+    CHECK(ok, "x*w + b");
+    CHECK(tensor_backward(tensor_sum_all(s)) == ASPO_OK, "%s", aspo_error_message());
+    tensor_to_host_f32(x->grad, gx);
+    tensor_to_host_f32(b->grad, gb);
+    ok = true;
+    for (int i = 0; i < 12; i++) ok &= gx[i] == wv[i];
+    for (int j = 0; j < 4; j++) ok &= gb[j] == 3.0f;
+    CHECK(ok, "d/dx = w, d/db = 3 (three rows)");
+    /* The first operand must hold the sum: not a view, not broadcast. */
+    tensor *t = tensor_transpose(filled(4, 3, 14), 0, 1);
+    CHECK(!tensor_add_into(t, filled(3, 4, 15)) && strstr(aspo_error_message(), "add into"),
+          "%s", aspo_error_message());
+    aspo_error_clear();
+    CHECK(!tensor_add_into(filled(1, 4, 16), filled(3, 4, 17)), "a broadcast first operand");
+    aspo_error_clear();
+    runtime_step_reset();
+}
+
 /* Two linear maps with a SiLU between, (R,8) -> (R,8): the block checkpointing re-runs. */
 typedef struct block {
     tensor *w1, *w2;
@@ -203,6 +237,7 @@ int main(void)
     runtime_init(backend_cpu(), 0);
     test_no_grad_and_detach();
     test_reuse_accumulates();
+    test_add_into();
     test_checkpoint_matches();
     test_scoped_blocks_free();
     test_errors();
