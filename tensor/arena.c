@@ -139,9 +139,10 @@ void arena_release(arena *a, arena_mark m)
 
 void arena_reset(arena *a)
 {
-    /* Several chunks mean the arena grew this step: replace them by one chunk of the step's
+    /* Several chunks, or one smaller than the step's peak (chunks made and released within
+     * the step), mean the arena grew this step: replace them by one chunk of the step's
      * peak, which holds the same sequence of allocations and releases in one buffer. */
-    if (a->n_chunks > 1) {
+    if (a->n_chunks > 1 || (a->n_chunks == 1 && a->chunks[0].size < a->step_peak)) {
         size_t total = align_up(a->step_peak);
         for (int i = 0; i < a->n_chunks; i++) raw_free(a, a->chunks[i].base);
         a->n_chunks = 0;

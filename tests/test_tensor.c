@@ -53,6 +53,30 @@ static void test_arena(void)
     CHECK(a.heap_allocations == before, "no allocation in steady state");
     arena_free(&a);
 
+    /* A stack within a step: release gives back what came after the mark, chunks made since
+     * included, and the next allocation reuses the same bytes; reset merges into one chunk
+     * of the step's peak, which holds the same sequence again without growing. */
+    arena_init(&a, "stack", NULL, 0);
+    a.chunk_default = 1024;
+    char *first = arena_alloc(&a, 600);
+    arena_mark m = arena_mark_now(&a);
+    char *inside = arena_alloc(&a, 300), *big = arena_alloc(&a, 5000);
+    CHECK(first && inside && big && a.n_chunks == 2 && a.used == 640 + 320 + 5056,
+          "grew to %d chunks, %zu bytes", a.n_chunks, a.used);
+    size_t peak = a.used;
+    arena_release(&a, m);
+    CHECK(a.n_chunks == 1 && a.used == 640 && a.step_peak == peak, "released to the mark");
+    CHECK(arena_alloc(&a, 300) == inside, "the released bytes are reused");
+    arena_reset(&a);
+    CHECK(a.n_chunks == 1 && a.chunks[0].size == peak && a.used == 0, "merged to the peak");
+    before = a.heap_allocations;
+    char *p0 = arena_alloc(&a, 600);
+    m = arena_mark_now(&a);
+    CHECK(p0 && arena_alloc(&a, 300) && arena_alloc(&a, 5000) && a.heap_allocations == before,
+          "the merged chunk holds the step again");
+    arena_release(&a, m);
+    arena_free(&a);
+
     arena_init(&a, "limited", NULL, 4096);
     CHECK(arena_alloc(&a, 4000) && !arena_alloc(&a, 200), "limit holds");
     CHECK(strstr(aspo_error_message(), "limited arena") != NULL, "%s", aspo_error_message());
