@@ -2,68 +2,24 @@
  * config parsing with save_pretrained's omitted defaults, image and text embeddings,
  * logits_per_image, vision hidden_states[0] and [-2], bf16 storage, a bare
  * CLIPVisionConfig directory, and bad input. argv[1] = tests/fixtures/clip. */
-#define _XOPEN_SOURCE 700 /* mkdtemp */
-#include <ftw.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "models/clip.h"
-#include "models/weights.h"
 #include "tensor/autograd.h"
 #include "tensor/runtime.h"
 #include "tensor/tensor_ops.h"
-#include "tests/check.h"
+#include "tests/test_support.h"
 
-static const char *fixtures;
-static char tmp_root[64];
+static const char *fixtures, *tmp_root;
 static st_model out; /* outputs.safetensors */
 
-static const char *join(const char *dir, const char *name)
-{
-    static char buf[8][1024];
-    static int k;
-    k = (k + 1) % 8;
-    snprintf(buf[k], sizeof buf[k], "%s/%s", dir, name);
-    return buf[k];
-}
-
-static void end_step(void)
-{
-    CHECK(arena_check_guards(&runtime_current()->data) == ASPO_OK, "guards: %s",
-          aspo_error_message());
-    runtime_step_reset();
-}
-
-static void expect_error(aspo_status got, aspo_status want, const char *what, const char *part)
-{
-    const char *msg = aspo_error_message();
-    CHECK(got == want, "%s: status %s, want %s (%s)", what, aspo_status_name(got),
-          aspo_status_name(want), msg);
-    if (part) CHECK(strstr(msg, part) != NULL, "%s: message \"%s\" lacks \"%s\"", what, msg, part);
-    aspo_error_clear();
-}
-
-static const st_entry *fx(const char *key)
-{
-    const st_entry *e = st_find(&out, key);
-    CHECK(e != NULL, "fixture has %s", key);
-    return e;
-}
-
-static tensor *fx_tensor(const char *key)
-{
-    const st_entry *e = fx(key);
-    return e ? tensor_from_host(e->dt, e->ndim, e->shape, e->data) : NULL;
-}
-
-/* max |got - want| / max |want| over the tensor: one scale, so near-zero entries do not
- * blow up. */
+/* The tensor against the fixture's `key`: its shape, then rel_err within tol. */
 static void check_close(tensor *got, const char *key, double tol, const char *what)
 {
-    const st_entry *e = fx(key);
+    const st_entry *e = fx_entry(&out, key);
     if (!e) return;
     int64_t n = 1;
     for (int i = 0; i < e->ndim; i++) n *= e->shape[i];
@@ -75,13 +31,8 @@ static void check_close(tensor *got, const char *key, double tol, const char *wh
     if (!same) return;
     float *h = malloc(sizeof(float) * (size_t)n);
     CHECK(tensor_to_host_f32(got, h) == ASPO_OK, "%s %s: to host", what, key);
-    const float *want = e->data;
-    double d = 0, scale = 1e-30;
-    for (int64_t i = 0; i < n; i++) {
-        d = fmax(d, fabs((double)h[i] - want[i]));
-        scale = fmax(scale, fabs((double)want[i]));
-    }
-    CHECK(d / scale <= tol, "%s %s: relative error %.3g > %.3g", what, key, d / scale, tol);
+    double err = rel_err(h, e->data, n);
+    CHECK(err <= tol, "%s %s: relative error %.3g > %.3g", what, key, err, tol);
     free(h);
 }
 
@@ -116,7 +67,7 @@ enum { F32_TOL_E6 = 20 };
 static void run_full(clip_model *m, double tol, const char *what)
 {
     bool prev = autograd_set_enabled(false);
-    tensor *pixels = fx_tensor("pixel_values"), *h_m2 = NULL, *h_0 = NULL;
+    tensor *pixels = fx_tensor(&out, "pixel_values"), *h_m2 = NULL, *h_0 = NULL;
     /* CLIPOutput's image_embeds / text_embeds are the normalised features. */
     tensor *img = clip_vision_forward(m, pixels, -2, &h_m2);
     check_close(tensor_l2_normalize(img, 1e-12f), "image_embeds", tol, what);
@@ -126,12 +77,13 @@ static void run_full(clip_model *m, double tol, const char *what)
     check_close(tensor_l2_normalize(img2, 1e-12f), "image_embeds", tol, what);
     tensor *h_last = NULL; /* index 2 == -1: the last layer's output */
     CHECK(clip_vision_forward(m, pixels, 2, &h_last) && h_last, "%s: hidden_states[2]", what);
-    tensor *txt = clip_text_forward(m, fx_tensor("input_ids"), fx_tensor("attention_mask"));
+    tensor *txt = clip_text_forward(m, fx_tensor(&out, "input_ids"),
+                                    fx_tensor(&out, "attention_mask"));
     check_close(tensor_l2_normalize(txt, 1e-12f), "text_embeds", tol, what);
     /* Without the mask: causal attention already hides the trailing padding from the
      * pooled token. */
-    check_close(tensor_l2_normalize(clip_text_forward(m, fx_tensor("input_ids"), NULL), 1e-12f),
-                "text_embeds", tol, what);
+    tensor *unmasked = clip_text_forward(m, fx_tensor(&out, "input_ids"), NULL);
+    check_close(tensor_l2_normalize(unmasked, 1e-12f), "text_embeds", tol, what);
     check_close(clip_logits(img, txt, m->logit_scale), "logits_per_image", tol, what);
     autograd_set_enabled(prev);
     end_step();
@@ -154,9 +106,11 @@ static void test_full(void)
     tensor *small = tensor_fill(tensor_empty(DT_F32, DIMS(1, 3, 16, 16)), 0.5f);
     CHECK(!clip_vision_forward(&m, small, -1, NULL), "16x16 image refused");
     expect_error(aspo_error_status(), ASPO_ERR_SHAPE, "small image", "(B,3,32,32)");
-    CHECK(!clip_vision_forward(&m, fx_tensor("pixel_values"), 3, &h) && !h, "layer 3 refused");
+    CHECK(!clip_vision_forward(&m, fx_tensor(&out, "pixel_values"), 3, &h) && !h,
+          "layer 3 refused");
     expect_error(aspo_error_status(), ASPO_ERR_USAGE, "layer 3", "0..2");
-    CHECK(!clip_vision_forward(&m, fx_tensor("pixel_values"), -4, &h), "layer -4 refused");
+    CHECK(!clip_vision_forward(&m, fx_tensor(&out, "pixel_values"), -4, &h),
+          "layer -4 refused");
     expect_error(aspo_error_status(), ASPO_ERR_USAGE, "layer -4", "hidden state -4");
     const int32_t no_eos[] = {98, 5, 6, 7};
     CHECK(!clip_text_forward(&m, tensor_from_host(DT_I32, DIMS(1, 4), no_eos), NULL),
@@ -189,18 +143,6 @@ static void test_bf16(void)
     clip_close(&m);
 }
 
-static bool copy_file(const char *from, const char *to)
-{
-    FILE *f = fopen(from, "rb"), *g = fopen(to, "wb");
-    bool ok = f && g;
-    char buf[65536];
-    size_t n;
-    while (ok && (n = fread(buf, 1, sizeof buf, f)) > 0) ok = fwrite(buf, 1, n, g) == n;
-    if (f) fclose(f);
-    if (g && fclose(g)) ok = false;
-    return ok;
-}
-
 /* A LLaVA-style vision tower directory: bare CLIPVisionConfig + the CLIPModel weights
  * (text_model.* and logit_scale are ignored). */
 static void test_vision_only(void)
@@ -214,11 +156,11 @@ static void test_vision_only(void)
     if (!m.patch_weight) return;
     CHECK(!m.cfg.has_text && !m.logit_scale && m.has_visual_projection, "vision only");
     bool prev = autograd_set_enabled(false);
-    tensor *h = NULL;
-    check_close(tensor_l2_normalize(clip_vision_forward(&m, fx_tensor("pixel_values"), -2, &h),
-                                    1e-12f), "image_embeds", F32_TOL, "vision-only");
+    tensor *h = NULL, *pixels = fx_tensor(&out, "pixel_values");
+    check_close(tensor_l2_normalize(clip_vision_forward(&m, pixels, -2, &h), 1e-12f),
+                "image_embeds", F32_TOL, "vision-only");
     check_close(h, "vision_hidden_m2", F32_TOL, "vision-only");
-    CHECK(!clip_text_forward(&m, fx_tensor("input_ids"), NULL), "no text tower");
+    CHECK(!clip_text_forward(&m, fx_tensor(&out, "input_ids"), NULL), "no text tower");
     expect_error(aspo_error_status(), ASPO_ERR_USAGE, "text on vision-only", "no text tower");
     autograd_set_enabled(prev);
     end_step();
@@ -242,11 +184,7 @@ int main(int argc, char **argv)
         return 2;
     }
     fixtures = argv[1];
-    snprintf(tmp_root, sizeof tmp_root, "/tmp/test_clip_XXXXXX");
-    if (!mkdtemp(tmp_root)) {
-        perror("mkdtemp");
-        return 1;
-    }
+    if (!(tmp_root = test_tmp_make("clip"))) return 1;
     runtime_init(backend_cpu(), 0);
     if (st_open(join(fixtures, "outputs.safetensors"), &out)) {
         CHECK(0, "outputs.safetensors: %s", aspo_error_message());
@@ -259,6 +197,6 @@ int main(int argc, char **argv)
     test_bad_open();
     st_close(&out);
     runtime_shutdown();
-    weights_remove_dir(tmp_root);
+    test_tmp_remove();
     return check_summary("clip");
 }

@@ -4,41 +4,20 @@
  * the plan runs the same code, so it is exact in practice), and the parts must add up.
  * A LLaVA-1.5-7B config without weights must plan with small host memory, with the known
  * parameter counts, and fit 80 GB with gradient checkpointing. */
-#define _XOPEN_SOURCE 700 /* mkdtemp */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
-#include <sys/stat.h>
 
 #include "aspo/commands.h"
 #include "aspo/tiny_llama.h"
 #include "aspo/trainer.h"
-#include "check.h"
 #include "models/weights.h"
 #include "tensor/backend.h"
+#include "tests/test_support.h"
 
-static const char *fixtures;
-static char tmp_root[64];
-
-/* "a/b", kept until the end of the test (train_config holds the pointers). */
-static char *paths[64];
-static int n_paths;
-
-static const char *join(const char *a, const char *b)
-{
-    size_t n = strlen(a) + strlen(b) + 2;
-    char *p = malloc(n);
-    if (!p || n_paths == 64) abort();
-    snprintf(p, n, "%s/%s", a, b);
-    return paths[n_paths++] = p;
-}
-
-static bool exists(const char *path)
-{
-    struct stat st;
-    return stat(path, &st) == 0;
-}
+static const char *fixtures, *tmp_root;
 
 static double rel_diff(size_t a, size_t b)
 {
@@ -53,13 +32,13 @@ static void compare(train_config cfg, const char *what)
     aspo_status s = train_run(&cfg, &real);
     CHECK(s == ASPO_OK, "%s: real run: %s", what, aspo_error_message());
     if (s) return;
-    CHECK(exists(join(cfg.out, "memory.json")), "%s: the real run writes memory.json", what);
+    CHECK(file_exists(join(cfg.out, "memory.json")), "%s: the real run writes memory.json", what);
     cfg.dry_run = true;
     cfg.out = join(tmp_root, "never_made");
     s = train_run(&cfg, &plan);
     CHECK(s == ASPO_OK, "%s: plan: %s", what, aspo_error_message());
     if (s) return;
-    CHECK(!exists(cfg.out), "%s: the plan writes nothing, not even --out", what);
+    CHECK(!file_exists(cfg.out), "%s: the plan writes nothing, not even --out", what);
     const train_memory *r = &real.memory, *p = &plan.memory;
     /* The parameter stores are the same code and shapes either way: equal to the byte. */
     CHECK(p->weights == r->weights && p->weights > 0, "%s: weights %zu planned, %zu measured",
@@ -192,15 +171,10 @@ int main(int argc, char **argv)
     }
     fixtures = argv[1];
     command_set_threads(1); /* ctest runs suites side by side on few cores */
-    snprintf(tmp_root, sizeof tmp_root, "/tmp/test_dry_run_XXXXXX");
-    if (!mkdtemp(tmp_root)) {
-        perror("mkdtemp");
-        return 1;
-    }
+    if (!(tmp_root = test_tmp_make("dry_run"))) return 1;
     test_llava_7b(); /* first: the RSS check wants no earlier real run in the process */
     test_llama();
     test_llava();
-    weights_remove_dir(tmp_root);
-    for (int i = 0; i < n_paths; i++) free(paths[i]);
+    test_tmp_remove();
     return check_summary("dry_run");
 }

@@ -11,8 +11,8 @@
 #include "aspo/dataset.h"
 #include "aspo/pair_batch.h"
 #include "aspo/pair_tokens.h"
-#include "check.h"
 #include "models/tokenizer.h"
+#include "tests/test_support.h"
 
 static const char *FIX;
 
@@ -127,13 +127,6 @@ static void test_batch_expansion(void)
     pair_batch_free(&pb);
 }
 
-static void expect_error(aspo_status s, const char *needle, const char *what)
-{
-    CHECK(s != ASPO_OK && strstr(aspo_error_message(), needle), "%s: status %d, message '%s'",
-          what, (int)s, s ? aspo_error_message() : "");
-    aspo_error_clear();
-}
-
 static void test_errors(void)
 {
     tokenizer *hf = load_tokenizer("llava");
@@ -142,34 +135,35 @@ static void test_errors(void)
     preference_row row = image_row("What is it?", "A cat.", "cat.png");
 
     tokenize_options text_only = tokenize_options_default();
-    expect_error(pair_tokenize(hf, &row, &text_only, &p, NULL), "text only",
-                 "an image row for a text model");
+    expect_error(pair_tokenize(hf, &row, &text_only, &p, NULL), ASPO_ERR_USAGE,
+                 "an image row for a text model", "text only");
 
     o.max_prompt_length = 8; /* keep_end: the system text and the image go */
-    expect_error(pair_tokenize(hf, &row, &o, &p, NULL), "cut the image token",
-                 "image cut by max_prompt_length");
+    expect_error(pair_tokenize(hf, &row, &o, &p, NULL), ASPO_ERR_FORMAT,
+                 "image cut by max_prompt_length", "cut the image token");
     o = vision_options(1000);
 
     preference_row text = image_row("<image>\nWhat is it?", "A cat.", NULL);
-    expect_error(pair_tokenize(hf, &text, &o, &p, NULL), "no image", "<image> in a text row");
+    expect_error(pair_tokenize(hf, &text, &o, &p, NULL), ASPO_ERR_FORMAT,
+                 "<image> in a text row", "no image");
 
     preference_row twice = image_row("<image> and <image>", "A cat.", "cat.png");
-    expect_error(pair_tokenize(hf, &twice, &o, &p, NULL), "image tokens",
-                 "two images in one prompt");
+    expect_error(pair_tokenize(hf, &twice, &o, &p, NULL), ASPO_ERR_FORMAT,
+                 "two images in one prompt", "image tokens");
 
     preference_row in_answer = image_row("What?", "It is <image>.", "cat.png");
-    expect_error(pair_tokenize(hf, &in_answer, &o, &p, NULL), "response holds the image",
-                 "<image> in the response");
+    expect_error(pair_tokenize(hf, &in_answer, &o, &p, NULL), ASPO_ERR_FORMAT,
+                 "<image> in the response", "response holds the image");
 
     o.image_token = 999; /* the tokenizer's <image> is 1000 */
-    expect_error(pair_tokenize(hf, &row, &o, &p, NULL), "do not belong together",
-                 "tokenizer and model disagree on the image token");
+    expect_error(pair_tokenize(hf, &row, &o, &p, NULL), ASPO_ERR_USAGE,
+                 "tokenizer and model disagree on the image token", "do not belong together");
     tokenizer_free(hf);
 
     tokenizer *orig = load_tokenizer("vicuna");
     o = vision_options(-200);
-    expect_error(pair_tokenize(orig, &twice, &o, &p, NULL), "exactly once",
-                 "two images, original tokenizer");
+    expect_error(pair_tokenize(orig, &twice, &o, &p, NULL), ASPO_ERR_FORMAT,
+                 "two images, original tokenizer", "exactly once");
     CHECK(pair_tokenize(orig, &row, &o, &p, NULL) == ASPO_OK, "original: %s",
           aspo_error_message());
     tokenized_pair_free(&p);

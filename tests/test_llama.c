@@ -3,8 +3,6 @@
  * gradients, adapters off, bf16 storage, checkpointing, adapters written and read both
  * ways, merging, and bad input. argv[1] = tests/fixtures/llama; argv[2] (optional) = a
  * directory to keep aspo's adapter and merged model in, for the script's --check-exports. */
-#define _XOPEN_SOURCE 700 /* mkdtemp */
-#include <ftw.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,55 +15,12 @@
 #include "tensor/autograd.h"
 #include "tensor/runtime.h"
 #include "tensor/tensor_ops.h"
-#include "tests/check.h"
+#include "tests/test_support.h"
 
-static const char *fixtures;
-static char tmp_root[64];
-
-/* "dir/name" in one of 8 rotating buffers, so a call can take a few of them. */
-static const char *join(const char *dir, const char *name)
-{
-    static char buf[8][1024];
-    static int k;
-    k = (k + 1) % 8;
-    snprintf(buf[k], sizeof buf[k], "%s/%s", dir, name);
-    return buf[k];
-}
+static const char *fixtures, *tmp_root;
 
 static const char *fx(const char *name) { return join(fixtures, name); }
 static const char *tmp(const char *name) { return join(tmp_root, name); }
-
-static void end_step(void)
-{
-    CHECK(arena_check_guards(&runtime_current()->data) == ASPO_OK, "guards: %s",
-          aspo_error_message());
-    runtime_step_reset();
-}
-
-/* Expects failure with `status` and a message containing every one of the strings. */
-static void expect_error(aspo_status got, aspo_status want, const char *what, const char *a,
-                         const char *b, const char *c)
-{
-    const char *msg = aspo_error_message();
-    CHECK(got == want, "%s: status %s, want %s (%s)", what, aspo_status_name(got),
-          aspo_status_name(want), msg);
-    const char *parts[3] = {a, b, c};
-    for (int i = 0; i < 3; i++)
-        if (parts[i]) CHECK(strstr(msg, parts[i]) != NULL, "%s: message \"%s\" lacks \"%s\"",
-                            what, msg, parts[i]);
-    aspo_error_clear();
-}
-
-/* max |got - want| / max |want|: one scale per tensor, so near-zero entries do not blow up. */
-static double rel_err(const float *got, const float *want, int64_t n)
-{
-    double d = 0, scale = 1e-30;
-    for (int64_t i = 0; i < n; i++) {
-        d = fmax(d, fabs((double)got[i] - want[i]));
-        scale = fmax(scale, fabs((double)want[i]));
-    }
-    return d / scale;
-}
 
 /* ---- the fixture's inputs and outputs ---- */
 
@@ -99,9 +54,7 @@ static bool fixture_open(fixture *f, const char *name, bool use_positions)
 
 static const float *fixture_f32(const fixture *f, const char *key)
 {
-    const st_entry *e = st_find(&f->out, key);
-    CHECK(e && e->dt == DT_F32, "fixture has %s", key);
-    return e ? e->data : NULL;
+    return fx_f32(&f->out, key, -1);
 }
 
 /* Logits (B,T,V) on the host; returns false on failure. */
@@ -169,7 +122,7 @@ static double lora_grad_err(const llama_model *m, const fixture *f, int *count)
 
 static void write_text(const char *path, const char *text)
 {
-    CHECK(weights_write_file(path, text, strlen(text)) == ASPO_OK, "write %s", path);
+    CHECK(write_file_text(path, text), "write %s", path);
 }
 
 static void test_config(void)
@@ -204,21 +157,21 @@ static void test_config(void)
                "{\"hidden_size\": 64, \"intermediate_size\": 96, \"num_hidden_layers\": 2,"
                " \"vocab_size\": 50, \"rms_norm_eps\": 1e-5}");
     expect_error(llama_config_load(tmp("cfg_missing.json"), &c), ASPO_ERR_FORMAT,
-                 "missing field", "cfg_missing.json", "num_attention_heads", NULL);
+                 "missing field", "cfg_missing.json", "num_attention_heads");
     write_text(tmp("cfg_rope.json"),
                "{\"hidden_size\": 64, \"intermediate_size\": 96, \"num_hidden_layers\": 2,"
                " \"num_attention_heads\": 4, \"vocab_size\": 50, \"rms_norm_eps\": 1e-5,"
                " \"rope_scaling\": {\"rope_type\": \"dynamic\", \"factor\": 2.0}}");
     expect_error(llama_config_load(tmp("cfg_rope.json"), &c), ASPO_ERR_UNSUPPORTED,
-                 "rope type", "cfg_rope.json", "dynamic", NULL);
+                 "rope type", "cfg_rope.json", "dynamic");
     write_text(tmp("cfg_gqa.json"),
                "{\"hidden_size\": 64, \"intermediate_size\": 96, \"num_hidden_layers\": 2,"
                " \"num_attention_heads\": 4, \"num_key_value_heads\": 3, \"vocab_size\": 50,"
                " \"rms_norm_eps\": 1e-5}");
     expect_error(llama_config_load(tmp("cfg_gqa.json"), &c), ASPO_ERR_FORMAT, "kv heads",
-                 "cfg_gqa.json", "num_key_value_heads", NULL);
+                 "cfg_gqa.json", "num_key_value_heads");
     expect_error(llama_config_load(tmp("no_such.json"), &c), ASPO_ERR_IO, "no file",
-                 "no_such.json", NULL, NULL);
+                 "no_such.json");
 }
 
 /* PEFT's target matching: suffixes, all-linear, a whole-name regex, layers_to_transform. */
@@ -254,10 +207,10 @@ static void test_targets(void)
                "{\"peft_type\": \"LORA\", \"r\": 2, \"lora_alpha\": 4, \"target_modules\":"
                " [\"q_proj\"], \"use_dora\": true}");
     expect_error(peft_config_load(tmp_root, &c), ASPO_ERR_UNSUPPORTED, "dora",
-                 "adapter_config.json", "use_dora", NULL);
+                 "adapter_config.json", "use_dora");
     write_text(tmp("adapter_config.json"), "{\"peft_type\": \"LORA\", \"r\": 2}");
     expect_error(peft_config_load(tmp_root, &c), ASPO_ERR_FORMAT, "no alpha",
-                 "adapter_config.json", "lora_alpha", NULL);
+                 "adapter_config.json", "lora_alpha");
 }
 
 /* ---- parity ---- */
@@ -411,7 +364,7 @@ static void test_bf16_activations(void)
     o.storage_dtype = DT_F32;
     o.activation_dtype = DT_BF16;
     expect_error(llama_open(fx("tiny"), &o, &m), ASPO_ERR_USAGE, "bf16 activations, f32 weights",
-                 "activations in bf16", "frozen weights in bf16", NULL);
+                 "activations in bf16", "frozen weights in bf16");
 done:
     st_close(&f.out);
     st_close(&f32.out);
@@ -502,10 +455,9 @@ static void test_adapter_io(const char *export_dir)
     llama_options o = llama_defaults();
     o.adapter_dir = fx("tiny_adapter");
     CHECK(llama_open(fx("tiny"), &o, &peft_m) == ASPO_OK, "open: %s", aspo_error_message());
-    char adapter[1024], a_st[1100], a_cfg[1100];
-    snprintf(adapter, sizeof adapter, "%s", join(export_dir ? export_dir : tmp_root, "tiny_adapter"));
-    snprintf(a_st, sizeof a_st, "%s/adapter_model.safetensors", adapter);
-    snprintf(a_cfg, sizeof a_cfg, "%s/adapter_config.json", adapter);
+    const char *adapter = join(export_dir ? export_dir : tmp_root, "tiny_adapter");
+    const char *a_st = join(adapter, "adapter_model.safetensors");
+    const char *a_cfg = join(adapter, "adapter_config.json");
     CHECK(llama_save_adapter(&peft_m, adapter) == ASPO_OK, "save: %s", aspo_error_message());
     CHECK(same_st_keys(a_st, fx("tiny_adapter/adapter_model.safetensors")),
           "aspo's adapter has exactly PEFT's keys");
@@ -642,13 +594,10 @@ static void copy_st(const char *src, const char *dst, const char *drop, const ch
     free(shapes);
 }
 
-static void copy_file(const char *src, const char *dst)
+/* A copy that counts as a check. */
+static void copy_checked(const char *src, const char *dst)
 {
-    FILE *in = fopen(src, "rb");
-    static char buf[1 << 16];
-    size_t len = in ? fread(buf, 1, sizeof buf, in) : 0;
-    if (in) fclose(in);
-    CHECK(len > 0 && weights_write_file(dst, buf, len) == ASPO_OK, "copy %s", src);
+    CHECK(copy_file(src, dst), "copy %s", src);
 }
 
 static void test_bad_input(void)
@@ -659,8 +608,8 @@ static void test_bad_input(void)
     /* Checkpoints missing a tensor or holding one of the wrong shape. */
     const char *dirs[] = {"missing", "reshaped", "nofield", "bad_adapter"};
     for (int i = 0; i < 4; i++) CHECK(weights_make_dir(tmp(dirs[i])) == ASPO_OK, "mkdir");
-    copy_file(fx("tiny/config.json"), tmp("missing/config.json"));
-    copy_file(fx("tiny/config.json"), tmp("reshaped/config.json"));
+    copy_checked(fx("tiny/config.json"), tmp("missing/config.json"));
+    copy_checked(fx("tiny/config.json"), tmp("reshaped/config.json"));
     copy_st(fx("tiny/model.safetensors"), tmp("missing/model.safetensors"),
             "model.layers.1.mlp.up_proj.weight", NULL, 0);
     expect_error(llama_open(tmp("missing"), NULL, &m), ASPO_ERR_FORMAT, "missing tensor",
@@ -676,11 +625,11 @@ static void test_bad_input(void)
                "{\"hidden_size\": 32, \"num_hidden_layers\": 3, \"num_attention_heads\": 4,"
                " \"vocab_size\": 96, \"rms_norm_eps\": 1e-6}");
     expect_error(llama_open(tmp("nofield"), NULL, &m), ASPO_ERR_FORMAT, "config field",
-                 "nofield/config.json", "intermediate_size", NULL);
+                 "nofield/config.json", "intermediate_size");
 
     /* An adapter whose shapes do not fit: PEFT's tiny adapter with one A cut to r=3. */
     const char *cut = "base_model.model.model.layers.2.self_attn.k_proj.lora_A.weight";
-    copy_file(fx("tiny_adapter/adapter_config.json"), tmp("bad_adapter/adapter_config.json"));
+    copy_checked(fx("tiny_adapter/adapter_config.json"), tmp("bad_adapter/adapter_config.json"));
     copy_st(fx("tiny_adapter/adapter_model.safetensors"),
             tmp("bad_adapter/adapter_model.safetensors"), NULL, cut, 3);
     o.adapter_dir = tmp("bad_adapter");
@@ -690,7 +639,7 @@ static void test_bad_input(void)
     copy_st(fx("tiny_adapter/adapter_model.safetensors"),
             tmp("bad_adapter/adapter_model.safetensors"), cut, NULL, 0);
     expect_error(llama_open(fx("tiny"), &o, &m), ASPO_ERR_FORMAT, "adapter key missing",
-                 "bad_adapter/adapter_model.safetensors", cut, NULL);
+                 "bad_adapter/adapter_model.safetensors", cut);
 
     /* Options that disagree with the adapter's config. */
     o.adapter_dir = fx("tiny_adapter");
@@ -700,29 +649,28 @@ static void test_bad_input(void)
     o.lora.r = 4;
     o.lora_targets = "q_proj,v_proj";
     expect_error(llama_open(fx("tiny"), &o, &m), ASPO_ERR_USAGE, "adapter targets",
-                 "tiny_adapter/adapter_config.json", "k_proj", NULL);
+                 "tiny_adapter/adapter_config.json", "k_proj");
     o = llama_defaults();
     o.lora = (lora_config){.r = 4, .alpha = 8.0f};
     o.lora_targets = "no_such_proj";
     expect_error(llama_open(fx("tiny"), &o, &m), ASPO_ERR_USAGE, "targets match nothing",
-                 "match no linear", NULL, NULL);
+                 "match no linear");
     o.lora_targets = "q_proj,,v_proj";
-    expect_error(llama_open(fx("tiny"), &o, &m), ASPO_ERR_USAGE, "empty target", "empty", NULL,
-                 NULL);
+    expect_error(llama_open(fx("tiny"), &o, &m), ASPO_ERR_USAGE, "empty target", "empty");
     /* Another model's adapter: the tied model's v_proj B is (8,2), the tiny model's (16,2). */
     o = llama_defaults();
     o.adapter_dir = fx("tied_adapter");
     expect_error(llama_open(fx("tiny"), &o, &m), ASPO_ERR_SHAPE, "adapter of another model",
-                 "tied_adapter/adapter_model.safetensors", "expects", NULL);
+                 "tied_adapter/adapter_model.safetensors", "expects");
 
     /* Forward with bad ids. */
     CHECK(llama_open(fx("tiny"), NULL, &m) == ASPO_OK, "open base: %s", aspo_error_message());
     tensor *ids = tensor_from_host(DT_F32, DIMS(1, 3), (float[]){1, 2, 3});
     CHECK(llama_forward(&m, ids, NULL, NULL) == NULL, "f32 ids refused");
-    expect_error(aspo_error_status(), ASPO_ERR_SHAPE, "ids dtype", "i32", NULL, NULL);
+    expect_error(aspo_error_status(), ASPO_ERR_SHAPE, "ids dtype", "i32");
     tensor *big = tensor_from_host(DT_I32, DIMS(1, 3), (int32_t[]){1, 96, 3});
     CHECK(llama_forward(&m, big, NULL, NULL) == NULL, "id out of range refused");
-    expect_error(aspo_error_status(), ASPO_ERR_USAGE, "id range", "96", NULL, NULL);
+    expect_error(aspo_error_status(), ASPO_ERR_USAGE, "id range", "96");
     CHECK(llama_save_adapter(&m, tmp("none")) == ASPO_ERR_USAGE, "no adapter to save");
     aspo_error_clear();
     end_step();
@@ -736,11 +684,7 @@ int main(int argc, char **argv)
         return 2;
     }
     fixtures = argv[1];
-    snprintf(tmp_root, sizeof tmp_root, "/tmp/test_llama_XXXXXX");
-    if (!mkdtemp(tmp_root)) {
-        perror("mkdtemp");
-        return 1;
-    }
+    if (!(tmp_root = test_tmp_make("llama"))) return 1;
     runtime_init(backend_cpu(), 0);
     test_config();
     test_targets();
@@ -754,6 +698,6 @@ int main(int argc, char **argv)
     test_merge("tied", true, export_dir);
     test_bad_input();
     runtime_shutdown();
-    weights_remove_dir(tmp_root);
+    test_tmp_remove();
     return check_summary("llama");
 }

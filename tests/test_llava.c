@@ -4,7 +4,7 @@
  * projector), sharing a CLIP the caller opened, adapters written and read back,
  * preprocessing, and bad input. argv[1] = tests/fixtures; argv[2] (optional) = a directory
  * to keep aspo's adapter in, for the script's --check-adapter. */
-#define _XOPEN_SOURCE 700 /* mkdtemp, realpath, symlink */
+#define _XOPEN_SOURCE 700 /* realpath, symlink */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,68 +18,17 @@
 #include "tensor/autograd.h"
 #include "tensor/runtime.h"
 #include "tensor/tensor_ops.h"
-#include "tests/check.h"
+#include "tests/test_support.h"
 
-static const char *fixtures, *export_dir;
-static char tmp_root[64];
+static const char *fixtures, *export_dir, *tmp_root;
 static st_model out; /* llava/outputs.safetensors */
 
-/* "dir/name" in one of 8 rotating buffers, so a call can take a few of them. */
-static const char *join(const char *dir, const char *name)
-{
-    static char buf[8][1024];
-    static int k;
-    k = (k + 1) % 8;
-    snprintf(buf[k], sizeof buf[k], "%s/%s", dir, name);
-    return buf[k];
-}
-
 static const char *fx(const char *name) { return join(fixtures, name); }
-/* A path that outlives join's rotating buffers (for options kept across calls). */
-static const char *fx_keep(char *buf, size_t size, const char *name)
-{
-    snprintf(buf, size, "%s/%s", fixtures, name);
-    return buf;
-}
 static const char *tmp(const char *name) { return join(tmp_root, name); }
-
-static void end_step(void)
-{
-    CHECK(arena_check_guards(&runtime_current()->data) == ASPO_OK, "guards: %s",
-          aspo_error_message());
-    runtime_step_reset();
-}
-
-/* Expects failure with `status` and a message containing both strings (NULL = skip). */
-static void expect_error(aspo_status got, aspo_status want, const char *what, const char *a,
-                         const char *b)
-{
-    const char *msg = aspo_error_message();
-    CHECK(got == want, "%s: status %s, want %s (%s)", what, aspo_status_name(got),
-          aspo_status_name(want), msg);
-    const char *parts[2] = {a, b};
-    for (int i = 0; i < 2; i++)
-        if (parts[i]) CHECK(strstr(msg, parts[i]) != NULL, "%s: message \"%s\" lacks \"%s\"",
-                            what, msg, parts[i]);
-    aspo_error_clear();
-}
-
-static const st_entry *fx_entry(const char *key)
-{
-    const st_entry *e = st_find(&out, key);
-    CHECK(e != NULL, "fixture has %s", key);
-    return e;
-}
-
-static tensor *fx_tensor(const char *key)
-{
-    const st_entry *e = fx_entry(key);
-    return e ? tensor_from_host(e->dt, e->ndim, e->shape, e->data) : NULL;
-}
 
 static const int32_t *fx_i32(const char *key)
 {
-    const st_entry *e = fx_entry(key);
+    const st_entry *e = fx_entry(&out, key);
     return e && e->dt == DT_I32 ? e->data : NULL;
 }
 
@@ -112,9 +61,10 @@ static double rel_err_masked(tensor *got, const st_entry *want, const int32_t *m
     return d / scale;
 }
 
-static double rel_err(tensor *got, const char *key)
+/* rel_err of the tensor against the fixture's `key`; INFINITY when the sizes differ. */
+static double rel_err_fx(tensor *got, const char *key)
 {
-    const st_entry *e = fx_entry(key);
+    const st_entry *e = fx_entry(&out, key);
     if (!got || !e || tensor_numel(got) != (e ? (int64_t)(e->nbytes / 4) : -1)) return INFINITY;
     return rel_err_masked(got, e, NULL, got->ndim >= 2 ? got->shape[1] : 1, 0);
 }
@@ -151,7 +101,7 @@ static inputs fixture_inputs(void)
 static tensor *forward_logits(llava_model *m, const inputs *in, tensor **features_out,
                               tensor **clip_embeds)
 {
-    tensor *features = llava_image_features(m, fx_tensor("pixel_values"), clip_embeds);
+    tensor *features = llava_image_features(m, fx_tensor(&out, "pixel_values"), clip_embeds);
     if (features_out) *features_out = features;
     tensor *ids = tensor_from_host(DT_I32, DIMS(in->B, in->T), in->ids);
     tensor *mask = tensor_from_host(DT_I32, DIMS(in->B, in->T), in->mask);
@@ -180,15 +130,15 @@ static void check_base(llava_model *m, const char *what, bool want_clip_embeds)
     tensor *features = NULL, *clip_embeds = NULL;
     tensor *logits = forward_logits(m, &in, &features, &clip_embeds);
     CHECK(logits != NULL, "%s: forward: %s", what, aspo_error_message());
-    double e = rel_err(features, "image_features");
+    double e = rel_err_fx(features, "image_features");
     CHECK(e <= F32_TOL, "%s: image_features relative error %.3g", what, e);
     /* HF gives padded positions position 1 and a zero embedding; only real ones compare. */
-    e = rel_err_masked(logits, fx_entry("logits"), in.mask, in.T, 0);
+    e = rel_err_masked(logits, fx_entry(&out, "logits"), in.mask, in.T, 0);
     CHECK(e <= F32_TOL, "%s: logits relative error %.3g", what, e);
-    e = rel_err(answer_logprobs(logits, &in), "logprobs");
+    e = rel_err_fx(answer_logprobs(logits, &in), "logprobs");
     CHECK(e <= F32_TOL, "%s: logprobs relative error %.3g", what, e);
     if (want_clip_embeds) {
-        e = rel_err(clip_embeds, "clip_image_embeds");
+        e = rel_err_fx(clip_embeds, "clip_image_embeds");
         CHECK(e <= F32_TOL, "%s: CLIP image embeddings relative error %.3g", what, e);
     } else {
         CHECK(clip_embeds == NULL, "%s: a tower without visual_projection gives no embeddings",
@@ -208,7 +158,7 @@ static int check_lora_grads(llava_model *m, const char *tag)
     CHECK(param_store_zero_grad(&m->lm.ps) == ASPO_OK, "zero grad");
     tensor *lp = answer_logprobs(forward_logits(m, &in, NULL, NULL), &in);
     snprintf(key, sizeof key, "%s_logprobs", tag);
-    double e = rel_err(lp, key);
+    double e = rel_err_fx(lp, key);
     CHECK(e <= F32_TOL, "%s: logprobs relative error %.3g", tag, e);
     CHECK(lp && tensor_backward(tensor_sum_all(lp)) == ASPO_OK, "%s backward: %s", tag,
           aspo_error_message());
@@ -217,7 +167,7 @@ static int check_lora_grads(llava_model *m, const char *tag)
         tensor *t = m->lm.ps.items[i];
         if (!strstr(t->name, ".lora_")) continue;
         snprintf(key, sizeof key, "%s_grad.base_model.model.%s", tag, t->name);
-        e = t->grad ? rel_err(t->grad, key) : INFINITY;
+        e = t->grad ? rel_err_fx(t->grad, key) : INFINITY;
         CHECK(e <= GRAD_TOL, "%s: gradient of %s relative error %.3g", tag, t->name, e);
         n++;
     }
@@ -235,7 +185,7 @@ static void test_detect(void)
     CHECK(llava_detect(fx("llama/tiny"), &yes) == ASPO_OK && !yes, "a LLaMA is not");
     CHECK(llava_detect(fx("llava/clip"), &yes) == ASPO_OK && !yes, "a CLIP is not");
     expect_error(llava_detect(fx("llava/nowhere"), &yes), ASPO_ERR_IO, "no config",
-                 "nowhere/config.json", NULL);
+                 "nowhere/config.json");
 }
 
 static void test_hf(void)
@@ -274,13 +224,13 @@ static void test_hf(void)
     /* Bad input on the open model. */
     tensor *fixture_ids = tensor_from_host(DT_I32, DIMS(in.B, in.T), in.ids);
     CHECK(!llava_forward_hidden(&m, fixture_ids, NULL, NULL, NULL), "image token without rows");
-    expect_error(aspo_error_status(), ASPO_ERR_USAGE, "image token", "image token", NULL);
+    expect_error(aspo_error_status(), ASPO_ERR_USAGE, "image token", "image token");
     int32_t *rows = malloc(sizeof(int32_t) * (size_t)(in.B * in.T));
     memcpy(rows, in.feature_row, sizeof(int32_t) * (size_t)(in.B * in.T));
     rows[5] = 32; /* the features have 32 rows: 0..31 */
-    tensor *features = llava_image_features(&m, fx_tensor("pixel_values"), NULL);
+    tensor *features = llava_image_features(&m, fx_tensor(&out, "pixel_values"), NULL);
     CHECK(!llava_forward_hidden(&m, fixture_ids, NULL, features, rows), "row 32 refused");
-    expect_error(aspo_error_status(), ASPO_ERR_USAGE, "row out of range", "0..31", NULL);
+    expect_error(aspo_error_status(), ASPO_ERR_USAGE, "row out of range", "0..31");
     free(rows);
     autograd_set_enabled(prev);
     end_step();
@@ -311,8 +261,7 @@ static void test_orig(void)
 static void test_lora(void)
 {
     llava_options o = llava_defaults();
-    char adapter[512];
-    o.lm.adapter_dir = fx_keep(adapter, sizeof adapter, "llava/lora_adapter");
+    o.lm.adapter_dir = fx("llava/lora_adapter");
     llava_model m;
     CHECK(llava_open(fx("llava/tiny_hf"), &o, &m) == ASPO_OK, "open with lora_adapter: %s",
           aspo_error_message());
@@ -322,7 +271,7 @@ static void test_lora(void)
     inputs in = fixture_inputs();
     bool prev = autograd_set_enabled(false);
     tensor *logits = forward_logits(&m, &in, NULL, NULL);
-    const st_entry *want = fx_entry("lora_logits"); /* positions 17.. only */
+    const st_entry *want = fx_entry(&out, "lora_logits"); /* positions 17.. only */
     double e = rel_err_masked(logits, want, in.mask, in.T, want ? in.T - want->shape[1] : 0);
     CHECK(e <= F32_TOL, "LoRA logits relative error %.3g", e);
     autograd_set_enabled(prev);
@@ -341,14 +290,13 @@ static void test_lora(void)
     llava_close(&m);
     o.train_projector = true;
     expect_error(llava_open(fx("llava/tiny_hf"), &o, &m), ASPO_ERR_USAGE,
-                 "projector asked, adapter without", "leaves the projector", NULL);
+                 "projector asked, adapter without", "leaves the projector");
 }
 
 static void test_projector_lora(void)
 {
     llava_options o = llava_defaults();
-    char adapter[512];
-    o.lm.adapter_dir = fx_keep(adapter, sizeof adapter, "llava/proj_adapter");
+    o.lm.adapter_dir = fx("llava/proj_adapter");
     llava_model m;
     CHECK(llava_open(fx("llava/tiny_hf"), &o, &m) == ASPO_OK, "open with proj_adapter: %s",
           aspo_error_message());
@@ -369,11 +317,11 @@ static void test_projector_lora(void)
     llava_close(&m);
     o.train_projector = false;
     expect_error(llava_open(fx("llava/tiny_hf"), &o, &m), ASPO_ERR_USAGE,
-                 "adapter with projector, not asked", "adapts the projector", NULL);
+                 "adapter with projector, not asked", "adapts the projector");
     o = llava_defaults();
     o.train_projector = true;
     expect_error(llava_open(fx("llava/tiny_hf"), &o, &m), ASPO_ERR_USAGE,
-                 "projector without LoRA", "needs LoRA", NULL);
+                 "projector without LoRA", "needs LoRA");
 }
 
 static void test_shared_clip(void)
@@ -448,11 +396,9 @@ static char *read_target_modules(const char *dir)
 
 /* Saves, reopens from the saved adapter and compares; the regex must match exactly the
  * adapted modules. */
-static void round_trip(const char *model, llava_options *o, const char *save_dir,
+static void round_trip(const char *model, llava_options *o, const char *save_to,
                        const char *want_regex)
 {
-    char save_to[512]; /* join's buffers rotate */
-    snprintf(save_to, sizeof save_to, "%s", save_dir);
     llava_model m;
     CHECK(llava_open(fx(model), o, &m) == ASPO_OK, "%s: open: %s", model, aspo_error_message());
     aspo_error_clear();
@@ -494,9 +440,7 @@ static void test_save_adapter(void)
     o.lm.lora = (lora_config){.r = 4, .alpha = 8};
     o.lm.lora_targets = "q_proj,v_proj";
     o.train_projector = true;
-    char hf_dir[512];
-    snprintf(hf_dir, sizeof hf_dir, "%s", export_dir ? join(export_dir, "saved_adapter")
-                                                     : tmp("saved_hf"));
+    const char *hf_dir = export_dir ? join(export_dir, "saved_adapter") : tmp("saved_hf");
     if (export_dir) weights_make_dir(export_dir);
     round_trip("llava/tiny_hf", &o, hf_dir,
                "language_model\\.model\\.layers\\.[0-9]+\\.(self_attn\\.q_proj|"
@@ -521,8 +465,7 @@ static void test_save_adapter(void)
                "self_attn\\.k_proj|self_attn\\.o_proj|self_attn\\.q_proj|self_attn\\.v_proj)");
     llava_model m;
     CHECK(llava_open(fx("llava/tiny_hf"), NULL, &m) == ASPO_OK, "open: %s", aspo_error_message());
-    expect_error(llava_save_adapter(&m, tmp("none")), ASPO_ERR_USAGE, "no LoRA", "without a LoRA",
-                 NULL);
+    expect_error(llava_save_adapter(&m, tmp("none")), ASPO_ERR_USAGE, "no LoRA", "without a LoRA");
     llava_close(&m);
 }
 
@@ -532,7 +475,7 @@ static void test_preprocess(void)
     CHECK(llava_open(fx("llava/tiny_hf"), NULL, &m) == ASPO_OK, "open: %s", aspo_error_message());
     aspo_error_clear();
     if (!m.vision) return;
-    const st_entry *pv = fx_entry("pixel_values");
+    const st_entry *pv = fx_entry(&out, "pixel_values");
     const char *files[2] = {"image/photo.jpg", "image/wide.png"};
     for (int i = 0; pv && i < 2; i++) {
         image_rgb8 img;
@@ -579,10 +522,7 @@ static void test_bad_input(void)
     llava_model m;
     llava_options o = llava_defaults();
     /* llava-hf without vision_tower.*: the language model alone. */
-    char nv[512], bad[512], orig[512]; /* join's buffers rotate */
-    snprintf(nv, sizeof nv, "%s", tmp("no_vision"));
-    snprintf(bad, sizeof bad, "%s", tmp("strategy"));
-    snprintf(orig, sizeof orig, "%s", tmp("orig"));
+    const char *nv = tmp("no_vision"), *bad = tmp("strategy"), *orig = tmp("orig");
     write_config(nv, "llava/tiny_hf/config.json", "image_token_index", json_integer(1000));
     st_model st;
     CHECK(st_open(fx("llava/tiny_hf/model.safetensors"), &st) == ASPO_OK, "open weights");
@@ -616,8 +556,7 @@ static void test_bad_input(void)
     link_weights(orig, "llava/tiny_orig/model.safetensors");
     expect_error(llava_open(orig, NULL, &m), ASPO_ERR_IO, "missing tower dir",
                  "not a directory", "orig/../nowhere");
-    char tower[512];
-    o.vision_tower_dir = fx_keep(tower, sizeof tower, "llava/clip");
+    o.vision_tower_dir = fx("llava/clip");
     CHECK(llava_open(orig, &o, &m) == ASPO_OK, "tower from the option: %s",
           aspo_error_message());
     aspo_error_clear();
@@ -625,20 +564,20 @@ static void test_bad_input(void)
     llava_close(&m);
     write_config(orig, "llava/tiny_orig/config.json", "mm_vision_tower", NULL);
     expect_error(llava_open(orig, NULL, &m), ASPO_ERR_FORMAT, "no tower named",
-                 "mm_vision_tower", NULL);
+                 "mm_vision_tower");
     write_config(orig, "llava/tiny_orig/config.json", "mm_projector_type", json_string("linear"));
     expect_error(llava_open(orig, NULL, &m), ASPO_ERR_UNSUPPORTED, "linear projector",
                  "orig/config.json", "mm_projector_type \"linear\"");
     write_config(orig, "llava/tiny_orig/config.json", "mm_vision_select_feature",
                  json_string("cls"));
     expect_error(llava_open(orig, NULL, &m), ASPO_ERR_UNSUPPORTED, "select feature",
-                 "mm_vision_select_feature \"cls\"", NULL);
+                 "mm_vision_select_feature \"cls\"");
     write_config(orig, "llava/tiny_orig/config.json", "mm_hidden_size", json_integer(64));
     expect_error(llava_open(orig, &o, &m), ASPO_ERR_FORMAT, "mm_hidden_size",
-                 "mm_hidden_size 64", NULL);
+                 "mm_hidden_size 64");
     write_config(orig, "llava/tiny_orig/config.json", "model_type", json_string("llava_next"));
     expect_error(llava_open(orig, NULL, &m), ASPO_ERR_UNSUPPORTED, "llava_next",
-                 "model_type \"llava_next\"", NULL);
+                 "model_type \"llava_next\"");
 }
 
 int main(int argc, char **argv)
@@ -649,11 +588,7 @@ int main(int argc, char **argv)
     }
     fixtures = argv[1];
     export_dir = argc > 2 ? argv[2] : NULL;
-    snprintf(tmp_root, sizeof tmp_root, "/tmp/test_llava_XXXXXX");
-    if (!mkdtemp(tmp_root)) {
-        perror("mkdtemp");
-        return 1;
-    }
+    if (!(tmp_root = test_tmp_make("llava"))) return 1;
     runtime_init(backend_cpu(), 0);
     if (st_open(fx("llava/outputs.safetensors"), &out)) {
         CHECK(0, "outputs.safetensors: %s", aspo_error_message());
@@ -670,6 +605,6 @@ int main(int argc, char **argv)
     test_bad_input();
     st_close(&out);
     runtime_shutdown();
-    weights_remove_dir(tmp_root);
+    test_tmp_remove();
     return check_summary("llava");
 }

@@ -3,9 +3,8 @@
  * llama_forward + log-softmax, batch-size invariance, `aspo run` with the scored file
  * giving the first step of a run without it (DPO and ASPO), merged checkpoints against the
  * adapter's logits, and bad input. argv[1]: tests/fixtures. */
-#define _XOPEN_SOURCE 700 /* mkdtemp, getline */
+#define _XOPEN_SOURCE 700 /* getline */
 #include <fcntl.h>
-#include <ftw.h>
 #include <jansson.h>
 #include <math.h>
 #include <stdio.h>
@@ -15,14 +14,13 @@
 #include <unistd.h>
 
 #include "aspo/commands.h"
-#include "models/weights.h"
 #include "aspo/tiny_llama.h"
 #include "aspo/trainer.h"
 #include "models/llama.h"
 #include "tensor/runtime.h"
 #include "tensor/safetensors.h"
 #include "tensor/tensor_ops.h"
-#include "tests/check.h"
+#include "tests/test_support.h"
 
 /* f32 on CPU, the same model code batched (padded, longest first) or run one sequence at
  * a time: GEMM blocking changes the rounding of ~6e-8 per op; sums of up to ~150
@@ -34,27 +32,8 @@ static const double SCORE_TOL = 1e-5;
  * relative; measured 4.7e-3 relative at the logits, 2e-2 keeps room. */
 static const double LOGIT_TOL = 1e-5, BF16_LOGIT_TOL = 2e-2;
 
-static const char *fixtures;
-static char tmp_root[64];
+static const char *fixtures, *tmp_root;
 
-/* "dir/name", valid until the end of the test (freed by free_paths). */
-static char **paths;
-static int n_paths;
-static const char *join(const char *dir, const char *name)
-{
-    size_t len = strlen(dir) + strlen(name) + 2;
-    char *p = malloc(len), **grown = realloc(paths, sizeof *paths * (size_t)(n_paths + 1));
-    ASPO_ASSERT(p && grown);
-    snprintf(p, len, "%s/%s", dir, name);
-    paths = grown;
-    return paths[n_paths++] = p;
-}
-
-static void free_paths(void)
-{
-    for (int i = 0; i < n_paths; i++) free(paths[i]);
-    free(paths);
-}
 static const char *fx(const char *name) { return join(fixtures, name); }
 static const char *tmp(const char *name) { return join(tmp_root, name); }
 
@@ -88,12 +67,8 @@ static const char *str(const json_t *row, const char *key)
 
 static void write_text(const char *path, const char *text)
 {
-    FILE *f = fopen(path, "w");
-    CHECK(f && fputs(text, f) >= 0, "write %s", path);
-    if (f) fclose(f);
+    CHECK(write_file_text(path, text), "write %s", path);
 }
-
-static bool exists(const char *path) { return access(path, F_OK) == 0; }
 
 /* Lines of a JSONL file as objects (n <= cap); returns n, -1 when unreadable. */
 static int read_jsonl(const char *path, json_t **rows, int cap)
@@ -519,7 +494,7 @@ static void test_merge(void)
     e = merged_err(tied, "llama/tied_outputs.safetensors", true, DT_BF16);
     printf("  merged tied (bf16): logits rel err %.2e vs PEFT\n", e);
     CHECK(e <= BF16_LOGIT_TOL && config_dtype_is(tied, "bfloat16") &&
-          exists(join(tied, "generation_config.json")), "merged tied: %g", e);
+          file_exists(join(tied, "generation_config.json")), "merged tied: %g", e);
     /* Scoring the merged model is scoring the model with its adapter. */
     const char *data = tmp("fixture_pairs.jsonl"), *out = tmp("merged_scores.jsonl");
     CHECK(SCORE("--model", tiny, "--data", data, "--out", out, "--quiet") == 0, "score merged: %s",
@@ -572,7 +547,8 @@ static void test_bad_input(void)
                  fx("llama/tied_adapter"), "--quiet"), 1, "adapter that does not fit", "v_proj");
     FILE *f = fopen(out, "r");
     char buf[8] = "";
-    CHECK(f && fgets(buf, sizeof buf, f) && !strcmp(buf, "old\n") && !exists(join(tmp_root, "bad_out.jsonl.tmp")),
+    CHECK(f && fgets(buf, sizeof buf, f) && !strcmp(buf, "old\n") &&
+              !file_exists(join(tmp_root, "bad_out.jsonl.tmp")),
           "old output kept, no temporary left");
     if (f) fclose(f);
     expect(MERGE("--model", model, "--adapter", fx("llama/tied_adapter"), "--out",
@@ -617,17 +593,12 @@ int main(int argc, char **argv)
         return 2;
     }
     fixtures = argv[1];
-    snprintf(tmp_root, sizeof tmp_root, "/tmp/test_score_XXXXXX");
-    if (!mkdtemp(tmp_root)) {
-        perror("mkdtemp");
-        return 1;
-    }
+    if (!(tmp_root = test_tmp_make("score"))) return 1;
     test_fixture();
     test_batch_size();
     test_run_equivalence();
     test_merge();
     test_bad_input();
-    weights_remove_dir(tmp_root);
-    free_paths();
+    test_tmp_remove();
     return check_summary("score");
 }

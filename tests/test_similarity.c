@@ -4,24 +4,20 @@
  * one with upper case and odd whitespace, and 2 images). Also: truncation, batching,
  * texts given by pointer + length, a bare vision tower, bad input.
  * argv[1] = tests/fixtures/similarity. */
-#define _XOPEN_SOURCE 700 /* mkdtemp */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "aspo/similarity.h"
-#include "models/weights.h"
 #include "tensor/json_file.h"
 #include "tensor/runtime.h"
 #include "tensor/safetensors.h"
-#include "tests/check.h"
+#include "tests/test_support.h"
 
 enum { MAX_TEXTS = 16, E = 16 };
 
-static const char *fixtures;
-static char tmp_root[64];
+static const char *fixtures, *tmp_root;
 static st_model tensors;  /* tensors.safetensors */
 static json_t *cases;     /* cases.json */
 static int n_texts;
@@ -29,34 +25,6 @@ static const char *texts[MAX_TEXTS];
 static size_t lens[MAX_TEXTS];
 static double want_S[2][MAX_TEXTS];
 static const float *pixels, *image_features; /* (2,3,32,32), (2,E) from transformers */
-
-static const char *join(const char *dir, const char *name)
-{
-    static char buf[4][1024];
-    static int k;
-    k = (k + 1) % 4;
-    snprintf(buf[k], sizeof buf[k], "%s/%s", dir, name);
-    return buf[k];
-}
-
-static void expect_error(aspo_status got, aspo_status want, const char *what, const char *part)
-{
-    const char *msg = aspo_error_message();
-    CHECK(got == want, "%s: status %s, want %s (%s)", what, aspo_status_name(got),
-          aspo_status_name(want), msg);
-    if (part) CHECK(strstr(msg, part) != NULL, "%s: message \"%s\" lacks \"%s\"", what, msg, part);
-    aspo_error_clear();
-}
-
-static const float *fx_floats(const char *key, int64_t numel)
-{
-    const st_entry *e = st_find(&tensors, key);
-    int64_t n = 1;
-    for (int i = 0; e && i < e->ndim; i++) n *= e->shape[i];
-    CHECK(e && e->dt == DT_F32 && n == numel, "fixture %s: f32 with %lld values", key,
-          (long long)numel);
-    return e && e->dt == DT_F32 && n == numel ? e->data : NULL;
-}
 
 static bool load_fixtures(void)
 {
@@ -76,8 +44,8 @@ static bool load_fixtures(void)
             want_S[j][i] = json_real_value(json_array_get(json_array_get(jS, (size_t)j),
                                                           (size_t)i));
     }
-    pixels = fx_floats("pixel_values", 2 * 3 * 32 * 32);
-    image_features = fx_floats("image_features", 2 * E);
+    pixels = fx_f32(&tensors, "pixel_values", 2 * 3 * 32 * 32);
+    image_features = fx_f32(&tensors, "image_features", 2 * E);
     return pixels && image_features;
 }
 
@@ -128,13 +96,8 @@ static void test_image(clip_scorer *sc, float *own /* (2,E) out */)
     sc->max_batch = 0; /* the default: both images in one pass */
     CHECK(clip_image_embedding(sc, 2, pixels, own) == ASPO_OK, "image embedding: %s",
           aspo_error_message());
-    double d = 0, scale = 1e-30;
-    for (int i = 0; i < 2 * E; i++) {
-        d = fmax(d, fabs((double)own[i] - image_features[i]));
-        scale = fmax(scale, fabs((double)image_features[i]));
-    }
-    CHECK(d / scale <= FEATURE_TOL, "image features: relative error %.3g > %.3g", d / scale,
-          FEATURE_TOL);
+    double err = rel_err(own, image_features, 2 * E);
+    CHECK(err <= FEATURE_TOL, "image features: relative error %.3g > %.3g", err, FEATURE_TOL);
     sc->max_batch = 1;
     CHECK(clip_image_embedding(sc, 2, pixels, one) == ASPO_OK, "one image a pass: %s",
           aspo_error_message());
@@ -260,33 +223,14 @@ static void test_bad_input(clip_scorer *sc)
                  "no tokenizer", "no CLIP model or tokenizer");
 }
 
-static bool write_text(const char *path, const char *text)
-{
-    FILE *f = fopen(path, "w");
-    bool ok = f && fputs(text, f) >= 0;
-    return f && !fclose(f) && ok;
-}
-
-static bool copy_file(const char *from, const char *to)
-{
-    FILE *f = fopen(from, "rb"), *g = fopen(to, "wb");
-    bool ok = f && g;
-    char buf[65536];
-    size_t n;
-    while (ok && (n = fread(buf, 1, sizeof buf, f)) > 0) ok = fwrite(buf, 1, n, g) == n;
-    if (f) fclose(f);
-    if (g && fclose(g)) ok = false;
-    return ok;
-}
-
 /* A LLaVA-style vision tower directory (bare CLIPVisionConfig) with the same weights: its
  * image embedding is the full model's, but it has no text tower to score units with. */
 static void test_bare_vision(const clip_tokenizer *tok, const float *own)
 {
-    CHECK(write_text(join(tmp_root, "config.json"),
-                     "{\"model_type\": \"clip_vision_model\", \"hidden_size\": 32, "
-                     "\"intermediate_size\": 64, \"num_hidden_layers\": 2, "
-                     "\"num_attention_heads\": 4, \"image_size\": 32, \"patch_size\": 8}\n") &&
+    CHECK(write_file_text(join(tmp_root, "config.json"),
+                          "{\"model_type\": \"clip_vision_model\", \"hidden_size\": 32, "
+                          "\"intermediate_size\": 64, \"num_hidden_layers\": 2, "
+                          "\"num_attention_heads\": 4, \"image_size\": 32, \"patch_size\": 8}\n") &&
           copy_file(join(fixtures, "model/model.safetensors"),
                     join(tmp_root, "model.safetensors")), "vision tower dir");
     clip_model m;
@@ -313,11 +257,7 @@ int main(int argc, char **argv)
         return 2;
     }
     fixtures = argv[1];
-    snprintf(tmp_root, sizeof tmp_root, "/tmp/test_similarity_XXXXXX");
-    if (!mkdtemp(tmp_root)) {
-        perror("mkdtemp");
-        return 1;
-    }
+    if (!(tmp_root = test_tmp_make("similarity"))) return 1;
     runtime_init(backend_cpu(), 0);
     clip_model m;
     clip_tokenizer *tok = NULL;
@@ -341,6 +281,6 @@ int main(int argc, char **argv)
     json_decref(cases);
     st_close(&tensors);
     runtime_shutdown();
-    weights_remove_dir(tmp_root);
+    test_tmp_remove();
     return check_summary("similarity");
 }

@@ -1,0 +1,101 @@
+/* The test suites' shared helpers that check nothing themselves (see test_support.h). */
+#define _XOPEN_SOURCE 700 /* mkdtemp */
+#include "tests/test_support.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+
+#include "models/weights.h"
+
+/* Every path join made, freed at exit: kept paths never dangle, and LeakSanitizer sees
+ * nothing left behind. */
+static char **paths;
+static int n_paths, cap_paths;
+
+static void free_paths(void)
+{
+    for (int i = 0; i < n_paths; i++) free(paths[i]);
+    free(paths);
+    paths = NULL;
+    n_paths = cap_paths = 0;
+}
+
+const char *join(const char *dir, const char *name)
+{
+    if (n_paths == cap_paths) {
+        int cap = cap_paths ? 2 * cap_paths : 64;
+        char **grown = realloc(paths, sizeof *paths * (size_t)cap);
+        if (!grown) {
+            /* No test can go on without its paths; exit, not abort: nothing is wrong
+             * with the code under test. */
+            fprintf(stderr, "join: out of memory\n");
+            exit(1);
+        }
+        if (!paths) atexit(free_paths);
+        paths = grown;
+        cap_paths = cap;
+    }
+    size_t len = strlen(dir) + strlen(name) + 2;
+    char *p = malloc(len);
+    if (!p) {
+        fprintf(stderr, "join: out of memory\n");
+        exit(1);
+    }
+    snprintf(p, len, "%s/%s", dir, name);
+    return paths[n_paths++] = p;
+}
+
+static char tmp_root[256];
+
+const char *test_tmp_make(const char *suite)
+{
+    snprintf(tmp_root, sizeof tmp_root, "/tmp/test_%s_XXXXXX", suite);
+    if (!mkdtemp(tmp_root)) {
+        perror(tmp_root);
+        tmp_root[0] = 0;
+        return NULL;
+    }
+    return tmp_root;
+}
+
+void test_tmp_remove(void)
+{
+    if (tmp_root[0]) weights_remove_dir(tmp_root);
+    tmp_root[0] = 0;
+}
+
+bool file_exists(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0;
+}
+
+bool write_file_text(const char *path, const char *text)
+{
+    return weights_write_file(path, text, strlen(text)) == ASPO_OK;
+}
+
+bool copy_file(const char *from, const char *to)
+{
+    FILE *f = fopen(from, "rb"), *g = fopen(to, "wb");
+    bool ok = f && g;
+    char buf[65536];
+    size_t n;
+    while (ok && (n = fread(buf, 1, sizeof buf, f)) > 0) ok = fwrite(buf, 1, n, g) == n;
+    if (f && ferror(f)) ok = false;
+    if (f) fclose(f);
+    if (g && fclose(g)) ok = false;
+    return ok;
+}
+
+double rel_err(const float *got, const float *want, int64_t n)
+{
+    double d = 0, scale = 1e-30;
+    for (int64_t i = 0; i < n; i++) {
+        d = fmax(d, fabs((double)got[i] - want[i]));
+        scale = fmax(scale, fabs((double)want[i]));
+    }
+    return d / scale;
+}
