@@ -113,6 +113,7 @@ aspo_status grad_accumulate(tensor *t, tensor *g)
     }
     if (!t->grad) {
         t->grad = g; /* may alias another tensor's grad: never modified in place */
+        g->grad_aliases++;
         return ASPO_OK;
     }
     tensor *sum = tensor_empty_like(t, DT_F32);
@@ -200,11 +201,20 @@ aspo_status backward_checkpoint(const tape_node *n, tensor *dy)
 {
     checkpoint_fn fn = (checkpoint_fn)n->extra[0];
     runtime *rt = runtime_current();
-    /* The inputs' gradients outlive the re-run: room for them before its mark. */
+    /* The inputs' gradients outlive the re-run: room for them before its mark. In a stack of
+     * blocks, dy is the buffer the next block made for this block's output and nothing else
+     * holds: once the re-run has used it, it can hold the input's gradient (same shape), so
+     * one buffer goes down the stack instead of one per block. */
+    bool reuse = n->in[0]->requires_grad && dy->is_grad_buffer && dy->grad_aliases == 1 &&
+                 n->out[0]->grad == dy && dy->dt == DT_F32 && tensor_is_contiguous(dy) &&
+                 tensor_same_shape(dy, n->in[0]);
     tensor *grads[OP_MAX_INPUTS] = {0};
-    for (int i = 0; i < n->n_in; i++)
-        if (n->in[i]->requires_grad && !(grads[i] = tensor_empty_like(n->in[i], DT_F32)))
-            return aspo_error_status();
+    for (int i = 0; i < n->n_in; i++) {
+        if (!n->in[i]->requires_grad) continue;
+        grads[i] = i == 0 && reuse ? tensor_alias(dy) : tensor_empty_like(n->in[i], DT_F32);
+        if (!grads[i]) return aspo_error_status();
+        grads[i]->is_grad_buffer = true;
+    }
     step_mark mark = runtime_mark();
     tensor *inputs[OP_MAX_INPUTS];
     for (int i = 0; i < n->n_in; i++) {
@@ -231,6 +241,7 @@ aspo_status backward_checkpoint(const tape_node *n, tensor *dy)
         if (grads[i] && inputs[i]->grad && !(s = copy_out(grads[i], inputs[i]->grad)))
             reached[i] = true;
     runtime_release(mark);
+    if (reuse) n->out[0]->grad = NULL; /* its memory holds the input's gradient now */
     for (int i = 0; i < n->n_in && !s; i++)
         if (reached[i]) s = grad_accumulate(n->in[i], grads[i]);
     return s;

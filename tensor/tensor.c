@@ -87,6 +87,8 @@ tensor *tensor_alias(const tensor *src)
     t->is_param = false;
     t->grad = NULL;
     t->node = NULL;
+    t->is_grad_buffer = false;
+    t->grad_aliases = 0;
     return t;
 }
 

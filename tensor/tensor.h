@@ -31,6 +31,11 @@ typedef struct tensor {
     struct tensor *grad;   /* f32, contiguous, same shape; NULL until backward reaches it */
     struct tape_node *node; /* the op that made it; NULL for leaves */
     const char *name;
+    /* Backward bookkeeping (autograd.c): a gradient buffer a checkpointed block made for its
+     * input, and how many tensors' grad it is; one such buffer is passed down a stack of
+     * blocks instead of a new one per block. */
+    bool is_grad_buffer;
+    int grad_aliases;
 } tensor;
 
 int64_t tensor_numel(const tensor *t);

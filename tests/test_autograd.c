@@ -138,6 +138,38 @@ static void test_checkpoint_matches(void)
     param_store_free(&ps);
 }
 
+/* Four blocks stacked (the output of one the input of the next), checkpointed or not: the
+ * same gradients to the bit, though the checkpointed backward passes one gradient buffer
+ * down the stack (each block's dy becomes its input's gradient). */
+static void test_checkpoint_stack(void)
+{
+    param_store ps;
+    param_store_init(&ps, backend_cpu());
+    block b = {param_declare(&ps, "w1", DT_F32, DIMS(16, 8), true),
+               param_declare(&ps, "w2", DT_F32, DIMS(8, 16), true), 0.25f};
+    CHECK(param_store_allocate(&ps) == ASPO_OK, "%s", aspo_error_message());
+    float w[128], g[2][128], gx[2][40];
+    for (int i = 0; i < 128; i++) w[i] = 0.7f * (rng_uniform(21, 0, (uint64_t)i) - 0.5f);
+    memcpy(b.w1->data, w, sizeof w);
+    memcpy(b.w2->data, w, sizeof w);
+    for (int ck = 0; ck < 2; ck++) {
+        runtime_set_seed(3);
+        param_store_zero_grad(&ps);
+        tensor *x = filled(5, 8, 4), *y = x;
+        x->requires_grad = true;
+        for (int l = 0; l < 4; l++)
+            y = ck ? tensor_checkpoint(block_forward, &b, &y, 1) : block_forward(&b, &y, 1);
+        CHECK(tensor_backward(tensor_sum_all(tensor_mul(y, y))) == ASPO_OK, "%s",
+              aspo_error_message());
+        tensor_to_host_f32(b.w1->grad, g[ck]);
+        tensor_to_host_f32(x->grad, gx[ck]);
+        runtime_step_reset();
+    }
+    CHECK(!memcmp(g[0], g[1], sizeof g[0]) && !memcmp(gx[0], gx[1], sizeof gx[0]),
+          "4 checkpointed blocks: the plain gradients");
+    param_store_free(&ps);
+}
+
 /* Peak step-arena bytes of `blocks` blocks run without a tape, scoped or not. */
 static size_t no_grad_peak(block *b, int blocks, bool scoped)
 {
@@ -239,6 +271,7 @@ int main(void)
     test_reuse_accumulates();
     test_add_into();
     test_checkpoint_matches();
+    test_checkpoint_stack();
     test_scoped_blocks_free();
     test_errors();
     runtime_shutdown();
