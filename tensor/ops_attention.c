@@ -4,9 +4,6 @@
 #include "op_backward.h"
 #include "tensor_ops.h"
 
-/* Kernels take f32: other dtypes are cast here (recorded, so gradients flow back). */
-static tensor *as_f32(tensor *t) { return t && t->dt != DT_F32 ? tensor_cast(t, DT_F32) : t; }
-
 tensor *tensor_attention(tensor *q, tensor *k, tensor *v, tensor *key_mask, bool causal,
                          float scale)
 {
@@ -39,13 +36,14 @@ tensor *tensor_attention(tensor *q, tensor *k, tensor *v, tensor *key_mask, bool
                   tensor_describe(key_mask, a, sizeof a), (long long)B, (long long)Tk);
         return NULL;
     }
-    tensor *in[4] = {as_f32(q), as_f32(k), as_f32(v), key_mask};
-    tensor *out[2] = {tensor_empty(DT_F32, 4, q->shape),         /* o (B,H,Tq,D) */
+    /* Any float dtype in: the kernels widen half-precision q, k, v as they load them and
+     * compute in f32 (no f32 copies kept); o comes out in q's dtype, as torch's
+     * scaled_dot_product_attention gives it, lse in f32. */
+    tensor *in[4] = {q, k, v, key_mask};
+    tensor *out[2] = {tensor_empty(q->dt, 4, q->shape),           /* o (B,H,Tq,D) */
                       tensor_empty(DT_F32, DIMS(B, H, Tq))};      /* lse (B,H,Tq) */
     op_params p = {.i = {causal}, .f = {scale}};
-    tensor *o = op_exec(OP_ATTENTION, in, key_mask ? 4 : 3, &p, out, 2);
-    /* The output in q's dtype, as torch's scaled_dot_product_attention gives it. */
-    return o && q->dt != DT_F32 ? tensor_cast(o, q->dt) : o;
+    return op_exec(OP_ATTENTION, in, key_mask ? 4 : 3, &p, out, 2);
 }
 
 aspo_status backward_attention(const tape_node *n, tensor *dy)
@@ -55,7 +53,7 @@ aspo_status backward_attention(const tape_node *n, tensor *dy)
     /* in: q, k, v, o, lse, do [, key_mask]; the kernel overwrites dq, dk and dv. */
     tensor *in[7] = {q, k, v, n->out[0], n->out[1], dy, n->n_in > 3 ? n->in[3] : NULL};
     tensor *out[3] = {tensor_empty(DT_F32, 4, q->shape), tensor_empty(DT_F32, 4, k->shape),
-                      tensor_empty(DT_F32, 4, v->shape)};
+                      tensor_empty(DT_F32, 4, v->shape)}; /* gradients: f32 */
     if (!op_exec(OP_ATTENTION_BACKWARD, in, n->n_in > 3 ? 7 : 6, &n->p, out, 3))
         return aspo_error_status();
     aspo_status s = grad_accumulate(q, out[0]);

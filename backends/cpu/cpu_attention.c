@@ -1,4 +1,6 @@
-/* Attention forward and backward on contiguous f32 (op table flag; the op layer casts).
+/* Attention forward and backward on contiguous tensors (op table flag) of any float dtype:
+ * half-precision q, k, v, o are widened to f32 scratch first and a half o is rounded once on
+ * the way out (the math is f32 throughout).
  * q (B,H,Tq,D), k/v (B,Hkv,Tk,D), query head h reads kv head h / (H/Hkv). Query row i
  * may attend key j when key_mask[b,j] != 0 and, if causal, j <= i + (Tk - Tq). A row with
  * no such key outputs zeros, lse = -inf, and gets no gradient.
@@ -55,6 +57,22 @@ static void key_masks(const attention_dims *a, int32_t *allow)
 {
     for (int64_t i = 0; i < a->B * a->Tk; i++)
         allow[i] = !a->mask || dtype_load(a->mask, a->mask_dt, i) != 0.0f ? -1 : 0;
+}
+
+/* t's values as f32: its own memory when it is f32, else widened into scratch `slot`. */
+static const float *f32_values(const tensor *t, enum cpu_scratch_slot slot)
+{
+    if (t->dt == DT_F32) return (const float *)t->data;
+    int64_t n = tensor_numel(t);
+    float *w = cpu_scratch(slot, sizeof(float) * (size_t)(n ? n : 1));
+    if (!w) {
+        aspo_fail(ASPO_ERR_OOM, "attention on cpu: no memory to widen a %s input of %lld values",
+                  dtype_name(t->dt), (long long)n);
+        return NULL;
+    }
+#pragma omp parallel for schedule(static) if (n > 65536)
+    for (int64_t i = 0; i < n; i++) w[i] = dtype_load(t->data, t->dt, i);
+    return w;
 }
 
 /* max_j x_j over the allowed j < n (-inf when none). */
@@ -129,9 +147,15 @@ static int64_t block_keys(const attention_dims *a, int64_t i0, int64_t rows)
 CPU_KERNEL(cpu_attention)
 {
     attention_dims a = dims_of(c, 3);
-    const float *q = (const float *)c->in[0]->data, *k = (const float *)c->in[1]->data,
-                *v = (const float *)c->in[2]->data;
-    float *o = (float *)c->out[0]->data, *lse = (float *)c->out[1]->data;
+    const tensor *out = c->out[0];
+    const float *q = f32_values(c->in[0], SCRATCH_ATTN_Q), *k = f32_values(c->in[1], SCRATCH_ATTN_K),
+                *v = f32_values(c->in[2], SCRATCH_ATTN_V);
+    float *o = out->dt == DT_F32 ? (float *)out->data
+                                 : cpu_scratch(SCRATCH_ATTN_O, sizeof(float) * (size_t)(tensor_numel(out) ? tensor_numel(out) : 1));
+    float *lse = (float *)c->out[1]->data;
+    if (!q || !k || !v) return aspo_error_status();
+    if (!o) return aspo_fail(ASPO_ERR_OOM, "attention on cpu: no memory for a %s output",
+                             dtype_name(out->dt));
     int64_t group = a.H / a.Hkv, D = a.D;
     int64_t blocks_per_head = (a.Tq + QUERY_BLOCK - 1) / QUERY_BLOCK;
     int64_t tasks = a.B * a.H * blocks_per_head;
@@ -165,6 +189,11 @@ CPU_KERNEL(cpu_attention)
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)rows, (int)D, (int)n_keys,
                     1.0f, P, (int)n_keys, v + kvh, (int)D, 0.0f, oi, (int)D);
     }
+    if (out->dt != DT_F32) { /* each value rounded once */
+        int64_t n = tensor_numel(out);
+#pragma omp parallel for schedule(static) if (n > 65536)
+        for (int64_t i = 0; i < n; i++) dtype_store(out->data, out->dt, i, o[i]);
+    }
     return ASPO_OK;
 }
 
@@ -180,9 +209,11 @@ CPU_VECTOR_CLONES static void score_gradients(const float *P, float *dP, const f
 CPU_KERNEL(cpu_attention_backward)
 {
     attention_dims a = dims_of(c, 6);
-    const float *q = (const float *)c->in[0]->data, *k = (const float *)c->in[1]->data,
-                *v = (const float *)c->in[2]->data, *o = (const float *)c->in[3]->data,
-                *lse = (const float *)c->in[4]->data, *dout = (const float *)c->in[5]->data;
+    const float *q = f32_values(c->in[0], SCRATCH_ATTN_Q), *k = f32_values(c->in[1], SCRATCH_ATTN_K),
+                *v = f32_values(c->in[2], SCRATCH_ATTN_V), *o = f32_values(c->in[3], SCRATCH_ATTN_O),
+                *lse = (const float *)c->in[4]->data,
+                *dout = f32_values(c->in[5], SCRATCH_ATTN_DO);
+    if (!q || !k || !v || !o || !dout) return aspo_error_status();
     float *dq = (float *)c->out[0]->data, *dk = (float *)c->out[1]->data,
           *dv = (float *)c->out[2]->data;
     int64_t groups = a.B * a.Hkv, group = a.H / a.Hkv, D = a.D;

@@ -40,6 +40,11 @@ enum cpu_scratch_slot {
     SCRATCH_MATMUL_PANEL,
     SCRATCH_MATMUL_OUT,
     SCRATCH_ROWS,
+    SCRATCH_ATTN_Q, /* attention's half-precision inputs and output, widened to f32 */
+    SCRATCH_ATTN_K,
+    SCRATCH_ATTN_V,
+    SCRATCH_ATTN_O,
+    SCRATCH_ATTN_DO,
     SCRATCH_COUNT
 };
 void *cpu_scratch(enum cpu_scratch_slot slot, size_t bytes);

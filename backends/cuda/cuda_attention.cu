@@ -8,8 +8,9 @@
 // decomposition is that of shaders/rope.comp, attention.comp and attention_backward.comp,
 // with larger tiles and a register tile per thread instead of one cell per thread.
 //
-// Attention inputs arrive contiguous f32 (op table flag; the op layer casts) but are read
-// through cu_view, so any float dtype and strides work; the math is f32 throughout. The head
+// Attention inputs arrive contiguous (op table flag) in any float dtype (bf16 q, k, v and o
+// with half-precision activations) and are read through cu_view, which widens them; the
+// math is f32 throughout, o is stored in its own dtype. The head
 // size D picks a kernel instance whose tiles are HEAD >= D wide (32, 64, 128 or 256; the
 // columns past D are zeros); each instance has a list of tile sizes, largest first, and the
 // launch takes the first whose shared memory fits the device's opt-in limit. Larger D fails

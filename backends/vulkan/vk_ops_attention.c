@@ -1,7 +1,8 @@
 /* Rotary embedding (shaders/rope.comp) and attention: a flash-attention forward
  * (shaders/attention.comp) and a two-pass backward that recomputes the probabilities
  * from q, k and the saved lse (shaders/attention_backward.comp). Attention inputs are
- * contiguous f32 (op table flag; the op layer casts), the key mask f32 or i32.
+ * contiguous (op table flag) in any float dtype, read and written through views that widen
+ * and round (view_load, view_store); the key mask f32 or i32.
  *
  * Tile sizes are specialization constants: BR query rows by BC keys per workgroup, one
  * invocation per (row, key) of a tile, head size D baked into the pipeline (shared-memory
