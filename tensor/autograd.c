@@ -237,9 +237,12 @@ aspo_status backward_checkpoint(const tape_node *n, tensor *dy)
     }
     rt->tape = saved_tape;
     bool reached[OP_MAX_INPUTS] = {0};
-    for (int i = 0; i < n->n_in && !s; i++)
-        if (grads[i] && inputs[i]->grad && !(s = copy_out(grads[i], inputs[i]->grad)))
-            reached[i] = true;
+    for (int i = 0; i < n->n_in && !s; i++) {
+        if (!grads[i] || !inputs[i]->grad) continue;
+        /* With dy reused, an input whose gradient is dy itself (y = x + ...) has it there. */
+        if (inputs[i]->grad->data != grads[i]->data) s = copy_out(grads[i], inputs[i]->grad);
+        reached[i] = !s;
+    }
     runtime_release(mark);
     if (reuse) n->out[0]->grad = NULL; /* its memory holds the input's gradient now */
     for (int i = 0; i < n->n_in && !s; i++)

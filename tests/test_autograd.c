@@ -170,6 +170,38 @@ static void test_checkpoint_stack(void)
     param_store_free(&ps);
 }
 
+/* y = x + bias: the input's gradient is dy itself, the edge of passing dy down the stack. */
+static tensor *bias_forward(void *ctx, tensor **in, int n)
+{
+    (void)n;
+    return tensor_add(in[0], (tensor *)ctx);
+}
+
+static void test_checkpoint_stack_passthrough(void)
+{
+    param_store ps;
+    param_store_init(&ps, backend_cpu());
+    tensor *bias = param_declare(&ps, "bias", DT_F32, DIMS(8), true);
+    CHECK(param_store_allocate(&ps) == ASPO_OK, "%s", aspo_error_message());
+    for (int i = 0; i < 8; i++) ((float *)bias->data)[i] = 0.1f * (float)i;
+    float gb[2][8], gx[2][40];
+    for (int ck = 0; ck < 2; ck++) {
+        param_store_zero_grad(&ps);
+        tensor *x = filled(5, 8, 5), *y = x;
+        x->requires_grad = true;
+        for (int l = 0; l < 3; l++)
+            y = ck ? tensor_checkpoint(bias_forward, bias, &y, 1) : bias_forward(bias, &y, 1);
+        CHECK(tensor_backward(tensor_sum_all(tensor_mul(y, y))) == ASPO_OK, "%s",
+              aspo_error_message());
+        tensor_to_host_f32(bias->grad, gb[ck]);
+        tensor_to_host_f32(x->grad, gx[ck]);
+        runtime_step_reset();
+    }
+    CHECK(!memcmp(gb[0], gb[1], sizeof gb[0]) && !memcmp(gx[0], gx[1], sizeof gx[0]),
+          "3 checkpointed pass-through blocks: the plain gradients");
+    param_store_free(&ps);
+}
+
 /* Peak step-arena bytes of `blocks` blocks run without a tape, scoped or not. */
 static size_t no_grad_peak(block *b, int blocks, bool scoped)
 {
@@ -272,6 +304,7 @@ int main(void)
     test_add_into();
     test_checkpoint_matches();
     test_checkpoint_stack();
+    test_checkpoint_stack_passthrough();
     test_scoped_blocks_free();
     test_errors();
     runtime_shutdown();
