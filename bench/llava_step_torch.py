@@ -1,7 +1,8 @@
 #!/usr/bin/python3
 """The LLaVA training step of `aspo bench --model-kind llava` in PyTorch, as one JSON line.
 
-    python bench/llava_step_torch.py [--loss dpo|aspo] [--layers N] [--dim N] [--heads N]
+    python bench/llava_step_torch.py [--loss dpo|aspo] [--device cpu|cuda] [--dtype f32|bf16|f16]
+        [--layers N] [--dim N] [--heads N]
         [--ffn N] [--vocab N] [--seq N] [--prompt N] [--pairs N] [--rank N] [--unit N]
         [--vision-layers N] [--vision-dim N] [--vision-heads N] [--vision-ffn N]
         [--image-size N] [--patch-size N] [--steps N] [--warmup N] [--threads N] [--seed N]
@@ -23,6 +24,10 @@ backward on chosen and rejected in one batch, log-probs of the response labels (
 labels expanded over the image positions as _merge_input_ids_with_image_features does),
 the DPO or ASPO loss of bench/train_step_torch.py, clip_grad_norm_(1.0), AdamW.
 
+--device and --dtype as in bench/train_step_torch.py: the model built in --dtype (PEFT's
+adapters f32), the forward passes under torch.autocast for bf16/f16 (GradScaler for f16, on
+cuda), each timed step ending with torch.cuda.synchronize() on cuda.
+
 Needs torch, transformers 4.44 and peft 0.12 (tested with Debian's python3-torch 1.13.1,
 reporting 1.13.0a0, transformers 4.44.2 and peft 0.12.0 in a venv made as
 bench/train_step_torch.py's docstring says), and bench/train_step_torch.py and
@@ -36,12 +41,13 @@ import sys
 import torch
 
 from bench_timing import blas_fields, peak_rss_mb, set_threads, time_calls
-from train_step_torch import preference_step
+from train_step_torch import DTYPES, building, preference_step
 
 BOS, EOS, FIRST_TEXT = 1, 2, 3
 # PEFT matches a string target_modules as a full regular expression over module names:
-# the language model's seven linears, not the vision tower's q/k/v projections.
-LORA_TARGETS = (r"language_model\.model\.layers\.\d+\."
+# the language model's seven linears, not the vision tower's q/k/v projections
+# (language_model.model.layers in transformers 4.x, model.language_model.layers in 5.x).
+LORA_TARGETS = (r".*language_model\.(model\.)?layers\.\d+\."
                 r"(self_attn\.(q|k|v|o)_proj|mlp\.(gate|up|down)_proj)")
 
 
@@ -63,22 +69,28 @@ def make_model(a):
         vision_feature_select_strategy="default")
     for c in (cfg, cfg.text_config, cfg.vision_config):
         c._attn_implementation = "eager"
-    base = transformers.LlavaForConditionalGeneration(cfg)
     lcfg = LoraConfig(r=a.rank, lora_alpha=2 * a.rank, lora_dropout=0.05,
                       target_modules=LORA_TARGETS)
+    with building(a.device, DTYPES[a.dtype]):  # PEFT then casts the adapters to f32
+        base = transformers.LlavaForConditionalGeneration(cfg)
+        model = get_peft_model(base, lcfg)
     versions = {"transformers": transformers.__version__, "peft": sys.modules["peft"].__version__}
-    return get_peft_model(base, lcfg), base, versions
+    return model.to(a.device), base, versions
 
 
-def make_batch(a, prompt):
-    """ids (2P, seq+1): chosen rows, then rejected (TRL's order); pixels (2P,3,S,S); labels
-    (2P, seq+N) over the expanded positions, -100 on the prompt and the image."""
+def make_batch(a, prompt, expand):
+    """ids (2P, seq+1): chosen rows, then rejected (TRL's order), or with `expand` (transformers
+    5, whose LLaVA takes the processor's output) (2P, seq+N) with the image token repeated for
+    its N positions; pixels (2P,3,S,S); labels (2P, seq+N) over the expanded positions, -100 on
+    the prompt and the image."""
     g = torch.Generator().manual_seed(a.seed)
     image = a.vocab - 1  # the image token; text ids stay below it
     prompts, ids, labels = [], [], []
     for _ in range(a.pairs):
         p = torch.randint(FIRST_TEXT, image, (prompt + 1,), generator=g)
         p[0], p[1] = BOS, image
+        if expand:
+            p = torch.cat([p[:1], torch.full((a.positions,), image), p[2:]])
         prompts.append(p)
     for side in range(2):
         for i in range(a.pairs):
@@ -94,6 +106,8 @@ def make_batch(a, prompt):
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--loss", choices=["dpo", "aspo"], default="dpo")
+    p.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    p.add_argument("--dtype", choices=list(DTYPES), default="f32")
     p.add_argument("--blas-threads", type=int, default=0,
                    help="OpenBLAS threads (default: --threads)")
     for name, v in [("layers", 4), ("dim", 256), ("heads", 8), ("ffn", 688), ("vocab", 4096),
@@ -110,8 +124,12 @@ def main():
     torch.manual_seed(a.seed)
 
     model, base, versions = make_model(a)
-    ids, attn, pixels, labels = make_batch(a, prompt)
+    expand = int(versions["transformers"].split(".")[0]) >= 5
+    ids, attn, pixels, labels = (t.to(a.device) for t in make_batch(a, prompt, expand))
+    pixels = pixels.to(DTYPES[a.dtype])
     P = a.pairs
+    cuda = a.device == "cuda"
+    sync = torch.cuda.synchronize if cuda else None
 
     def logits():
         return model(input_ids=ids, pixel_values=pixels, attention_mask=attn,
@@ -122,19 +140,22 @@ def main():
             return logits()
 
     step, params = preference_step(model, logits, reference_logits, labels, a)
-    t = time_calls(step, a.warmup, a.steps)
+    t = time_calls(step, a.warmup, a.steps, sync=sync)
 
     # The image side timed apart, as a step runs it twice (reference and policy forward,
     # each on all 2P images): the tower with all hidden states, as
     # LlavaForConditionalGeneration.forward asks for them, layer -2 without CLS, the projector.
+    parts = base if hasattr(base, "vision_tower") else base.model  # transformers 5: .model
+
     def encode():
         with torch.no_grad():
-            hidden = base.vision_tower(pixels, output_hidden_states=True).hidden_states[-2]
-            base.multi_modal_projector(hidden[:, 1:])
+            hidden = parts.vision_tower(pixels, output_hidden_states=True).hidden_states[-2]
+            parts.multi_modal_projector(hidden[:, 1:])
 
-    vision = time_calls(encode, 0, a.steps)
-    text_tokens, positions = int(attn.sum()) - 2 * P, 2 * P * (a.seq + a.positions)
+    vision = time_calls(encode, 0, a.steps, sync=sync)
+    text_tokens, positions = 2 * P * a.seq, 2 * P * (a.seq + a.positions)
     out = {"src": "torch", "impl": "hf", "model_kind": "llava", "loss": a.loss,
+           "device": torch.cuda.get_device_name() if cuda else "cpu", "dtype": a.dtype,
            "layers": a.layers, "dim": a.dim, "heads": a.heads, "ffn": a.ffn, "vocab": a.vocab,
            "seq": a.seq, "prompt": prompt, "pairs": a.pairs, "rank": a.rank,
            "vision_layers": a.vision_layers, "vision_dim": a.vision_dim,
@@ -151,6 +172,7 @@ def main():
            "positions_per_s": round(positions / t.mean, 1),
            "vision_s_per_step": round(2 * vision.mean, 4),
            "cpu_s_per_step": round(t.cpu, 4), "peak_rss_mb": peak_rss_mb(),
+           "peak_device_mb": round(torch.cuda.max_memory_allocated() / 2**20, 1) if cuda else None,
            "loss_first": round(t.results[0], 6), "loss_last": round(t.results[-1], 6)}
     out.update(versions)
     print(json.dumps(out), flush=True)

@@ -22,8 +22,8 @@ autocast_adapter_dtype keeps them, like aspo's, and the log-softmax runs on f32 
 aspo's do. With bf16 or f16 the forward passes run under torch.autocast in that dtype, as HF
 Trainer runs them with bf16=True / fp16=True (every linear, the adapter's too, multiplies in
 half precision; aspo's --activation-dtype does the same), and f16 adds GradScaler, as
-fp16=True does (aspo's dynamic loss scaling). --checkpointing re-runs each decoder layer in backward (non-reentrant
-torch.utils.checkpoint, through gradient_checkpointing_enable for hf). On cuda each step ends
+fp16=True does (aspo's dynamic loss scaling). --checkpointing re-runs each decoder layer in
+backward (non-reentrant torch.utils.checkpoint, through gradient_checkpointing_enable for hf). On cuda each step ends
 with torch.cuda.synchronize() and peak_device_mb is torch.cuda.max_memory_allocated().
 model_flops_per_step, achieved_tflops, mfu and epoch_s_7b_16k come from bench/flops.py, the
 formula aspo/bench.c uses too. Out of memory prints {"src": "torch", "error": "out of
