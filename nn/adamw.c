@@ -249,13 +249,5 @@ aspo_status clip_grad_norm(param_store *ps, float max_norm, double *total_norm)
                          "Inf reached the gradients (lower the learning rate or check the data)",
                          total);
     double coef = (double)max_norm / (total + 1e-6);
-    if (coef >= 1.0) return ASPO_OK;
-    for (int i = 0; i < ps->n; i++) {
-        if (!ps->grads || !ps->grads[i]) continue;
-        op_call scale = {.op = OP_SCALE, .n_in = 1, .n_out = 1, .in = {ps->grads[i]},
-                         .out = {ps->grads[i]}, .p.f = {(float)coef}};
-        aspo_status s = op_run_kernel(&scale);
-        if (s) return s;
-    }
-    return ASPO_OK;
+    return coef >= 1.0 ? ASPO_OK : param_store_scale_grads(ps, (float)coef);
 }

@@ -2,8 +2,6 @@
 
 #include <math.h>
 
-#include "tensor/autograd.h"
-
 loss_scale loss_scale_defaults(bool enabled)
 {
     return (loss_scale){.enabled = enabled, .scale = enabled ? 65536.0 : 1.0,
@@ -13,15 +11,7 @@ loss_scale loss_scale_defaults(bool enabled)
 aspo_status loss_scale_unscale(const loss_scale *ls, param_store *ps)
 {
     if (!ls->enabled) return ASPO_OK;
-    float inv = (float)(1.0 / ls->scale); /* a power of two: exact */
-    for (int i = 0; i < ps->n; i++) {
-        if (!ps->grads || !ps->grads[i]) continue;
-        op_call scale = {.op = OP_SCALE, .n_in = 1, .n_out = 1, .in = {ps->grads[i]},
-                         .out = {ps->grads[i]}, .p.f = {inv}};
-        aspo_status s = op_run_kernel(&scale);
-        if (s) return s;
-    }
-    return ASPO_OK;
+    return param_store_scale_grads(ps, (float)(1.0 / ls->scale)); /* a power of two: exact */
 }
 
 aspo_status loss_scale_update(loss_scale *ls, bool overflow)

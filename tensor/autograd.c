@@ -206,8 +206,7 @@ aspo_status backward_checkpoint(const tape_node *n, tensor *dy)
      * holds: once the re-run has used it, it can hold the input's gradient (same shape), so
      * one buffer goes down the stack instead of one per block. */
     bool reuse = n->in[0]->requires_grad && dy->is_grad_buffer && dy->grad_aliases == 1 &&
-                 n->out[0]->grad == dy && dy->dt == DT_F32 && tensor_is_contiguous(dy) &&
-                 tensor_same_shape(dy, n->in[0]);
+                 dy->dt == DT_F32 && tensor_is_contiguous(dy) && tensor_same_shape(dy, n->in[0]);
     tensor *grads[OP_MAX_INPUTS] = {0};
     for (int i = 0; i < n->n_in; i++) {
         if (!n->in[i]->requires_grad) continue;

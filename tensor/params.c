@@ -3,6 +3,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "autograd.h"
+
 void param_store_init(param_store *ps, backend *be)
 {
     memset(ps, 0, sizeof *ps);
@@ -112,6 +114,18 @@ aspo_status param_store_zero_grad(param_store *ps)
         if (!ps->grads || !ps->grads[i]) continue;
         op_call fill = {.op = OP_FILL, .n_out = 1, .out = {ps->grads[i]}};
         aspo_status s = ps->be->kernels[OP_FILL](&fill);
+        if (s) return s;
+    }
+    return ASPO_OK;
+}
+
+aspo_status param_store_scale_grads(param_store *ps, float factor)
+{
+    for (int i = 0; i < ps->n; i++) {
+        if (!ps->grads || !ps->grads[i]) continue;
+        op_call scale = {.op = OP_SCALE, .n_in = 1, .n_out = 1, .in = {ps->grads[i]},
+                         .out = {ps->grads[i]}, .p.f = {factor}};
+        aspo_status s = op_run_kernel(&scale);
         if (s) return s;
     }
     return ASPO_OK;

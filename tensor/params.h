@@ -23,6 +23,8 @@ tensor *param_declare(param_store *ps, const char *name, dtype dt, int ndim,
 aspo_status param_store_allocate(param_store *ps);
 tensor *param_find(const param_store *ps, const char *name);
 aspo_status param_store_zero_grad(param_store *ps);
+/* Multiplies every gradient by factor in place (clipping, unscaling a loss scale). */
+aspo_status param_store_scale_grads(param_store *ps, float factor);
 int64_t param_store_count(const param_store *ps, bool trainable_only);
 void param_store_free(param_store *ps);
 

@@ -189,11 +189,7 @@ CPU_KERNEL(cpu_attention)
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)rows, (int)D, (int)n_keys,
                     1.0f, P, (int)n_keys, v + kvh, (int)D, 0.0f, oi, (int)D);
     }
-    if (out->dt != DT_F32) { /* each value rounded once */
-        int64_t n = tensor_numel(out);
-#pragma omp parallel for schedule(static) if (n > 65536)
-        for (int64_t i = 0; i < n; i++) dtype_store(out->data, out->dt, i, o[i]);
-    }
+    if (out->dt != DT_F32) cpu_store_f32(out, 0, o, tensor_numel(out));
     return ASPO_OK;
 }
 

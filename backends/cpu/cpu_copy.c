@@ -3,6 +3,12 @@
 
 #include "cpu_internal.h"
 
+void cpu_store_f32(const tensor *t, int64_t at, const float *src, int64_t n)
+{
+#pragma omp parallel for schedule(static) if (n > 65536)
+    for (int64_t i = 0; i < n; i++) dtype_store(t->data, t->dt, at + i, src[i]);
+}
+
 CPU_KERNEL(cpu_copy)
 {
     const tensor *src = c->in[0];

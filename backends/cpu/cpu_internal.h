@@ -48,6 +48,9 @@ enum cpu_scratch_slot {
     SCRATCH_COUNT
 };
 void *cpu_scratch(enum cpu_scratch_slot slot, size_t bytes);
+/* Elements [at, at+n) of contiguous t = src, each rounded once to t's dtype: a kernel that
+ * computes a half-precision output in f32 scratch writes it out with this (cpu_copy.c). */
+void cpu_store_f32(const tensor *t, int64_t at, const float *src, int64_t n);
 
 #define CPU_KERNEL(name) aspo_status name(const op_call *c)
 

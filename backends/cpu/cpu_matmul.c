@@ -136,10 +136,8 @@ static aspo_status gemm_into(const matrix *a, const matrix *b, tensor *out, int6
     if (!o) return aspo_fail(ASPO_ERR_OOM, "matmul on cpu: no memory for a %s output",
                              dtype_name(out->dt));
     aspo_status s = gemm(a, b, o, N);
-    if (s) return s;
-#pragma omp parallel for schedule(static) if (n > 65536)
-    for (size_t i = 0; i < n; i++) dtype_store(out->data, out->dt, at + (int64_t)i, o[i]);
-    return ASPO_OK;
+    if (!s) cpu_store_f32(out, at, o, (int64_t)n);
+    return s;
 }
 
 /* Batch offset (elements) of operand t for output batch index (i0, i1), broadcasting. */

@@ -68,6 +68,16 @@ expect_ok() {
 }
 
 # The tiny LLaMA of every script (seconds to train on a laptop core).
+# losses_of METRICS: the training loss of each step of a metrics.jsonl, one per line.
+losses_of() { grep -o '"loss":[^,]*' "$1" | cut -d: -f2; }
+# curves_within A B TOL STEPS: two metrics.jsonl with the same number of steps, at least
+# STEPS, and every loss of A within TOL of B's.
+curves_within() {
+    paste <(losses_of "$1") <(losses_of "$2") |
+        awk -v tol="$3" -v steps="$4" 'NF == 2 { d = $1 - $2; if (d < 0) d = -d; if (d > tol) bad++; n++ }
+                                       END { exit !(n >= steps && bad == 0) }'
+}
+
 make_model() {
     "$ASPO" init-model --out "$1" --vocab 1000 --dim 64 --layers 2 "${@:2}" >/dev/null ||
         { echo "aspo init-model failed; nothing to test" >&2; exit 1; }

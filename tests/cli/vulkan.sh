@@ -15,12 +15,8 @@ source "$(dirname "$0")/lib.sh" "$@"
 TOL=1e-5
 M=$WORK/model
 make_model "$M"
-steps_of() { grep -o '"loss":[^,]*' "$1" | cut -d: -f2; }
-curves_agree() {
-    paste <(steps_of "$1") <(steps_of "$2") |
-        awk -v tol="${3:-$TOL}" 'NF == 2 { d = $1 - $2; if (d < 0) d = -d; if (d > tol) bad++; n++ }
-                           END { exit !(n == 20 && bad == 0) }'
-}
+# 20 steps each, every loss within $TOL (or the tolerance given).
+curves_agree() { curves_within "$1" "$2" "${3:-$TOL}" 20; }
 
 for be in cpu vulkan; do
     out=$WORK/llama-$be
