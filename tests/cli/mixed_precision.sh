@@ -67,4 +67,6 @@ check "score in bf16 differs from f32 by bf16 rounding, not more" \
 expect_error "f16 activations on bf16 weights" 2 "activations in f16 need frozen weights in f16" \
     run --out "$WORK/bad" --dtype bf16 --activation-dtype f16
 expect_error "unknown activation dtype" 2 "activation-dtype" run --out "$WORK/bad" --activation-dtype f64
+expect_error "loss scale below 1" 2 "--loss-scale: '0' is not a number in \\[1, " run --out "$WORK/bad" \
+    --dtype f16 --activation-dtype f16 --loss-scale 0
 summary
