@@ -11,7 +11,7 @@
 #ifdef ASPO_HAVE_VULKAN
 #include "../backends/vulkan/vk_backend.h"
 #endif
-#if defined(ASPO_HAVE_CUDA) || defined(ASPO_HAVE_HIP)
+#if defined(ASPO_HAVE_CUDA) || defined(ASPO_HAVE_HIP) || defined(ASPO_HAVE_SIMT)
 #include "../backends/cuda/cuda_backend.h" /* also the hip backend, built from its sources */
 #endif
 
@@ -160,6 +160,9 @@ const char *backend_list(void)
 #ifdef ASPO_HAVE_HIP
            ",hip"
 #endif
+#ifdef ASPO_HAVE_SIMT
+           ",simt"
+#endif
         ;
 }
 
@@ -175,6 +178,9 @@ backend *backend_get(const char *name)
 #endif
 #ifdef ASPO_HAVE_HIP
     if (strcmp(name, "hip") == 0) return counted(cuda_backend()); /* NULL + error: no GPU */
+#endif
+#ifdef ASPO_HAVE_SIMT
+    if (strcmp(name, "simt") == 0) return counted(cuda_backend()); /* the CUDA kernels on the CPU */
 #endif
     aspo_fail(ASPO_ERR_USAGE, "unknown backend '%s'; this build has: %s", name, backend_list());
     return NULL;

@@ -31,6 +31,8 @@
 #include <inttypes.h>
 #include <math.h>
 
+#include <algorithm>
+
 #include "cuda_common.cuh"
 
 namespace {
@@ -180,7 +182,7 @@ __global__ void __launch_bounds__(FWD_THREADS) attention_forward(attention_args 
     using F = forward_tiles<HEAD, BR, BC>;
     constexpr int TN = F::TN, LD = F::LD, LS = F::LS;
     constexpr int RM = BR / TM, RN = BC / TN, RD = HEAD / TN; // rows, keys, dims a thread
-    extern __shared__ float smem[];
+    CU_DYNAMIC_SHARED(float, smem);
     float *Qs = smem, *Ks = Qs + BR * LD, *Vs = Ks + BC * LD; // (BR,LD) (BC,LD) (BC,LD)
     float *Ss = Vs + BC * LD;                                 // (BR,LS) probabilities
     float *part_max = Ss + BR * LS, *part_sum = part_max + BR * TN; // (BR,TN)
@@ -344,7 +346,7 @@ __global__ void __launch_bounds__(BWD_THREADS) attention_backward_keys(attention
     constexpr int TN = G::TN, LD = G::LD, LS = G::LS;
     constexpr int RM = BR / TM, RN = BC / TN; // score cells a thread: rows, keys
     constexpr int RK = BC / TM, RD = HEAD / TN; // dk/dv cells a thread: keys, dims
-    extern __shared__ float smem[];
+    CU_DYNAMIC_SHARED(float, smem);
     float *Ks = smem, *Vs = Ks + BC * LD, *Qs = Vs + BC * LD, *dOs = Qs + BR * LD;
     float *Ps = dOs + BR * LD, *dSs = Ps + BR * LS;               // (BR,LS) each
     float *row_lse = dSs + BR * LS, *row_delta = row_lse + BR; // (BR) each
@@ -410,7 +412,7 @@ __global__ void __launch_bounds__(BWD_THREADS) attention_backward_queries(attent
     using G = backward_tiles<HEAD, BR, BC>;
     constexpr int TN = G::TN, LD = G::LD, LS = G::LS;
     constexpr int RM = BR / TM, RN = BC / TN, RD = HEAD / TN;
-    extern __shared__ float smem[];
+    CU_DYNAMIC_SHARED(float, smem);
     float *Qs = smem, *dOs = Qs + BR * LD, *Ks = dOs + BR * LD, *Vs = Ks + BC * LD;
     float *dSs = Vs + BC * LD;                                 // (BR,LS)
     float *row_lse = dSs + BR * LS, *row_delta = row_lse + BR; // (BR) each
@@ -460,16 +462,37 @@ __global__ void __launch_bounds__(BWD_THREADS) attention_backward_queries(attent
 
 // ---- launches ----
 
-// The most dynamic shared memory one block may opt in to on the current device.
-aspo_status shared_memory_limit(size_t *limit)
+// Shared memory for one block of the attention kernels: `block`, the most the device lets one
+// block have (the opt-in limit, or on ROCm, which reports that attribute as 0 or refuses it,
+// the per-block limit: 64 KiB on gfx90a); `pair`, what lets two blocks share a
+// multiprocessor (half of its shared memory, less the 1 KiB NVIDIA keeps per block), so one
+// block's loads overlap the other's barriers. Tiles are chosen to fit `pair` when the list
+// has one that does, else `block`.
+struct shared_budget {
+    size_t block, pair;
+};
+
+aspo_status shared_memory_budget(shared_budget *m)
 {
-    int dev = 0, bytes = 0;
+    int dev = 0, optin = 0, per_block = 0, per_sm = 0;
     aspo_status s = cu_check(cudaGetDevice(&dev), "cudaGetDevice");
     if (!s)
-        s = cu_check(cudaDeviceGetAttribute(&bytes, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev),
+        s = cu_check(cudaDeviceGetAttribute(&per_block, cudaDevAttrMaxSharedMemoryPerBlock, dev),
                      "cudaDeviceGetAttribute (shared memory per block)");
-    *limit = s ? 0 : (size_t)bytes;
-    return s;
+    if (!s)
+        s = cu_check(cudaDeviceGetAttribute(&per_sm, cudaDevAttrMaxSharedMemoryPerMultiprocessor,
+                                            dev),
+                     "cudaDeviceGetAttribute (shared memory per multiprocessor)");
+    if (s) return s;
+    if (cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev) != cudaSuccess) {
+        (void)cudaGetLastError(); /* refused (ROCm): the per-block limit is the limit */
+        optin = 0;
+    }
+    m->block = (size_t)(optin > per_block ? optin : per_block);
+    size_t half = (size_t)per_sm / 2;
+    m->pair = half > 1024 ? half - 1024 : 0;
+    if (m->pair > m->block) m->pair = m->block;
+    return ASPO_OK;
 }
 
 // Above 48 KiB a kernel must be allowed its dynamic shared memory before the launch.
@@ -490,80 +513,111 @@ aspo_status no_room(const char *op, int D, size_t bytes, size_t limit)
 
 unsigned blocks_of(int n, int block) { return (unsigned)(((int64_t)n + block - 1) / block); }
 
-// The first tile size in the list (largest first) whose shared memory fits.
+// Launches the first tile size in the list (largest first) whose shared memory fits limit;
+// *launched is false when none does.
 template <int HEAD, typename T, typename... Smaller>
-aspo_status forward_launch(const attention_args &a, int B, size_t limit)
+aspo_status forward_launch(const attention_args &a, int B, size_t limit, bool *launched)
 {
     constexpr size_t bytes = forward_tiles<HEAD, T::BR, T::BC>::bytes;
     if (bytes > limit) {
-        if constexpr (sizeof...(Smaller) > 0) return forward_launch<HEAD, Smaller...>(a, B, limit);
-        else return no_room("attention", a.D, bytes, limit);
+        if constexpr (sizeof...(Smaller) > 0)
+            return forward_launch<HEAD, Smaller...>(a, B, limit, launched);
+        *launched = false;
+        return ASPO_OK;
     }
-    auto kernel = attention_forward<HEAD, T::BR, T::BC>;
-    aspo_status s = allow_shared(kernel, bytes, "cudaFuncSetAttribute (attention)");
+    *launched = true;
+    aspo_status s = allow_shared(attention_forward<HEAD, T::BR, T::BC>, bytes,
+                                 "cudaFuncSetAttribute (attention)");
     if (s) return s;
     dim3 grid(blocks_of(a.Tq, T::BR), (unsigned)a.H, (unsigned)B);
-    kernel<<<grid, FWD_THREADS, bytes, cu_stream()>>>(a);
+    CU_LAUNCH(grid, FWD_THREADS, bytes, attention_forward<HEAD, T::BR, T::BC>)(a);
     return cu_check_launch("attention");
 }
 
 template <int HEAD, typename T, typename... Smaller>
-aspo_status backward_launch(const attention_args &a, int B, size_t limit)
+aspo_status backward_launch(const attention_args &a, int B, size_t limit, bool *launched)
 {
     using G = backward_tiles<HEAD, T::BR, T::BC>;
     if (G::key_bytes > limit) { // the key pass needs more than the query pass
         if constexpr (sizeof...(Smaller) > 0)
-            return backward_launch<HEAD, Smaller...>(a, B, limit);
-        else return no_room("attention backward", a.D, G::key_bytes, limit);
+            return backward_launch<HEAD, Smaller...>(a, B, limit, launched);
+        *launched = false;
+        return ASPO_OK;
     }
+    *launched = true;
     aspo_status s = ASPO_OK;
     if (a.Tk > 0) { // dk, dv are written even when Tq == 0 (as zeros)
-        auto keys = attention_backward_keys<HEAD, T::BR, T::BC>;
-        if ((s = allow_shared(keys, G::key_bytes, "cudaFuncSetAttribute (attention backward)")))
+        if ((s = allow_shared(attention_backward_keys<HEAD, T::BR, T::BC>, G::key_bytes,
+                              "cudaFuncSetAttribute (attention backward)")))
             return s;
         dim3 grid(blocks_of(a.Tk, T::BC), (unsigned)a.Hkv, (unsigned)B);
-        keys<<<grid, BWD_THREADS, G::key_bytes, cu_stream()>>>(a);
+        CU_LAUNCH(grid, BWD_THREADS, G::key_bytes, attention_backward_keys<HEAD, T::BR, T::BC>)(a);
         if ((s = cu_check_launch("attention backward (dk, dv)"))) return s;
     }
     if (a.Tq > 0) {
-        auto queries = attention_backward_queries<HEAD, T::BR, T::BC>;
-        if ((s = allow_shared(queries, G::query_bytes,
+        if ((s = allow_shared(attention_backward_queries<HEAD, T::BR, T::BC>, G::query_bytes,
                               "cudaFuncSetAttribute (attention backward)")))
             return s;
         dim3 grid(blocks_of(a.Tq, T::BR), (unsigned)a.H, (unsigned)B);
-        queries<<<grid, BWD_THREADS, G::query_bytes, cu_stream()>>>(a);
+        CU_LAUNCH(grid, BWD_THREADS, G::query_bytes,
+                  attention_backward_queries<HEAD, T::BR, T::BC>)(a);
         s = cu_check_launch("attention backward (dq)");
     }
+    return s;
+}
+
+// The tile list of a head size: the first that fits two blocks per multiprocessor, else the
+// first that fits one block, else an error naming the smallest tiles' need.
+template <int HEAD, typename... Tiles>
+aspo_status forward_tiles_of(const attention_args &a, int B, const shared_budget &m)
+{
+    bool launched = false;
+    aspo_status s = forward_launch<HEAD, Tiles...>(a, B, m.pair, &launched);
+    if (!s && !launched) s = forward_launch<HEAD, Tiles...>(a, B, m.block, &launched);
+    if (!s && !launched)
+        s = no_room("attention", a.D, std::min({forward_tiles<HEAD, Tiles::BR, Tiles::BC>::bytes...}),
+                    m.block);
+    return s;
+}
+
+template <int HEAD, typename... Tiles>
+aspo_status backward_tiles_of(const attention_args &a, int B, const shared_budget &m)
+{
+    bool launched = false;
+    aspo_status s = backward_launch<HEAD, Tiles...>(a, B, m.pair, &launched);
+    if (!s && !launched) s = backward_launch<HEAD, Tiles...>(a, B, m.block, &launched);
+    if (!s && !launched)
+        s = no_room("attention backward", a.D,
+                    std::min({backward_tiles<HEAD, Tiles::BR, Tiles::BC>::key_bytes...}), m.block);
     return s;
 }
 
 // Tile sizes per head size, largest first. The first fits sm_89's 99 KiB per block, or
 // for head sizes 128 and 256 A100's 163 KiB or H100's 227 KiB (the forward's registers
 // bound BR to 32 at HEAD 256); the last fits the 64 KiB of AMD GPUs (HIP), except the
-// backward at HEAD 256, which needs 67 KiB.
+// backward at HEAD 256, which needs 67 KiB. At head size 128 the forward's 64 x 64 tiles
+// (117 KiB) fit one block per H100 multiprocessor, 64 x 32 (77 KiB) two.
 aspo_status forward(const attention_args &a, int B)
 {
-    size_t limit;
-    aspo_status s = shared_memory_limit(&limit);
+    shared_budget m;
+    aspo_status s = shared_memory_budget(&m);
     if (s) return s;
-    if (a.D <= 32) return forward_launch<32, tile<64, 64>>(a, B, limit);
-    if (a.D <= 64) return forward_launch<64, tile<64, 64>, tile<64, 32>>(a, B, limit);
-    if (a.D <= 128)
-        return forward_launch<128, tile<64, 64>, tile<64, 32>, tile<32, 32>>(a, B, limit);
-    return forward_launch<256, tile<32, 64>, tile<32, 32>, tile<16, 32>, tile<16, 16>>(a, B,
-                                                                                      limit);
+    if (a.D <= 32) return forward_tiles_of<32, tile<64, 64>>(a, B, m);
+    if (a.D <= 64) return forward_tiles_of<64, tile<64, 64>, tile<64, 32>>(a, B, m);
+    if (a.D <= 128) return forward_tiles_of<128, tile<64, 64>, tile<64, 32>, tile<32, 32>>(a, B, m);
+    return forward_tiles_of<256, tile<32, 64>, tile<32, 32>, tile<16, 32>, tile<16, 16>>(a, B, m);
 }
 
 aspo_status backward(const attention_args &a, int B)
 {
-    size_t limit;
-    aspo_status s = shared_memory_limit(&limit);
+    shared_budget m;
+    aspo_status s = shared_memory_budget(&m);
     if (s) return s;
-    if (a.D <= 32) return backward_launch<32, tile<64, 64>, tile<32, 64>>(a, B, limit);
-    if (a.D <= 64) return backward_launch<64, tile<32, 64>, tile<32, 32>>(a, B, limit);
+    if (a.D <= 32) return backward_tiles_of<32, tile<64, 64>, tile<32, 64>>(a, B, m);
+    if (a.D <= 64) return backward_tiles_of<64, tile<32, 64>, tile<32, 32>>(a, B, m);
     if (a.D <= 128)
-        return backward_launch<128, tile<32, 64>, tile<32, 32>, tile<16, 32>>(a, B, limit);
-    return backward_launch<256, tile<32, 32>, tile<16, 16>>(a, B, limit);
+        return backward_tiles_of<128, tile<32, 64>, tile<32, 32>, tile<16, 32>>(a, B, m);
+    return backward_tiles_of<256, tile<32, 32>, tile<16, 16>>(a, B, m);
 }
 
 constexpr int64_t MAX_HEAD = 256;
@@ -613,7 +667,7 @@ CU_KERNEL(cu_rope)
     const tensor *x = c->in[0];
     int64_t pairs = tensor_numel(x) / 2;
     if (pairs == 0) return ASPO_OK;
-    rope_kernel<<<cu_blocks(pairs, ROPE_THREADS), ROPE_THREADS, 0, cu_stream()>>>(
+    CU_LAUNCH(cu_blocks(pairs, ROPE_THREADS), ROPE_THREADS, 0, rope_kernel)(
         cu_view_of(x, NULL), cu_view_of(c->in[1], NULL), cu_view_of(c->in[2], NULL),
         cu_view_of(c->out[0], NULL), c->p.i[0] != 0);
     return cu_check_launch("rope");
@@ -656,7 +710,7 @@ CU_KERNEL(cu_attention_backward)
         if (!delta)
             return aspo_fail(ASPO_ERR_OOM, "attention backward on backend cuda: no device "
                              "memory for %" PRId64 " row sums", rows);
-        attention_delta<<<cu_blocks(rows, BWD_THREADS), BWD_THREADS, 0, cu_stream()>>>(a, delta,
+        CU_LAUNCH(cu_blocks(rows, BWD_THREADS), BWD_THREADS, 0, attention_delta)(a, delta,
                                                                                        rows);
         if ((s = cu_check_launch("attention backward (do.o)"))) return s;
         a.delta = delta;

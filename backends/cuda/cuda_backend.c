@@ -12,6 +12,9 @@
 #ifdef ASPO_HIP
 #define BACKEND_NAME "hip"
 #define DEVICE_ENV "ASPO_HIP_DEVICE"
+#elif defined(ASPO_SIMT)
+#define BACKEND_NAME "simt"
+#define DEVICE_ENV "ASPO_SIMT_DEVICE"
 #else
 #define BACKEND_NAME "cuda"
 #define DEVICE_ENV "ASPO_CUDA_DEVICE"

@@ -6,8 +6,22 @@
 
 #include "cuda_internal.h"
 
-#ifndef ASPO_HIP
+#if defined(ASPO_SIMT)
+#include "../simt/simt_device.h"
+#elif !defined(ASPO_HIP)
 #include <cuda_fp16.h>
+#endif
+
+// One source for nvcc, hipcc and the CPU execution layer (backends/simt):
+//   CU_LAUNCH(grid, block, shared bytes, kernel)(args...)  a launch on cu_stream()
+//   CU_SHARED(type, name, [dims]);                          a static __shared__ array
+//   CU_DYNAMIC_SHARED(type, name);                          the launch's dynamic shared memory
+#ifdef ASPO_SIMT
+#define CU_LAUNCH(grid, block, shared, ...) SIMT_LAUNCH(grid, block, shared, cu_stream(), __VA_ARGS__)
+#else
+#define CU_LAUNCH(grid, block, shared, ...) __VA_ARGS__<<<(grid), (block), (shared), cu_stream()>>>
+#define CU_SHARED(type, name, dims) __shared__ type name dims
+#define CU_DYNAMIC_SHARED(type, name) extern __shared__ type name[]
 #endif
 
 __device__ __forceinline__ float cu_bf16_to_f32(uint16_t h)
@@ -72,9 +86,19 @@ __device__ __forceinline__ int64_t cu_offset_of(const cu_view &v, const int32_t 
 
 // ---- block reductions ----
 
-// The mask of the *_sync warp shuffles: every lane (backends/hip/hip_compat.h maps the
-// shuffles for HIP's 64-wide waves).
-constexpr unsigned CU_FULL_MASK = 0xffffffffu;
+// v of lane (lane ^ o) of the caller's warp, every lane taking part. HIP has no mask (a
+// wavefront runs in lockstep; its *_sync names differ between ROCm versions, so they are
+// not used); the CPU layer's masks are 64 bits wide, for its 64-lane warps.
+__device__ __forceinline__ float cu_shfl_xor(float v, int o)
+{
+#if defined(ASPO_HIP)
+    return __shfl_xor(v, o);
+#elif defined(ASPO_SIMT)
+    return __shfl_xor_sync(~0ull, v, o);
+#else
+    return __shfl_xor_sync(0xffffffffu, v, o);
+#endif
+}
 
 struct CuAdd {
     __device__ float operator()(float a, float b) const { return a + b; }
@@ -90,7 +114,7 @@ struct CuMax {
 // timing: no float atomics anywhere.
 template <class Op> __device__ float cu_block_reduce(float v, float *shared, Op op)
 {
-    for (int o = warpSize / 2; o > 0; o >>= 1) v = op(v, __shfl_xor_sync(CU_FULL_MASK, v, o));
+    for (int o = warpSize / 2; o > 0; o >>= 1) v = op(v, cu_shfl_xor(v, o));
     int warps = blockDim.x / warpSize;
     if (threadIdx.x % warpSize == 0) shared[threadIdx.x / warpSize] = v;
     __syncthreads();

@@ -111,7 +111,7 @@ aspo_status elementwise(const op_call *c, int kind, int sub, float f)
     for (int i = 0; i < 3; i++) in[i] = i < c->n_in ? cu_view_of(c->in[i], out) : o;
     int64_t n = tensor_numel(out);
     if (n == 0) return ASPO_OK;
-    elementwise_kernel<<<cu_blocks(n, THREADS), THREADS, 0, cu_stream()>>>(in[0], in[1], in[2], o,
+    CU_LAUNCH(cu_blocks(n, THREADS), THREADS, 0, elementwise_kernel)(in[0], in[1], in[2], o,
                                                                            kind, sub, f);
     return cu_check_launch("elementwise");
 }
@@ -124,7 +124,7 @@ CU_KERNEL(cu_copy)
 {
     int64_t n = tensor_numel(c->out[0]);
     if (n == 0) return ASPO_OK;
-    copy_kernel<<<cu_blocks(n, THREADS), THREADS, 0, cu_stream()>>>(cu_view_of(c->in[0], c->out[0]),
+    CU_LAUNCH(cu_blocks(n, THREADS), THREADS, 0, copy_kernel)(cu_view_of(c->in[0], c->out[0]),
                                                                     cu_view_of(c->out[0], NULL));
     return cu_check_launch("copy");
 }
@@ -133,7 +133,7 @@ CU_KERNEL(cu_fill)
 {
     int64_t n = tensor_numel(c->out[0]);
     if (n == 0) return ASPO_OK;
-    fill_kernel<<<cu_blocks(n, THREADS), THREADS, 0, cu_stream()>>>(cu_view_of(c->out[0], NULL),
+    CU_LAUNCH(cu_blocks(n, THREADS), THREADS, 0, fill_kernel)(cu_view_of(c->out[0], NULL),
                                                                     c->p.f[0]);
     return cu_check_launch("fill");
 }

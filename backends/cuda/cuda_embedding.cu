@@ -109,7 +109,7 @@ CU_KERNEL(cu_embedding)
     if (s) return s;
     free(id);
     if (N * C == 0) return ASPO_OK;
-    embedding_kernel<<<cu_blocks(N * C, THREADS), THREADS, 0, cu_stream()>>>(
+    CU_LAUNCH(cu_blocks(N * C, THREADS), THREADS, 0, embedding_kernel)(
         rows_view(table, V, C), (const int32_t *)ids->data, (float *)c->out[0]->data, N, C, V);
     return cu_check_launch("embedding");
 }
@@ -161,7 +161,7 @@ CU_KERNEL(cu_embedding_backward)
     s = cu_check(cudaMemcpyAsync(csr_device, csr, bytes, cudaMemcpyHostToDevice, cu_stream()),
                  "cudaMemcpyAsync (embedding token positions)");
     if (s) return s;
-    embedding_backward_kernel<<<cu_blocks(V * C, THREADS), THREADS, 0, cu_stream()>>>(
+    CU_LAUNCH(cu_blocks(V * C, THREADS), THREADS, 0, embedding_backward_kernel)(
         rows_view(dy, N, C), csr_device, (float *)dtable->data, V, C);
     return cu_check_launch("embedding backward");
 }

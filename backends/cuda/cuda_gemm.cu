@@ -69,8 +69,8 @@ __global__ void __launch_bounds__((BM / TM) * (BN / TN), 2) gemm_kernel(gemm_arg
                   "every thread stages the same number of slab elements");
     // +1 word per row: K-fastest staging writes down a column of a slab, and an unpadded
     // power-of-two row would put the whole column in one bank.
-    __shared__ float As[BK][BM + 1];
-    __shared__ float Bs[BK][BN + 1];
+    CU_SHARED(float, As, [BK][BM + 1]);
+    CU_SHARED(float, Bs, [BK][BN + 1]);
 
     const int tid = (int)threadIdx.x;
     const int tx = tid % (BN / TN), ty = tid / (BN / TN);
@@ -170,13 +170,13 @@ void launch_b(int b_dt, const gemm_args &g, unsigned tiles, unsigned nz)
     dim3 grid(tiles, 1, nz);
     switch (b_dt) {
     case DT_F32:
-        gemm_kernel<BM, BN, BK, TM, TN, A_DT, DT_F32><<<grid, THREADS, 0, cu_stream()>>>(g);
+        CU_LAUNCH(grid, THREADS, 0, gemm_kernel<BM, BN, BK, TM, TN, A_DT, DT_F32>)(g);
         break;
     case DT_BF16:
-        gemm_kernel<BM, BN, BK, TM, TN, A_DT, DT_BF16><<<grid, THREADS, 0, cu_stream()>>>(g);
+        CU_LAUNCH(grid, THREADS, 0, gemm_kernel<BM, BN, BK, TM, TN, A_DT, DT_BF16>)(g);
         break;
     default:
-        gemm_kernel<BM, BN, BK, TM, TN, A_DT, DT_F16><<<grid, THREADS, 0, cu_stream()>>>(g);
+        CU_LAUNCH(grid, THREADS, 0, gemm_kernel<BM, BN, BK, TM, TN, A_DT, DT_F16>)(g);
         break;
     }
 }

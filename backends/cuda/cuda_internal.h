@@ -1,7 +1,8 @@
 /* Shared by the CUDA backend's files (C and CUDA C++): tensor views for kernels, the one
  * stream every kernel and copy runs on, the cuBLAS handle, call checking, and the kernel
  * declarations. The same sources build the HIP backend: ASPO_HIP selects
- * backends/hip/hip_compat.h, which maps the cuda* and cublas* names used here to HIP's. */
+ * backends/hip/hip_compat.h, which maps the cuda* and cublas* names used here to HIP's; and
+ * the simt backend: ASPO_SIMT selects backends/simt, which runs them on the CPU. */
 #ifndef ASPO_CUDA_INTERNAL_H
 #define ASPO_CUDA_INTERNAL_H
 
@@ -9,6 +10,8 @@
 
 #ifdef ASPO_HIP
 #include "../hip/hip_compat.h"
+#elif defined(ASPO_SIMT)
+#include "../simt/simt_runtime.h" /* the CPU execution layer (backends/simt) */
 #else
 #include <cuda_runtime.h>
 #endif

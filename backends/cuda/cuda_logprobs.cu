@@ -38,7 +38,7 @@ constexpr int MAX_WARPS = 32; // 1024 threads (the CUDA limit) over warps of >= 
 __global__ void gather_logprobs_kernel(cu_view logits, const int32_t *targets, float *logp,
                                        float *lse, int64_t N, int64_t V, int64_t ignore_index)
 {
-    __shared__ float shared[MAX_WARPS];
+    CU_SHARED(float, shared, [MAX_WARPS]);
     for (int64_t n = blockIdx.x; n < N; n += gridDim.x) { // uniform per block
         int32_t id = targets[n];
         if ((int64_t)id == ignore_index) {
@@ -118,7 +118,7 @@ CU_KERNEL(cu_gather_logprobs)
     int64_t N = tensor_numel(targets), V = logits->ndim ? logits->shape[logits->ndim - 1] : 1;
     aspo_status s = targets_ok("gather_logprobs", targets, N, V, ignore_index);
     if (s || N == 0) return s;
-    gather_logprobs_kernel<<<cu_blocks(N, 1), THREADS, 0, cu_stream()>>>(
+    CU_LAUNCH(cu_blocks(N, 1), THREADS, 0, gather_logprobs_kernel)(
         cu_view_of(logits, NULL), (const int32_t *)targets->data, (float *)c->out[0]->data,
         (float *)c->out[1]->data, N, V, ignore_index);
     return cu_check_launch("gather_logprobs");
@@ -134,7 +134,7 @@ CU_KERNEL(cu_gather_logprobs_backward)
     if (V == 0 || N == 0) return ASPO_OK;
     aspo_status s = targets_ok("gather_logprobs backward", targets, N, V, ignore_index);
     if (s) return s;
-    gather_logprobs_backward_kernel<<<cu_blocks(N, 1), THREADS, 0, cu_stream()>>>(
+    CU_LAUNCH(cu_blocks(N, 1), THREADS, 0, gather_logprobs_backward_kernel)(
         cu_view_of(logits, NULL), (const int32_t *)targets->data, (const float *)c->in[2]->data,
         cu_view_of(c->in[3], NULL), (float *)c->out[0]->data, N, V, ignore_index);
     return cu_check_launch("gather_logprobs backward");

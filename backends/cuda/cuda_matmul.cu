@@ -54,7 +54,9 @@
 #include "cuda_common.cuh"
 #include "cuda_gemm.h"
 
-#if !defined(ASPO_NO_BLAS) && !defined(ASPO_HIP)
+#if defined(ASPO_SIMT)
+#include "../simt/simt_cublas.h" /* cuBLAS's documented behaviour, on OpenBLAS */
+#elif !defined(ASPO_NO_BLAS) && !defined(ASPO_HIP)
 #include <cublas_v2.h>
 #endif
 
@@ -318,7 +320,7 @@ aspo_status widen_and_blas(const cu_gemm_problem &p0, bool *taken)
                              "%lld of a widened operand does not fit cuBLAS", (long long)n0);
         }
         *taken = true;
-        widen_kernel<<<cu_blocks(K * nb, WIDEN_THREADS), WIDEN_THREADS, 0, cu_stream()>>>(
+        CU_LAUNCH(cu_blocks(K * nb, WIDEN_THREADS), WIDEN_THREADS, 0, widen_kernel)(
             src, panel, col_major);
         aspo_status s = cu_check_launch("matmul (widen a half-precision operand)");
         if (!s) s = run_blas(plan);

@@ -38,7 +38,7 @@ __device__ __forceinline__ float round_to_dtype(int dt, float v)
 __global__ void rmsnorm_kernel(cu_view x, cu_view w, cu_view y, float *rstd, int64_t R,
                                int64_t C, float eps)
 {
-    __shared__ float shared[MAX_WARPS];
+    CU_SHARED(float, shared, [MAX_WARPS]);
     for (int64_t r = blockIdx.x; r < R; r += gridDim.x) { // uniform per block
         int64_t off = r * C;
         float acc = 0.0f;
@@ -59,7 +59,7 @@ __global__ void rmsnorm_kernel(cu_view x, cu_view w, cu_view y, float *rstd, int
 __global__ void rmsnorm_dx_kernel(cu_view x, cu_view w, const float *rstd, cu_view dy, float *dx,
                                   int64_t R, int64_t C)
 {
-    __shared__ float shared[MAX_WARPS];
+    CU_SHARED(float, shared, [MAX_WARPS]);
     for (int64_t r = blockIdx.x; r < R; r += gridDim.x) {
         int64_t off = r * C;
         float rs = rstd[r], acc = 0.0f;
@@ -78,7 +78,7 @@ __global__ void rmsnorm_dx_kernel(cu_view x, cu_view w, const float *rstd, cu_vi
 __global__ void layernorm_kernel(cu_view x, cu_view w, cu_view b, cu_view y, float *mean,
                                  float *rstd, int64_t R, int64_t C, float eps)
 {
-    __shared__ float shared[MAX_WARPS];
+    CU_SHARED(float, shared, [MAX_WARPS]);
     for (int64_t r = blockIdx.x; r < R; r += gridDim.x) {
         int64_t off = r * C;
         float acc = 0.0f;
@@ -105,7 +105,7 @@ __global__ void layernorm_kernel(cu_view x, cu_view w, cu_view b, cu_view y, flo
 __global__ void layernorm_dx_kernel(cu_view x, cu_view w, const float *mean, const float *rstd,
                                     cu_view dy, float *dx, int64_t R, int64_t C)
 {
-    __shared__ float shared[MAX_WARPS];
+    CU_SHARED(float, shared, [MAX_WARPS]);
     for (int64_t r = blockIdx.x; r < R; r += gridDim.x) {
         int64_t off = r * C;
         float mu = mean[r], rs = rstd[r], acc_g = 0.0f, acc_gx = 0.0f;
@@ -129,7 +129,7 @@ __global__ void layernorm_dx_kernel(cu_view x, cu_view w, const float *mean, con
 __global__ void l2norm_kernel(cu_view x, cu_view y, float *inv_norm, int64_t R, int64_t C,
                               float eps)
 {
-    __shared__ float shared[MAX_WARPS];
+    CU_SHARED(float, shared, [MAX_WARPS]);
     for (int64_t r = blockIdx.x; r < R; r += gridDim.x) {
         int64_t off = r * C;
         float acc = 0.0f;
@@ -151,7 +151,7 @@ __global__ void l2norm_kernel(cu_view x, cu_view y, float *inv_norm, int64_t R, 
 __global__ void l2norm_dx_kernel(cu_view y, const float *inv_norm, cu_view dy, float *dx,
                                  int64_t R, int64_t C)
 {
-    __shared__ float shared[MAX_WARPS];
+    CU_SHARED(float, shared, [MAX_WARPS]);
     for (int64_t r = blockIdx.x; r < R; r += gridDim.x) {
         int64_t off = r * C;
         float inv = inv_norm[r]; // the same for the whole block: the branch is uniform
@@ -243,12 +243,12 @@ aspo_status column_sums(const tensor *x, const tensor *dy, const tensor *mean,
         pb = db ? partial + parts * C : NULL;
     }
     dim3 grid((unsigned)((C + COLUMN_THREADS - 1) / COLUMN_THREADS), (unsigned)parts);
-    columns_kernel<<<grid, COLUMN_THREADS, 0, cu_stream()>>>(
+    CU_LAUNCH(grid, COLUMN_THREADS, 0, columns_kernel)(
         cu_view_of(x, NULL), cu_view_of(dy, NULL), f32_data(mean), f32_data(rstd), R, C,
         rows_per_part, f32_data(dw), f32_data(db), pw, pb);
     aspo_status s = cu_check_launch("norm column sums");
     if (s || parts == 1) return s;
-    columns_total_kernel<<<cu_blocks(C, COLUMN_THREADS), COLUMN_THREADS, 0, cu_stream()>>>(
+    CU_LAUNCH(cu_blocks(C, COLUMN_THREADS), COLUMN_THREADS, 0, columns_total_kernel)(
         pw, pb, parts, C, f32_data(dw), f32_data(db));
     return cu_check_launch("norm column sums (partials)");
 }
@@ -275,7 +275,7 @@ CU_KERNEL(cu_rmsnorm)
     int64_t R, C;
     rows_of(x, &R, &C);
     if (R == 0) return ASPO_OK;
-    rmsnorm_kernel<<<cu_blocks(R, 1), row_threads(C), 0, cu_stream()>>>(
+    CU_LAUNCH(cu_blocks(R, 1), row_threads(C), 0, rmsnorm_kernel)(
         cu_view_of(x, NULL), cu_view_of(c->in[1], NULL), cu_view_of(c->out[0], NULL),
         f32_data(c->out[1]), R, C, c->p.f[0]);
     return cu_check_launch("rmsnorm");
@@ -290,7 +290,7 @@ CU_KERNEL(cu_rmsnorm_backward)
     int64_t R, C;
     rows_of(x, &R, &C);
     if (dx && R > 0) {
-        rmsnorm_dx_kernel<<<cu_blocks(R, 1), row_threads(C), 0, cu_stream()>>>(
+        CU_LAUNCH(cu_blocks(R, 1), row_threads(C), 0, rmsnorm_dx_kernel)(
             cu_view_of(x, NULL), cu_view_of(w, NULL), f32_data(rstd), cu_view_of(dy, NULL),
             f32_data(dx), R, C);
         aspo_status s = cu_check_launch("rmsnorm backward");
@@ -306,7 +306,7 @@ CU_KERNEL(cu_layernorm)
     int64_t R, C;
     rows_of(x, &R, &C);
     if (R == 0) return ASPO_OK;
-    layernorm_kernel<<<cu_blocks(R, 1), row_threads(C), 0, cu_stream()>>>(
+    CU_LAUNCH(cu_blocks(R, 1), row_threads(C), 0, layernorm_kernel)(
         cu_view_of(x, NULL), cu_view_of(c->in[1], NULL), cu_view_of(c->in[2], NULL),
         cu_view_of(c->out[0], NULL), f32_data(c->out[1]), f32_data(c->out[2]), R, C, c->p.f[0]);
     return cu_check_launch("layernorm");
@@ -322,7 +322,7 @@ CU_KERNEL(cu_layernorm_backward)
     int64_t R, C;
     rows_of(x, &R, &C);
     if (dx && R > 0) {
-        layernorm_dx_kernel<<<cu_blocks(R, 1), row_threads(C), 0, cu_stream()>>>(
+        CU_LAUNCH(cu_blocks(R, 1), row_threads(C), 0, layernorm_dx_kernel)(
             cu_view_of(x, NULL), cu_view_of(w, NULL), f32_data(mean), f32_data(rstd),
             cu_view_of(dy, NULL), f32_data(dx), R, C);
         aspo_status s = cu_check_launch("layernorm backward");
@@ -338,7 +338,7 @@ CU_KERNEL(cu_l2norm)
     int64_t R, C;
     rows_of(x, &R, &C);
     if (R == 0) return ASPO_OK;
-    l2norm_kernel<<<cu_blocks(R, 1), row_threads(C), 0, cu_stream()>>>(
+    CU_LAUNCH(cu_blocks(R, 1), row_threads(C), 0, l2norm_kernel)(
         cu_view_of(x, NULL), cu_view_of(c->out[0], NULL), f32_data(c->out[1]), R, C, c->p.f[0]);
     return cu_check_launch("l2norm");
 }
@@ -353,7 +353,7 @@ CU_KERNEL(cu_l2norm_backward)
     int64_t R, C;
     rows_of(y, &R, &C);
     if (R == 0) return ASPO_OK;
-    l2norm_dx_kernel<<<cu_blocks(R, 1), row_threads(C), 0, cu_stream()>>>(
+    CU_LAUNCH(cu_blocks(R, 1), row_threads(C), 0, l2norm_dx_kernel)(
         cu_view_of(y, NULL), f32_data(c->in[1]), cu_view_of(c->in[2], NULL), f32_data(dx), R, C);
     return cu_check_launch("l2norm backward");
 }

@@ -115,7 +115,7 @@ CU_KERNEL(cu_adamw)
     s.eps = c->p.f[3];
     s.step_size = (float)((double)lr / (double)c->p.f[5]);
     s.bc2_sqrt = (float)sqrt((double)c->p.f[6]);
-    adamw_kernel<<<cu_blocks(n, THREADS), THREADS, 0, cu_stream()>>>(
+    CU_LAUNCH(cu_blocks(n, THREADS), THREADS, 0, adamw_kernel)(
         (float *)c->in[0]->data, (const float *)c->in[1]->data, (float *)c->in[2]->data,
         (float *)c->in[3]->data, n, s);
     return cu_check_launch("adamw");
@@ -140,10 +140,10 @@ CU_KERNEL(cu_dropout)
     cu_view vx = cu_view_of(x, out), vo = cu_view_of(out, NULL);
     unsigned blocks = cu_blocks((n + 3) / 4, THREADS);
     if (flat)
-        dropout_kernel<true><<<blocks, THREADS, 0, cu_stream()>>>(vx, vo, seed, counter,
+        CU_LAUNCH(blocks, THREADS, 0, dropout_kernel<true>)(vx, vo, seed, counter,
                                                                   threshold, scale);
     else
-        dropout_kernel<false><<<blocks, THREADS, 0, cu_stream()>>>(vx, vo, seed, counter,
+        CU_LAUNCH(blocks, THREADS, 0, dropout_kernel<false>)(vx, vo, seed, counter,
                                                                    threshold, scale);
     return cu_check_launch("dropout");
 }

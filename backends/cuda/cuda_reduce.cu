@@ -51,7 +51,7 @@ struct dims4 {
 __global__ void sum_kernel(cu_view x, cu_view o, dims4 red, int64_t n_out, int64_t n_red,
                            int64_t chunk, int ox, int64_t one_stride, float *partial)
 {
-    __shared__ float tree[THREADS];
+    CU_SHARED(float, tree, [THREADS]);
     int tx = threadIdx.x % ox, ty = threadIdx.x / ox, ry = THREADS / ox;
     int64_t part = blockIdx.y, j1 = min(n_red, (part + 1) * chunk);
     int64_t tiles = (n_out + ox - 1) / ox;
@@ -102,7 +102,7 @@ int pow2_at_least(int64_t n, int cap)
 // into partial[b], or into out[0] when partial is NULL (one block).
 __global__ void sumsq_kernel(cu_view x, int64_t n, int square, float *partial, cu_view out)
 {
-    __shared__ float shared[MAX_WARPS];
+    CU_SHARED(float, shared, [MAX_WARPS]);
     float acc = 0.0f;
     CU_FOR(i, n)
     {
@@ -123,7 +123,7 @@ __global__ void sumsq_kernel(cu_view x, int64_t n, int square, float *partial, c
 // to it (online softmax), so the row is read twice (statistics, output), not three times.
 __global__ void softmax_kernel(cu_view x, cu_view y, int64_t R, int64_t C, int log_softmax)
 {
-    __shared__ float shared[MAX_WARPS];
+    CU_SHARED(float, shared, [MAX_WARPS]);
     for (int64_t r = blockIdx.x; r < R; r += gridDim.x) { // uniform per block
         int64_t off = r * C;
         float m = -INFINITY, sum = 0.0f; // sum of exp(x - m) over this thread's elements
@@ -155,7 +155,7 @@ __global__ void softmax_kernel(cu_view x, cu_view y, int64_t R, int64_t C, int l
 __global__ void softmax_backward_kernel(cu_view y, cu_view dy, cu_view dx, int64_t R, int64_t C,
                                         int log_softmax)
 {
-    __shared__ float shared[MAX_WARPS];
+    CU_SHARED(float, shared, [MAX_WARPS]);
     for (int64_t r = blockIdx.x; r < R; r += gridDim.x) {
         int64_t off = r * C;
         float acc = 0.0f;
@@ -185,11 +185,11 @@ aspo_status softmax_rows(const tensor *x, const tensor *dy, tensor *o, bool log_
     if (R == 0) return ASPO_OK;
     unsigned threads = row_threads(C);
     if (!dy) {
-        softmax_kernel<<<cu_blocks(R, 1), threads, 0, cu_stream()>>>(
+        CU_LAUNCH(cu_blocks(R, 1), threads, 0, softmax_kernel)(
             cu_view_of(x, NULL), cu_view_of(o, NULL), R, C, log_softmax);
         return cu_check_launch("softmax");
     }
-    softmax_backward_kernel<<<cu_blocks(R, 1), threads, 0, cu_stream()>>>(
+    CU_LAUNCH(cu_blocks(R, 1), threads, 0, softmax_backward_kernel)(
         cu_view_of(x, NULL), cu_view_of(dy, NULL), cu_view_of(o, NULL), R, C, log_softmax);
     return cu_check_launch("softmax backward");
 }
@@ -245,11 +245,11 @@ CU_KERNEL(cu_sum)
         return aspo_error_status();
     int64_t chunk = (n_red + parts - 1) / parts;
     dim3 grid(cu_blocks(n_out, (unsigned)ox), (unsigned)parts);
-    sum_kernel<<<grid, THREADS, 0, cu_stream()>>>(xv, ov, red, n_out, n_red, chunk, ox, one_stride,
+    CU_LAUNCH(grid, THREADS, 0, sum_kernel)(xv, ov, red, n_out, n_red, chunk, ox, one_stride,
                                                   partial);
     aspo_status s = cu_check_launch("sum");
     if (s || parts == 1) return s;
-    sum_parts_kernel<<<cu_blocks(n_out, THREADS), THREADS, 0, cu_stream()>>>(partial, parts, ov,
+    CU_LAUNCH(cu_blocks(n_out, THREADS), THREADS, 0, sum_parts_kernel)(partial, parts, ov,
                                                                             n_out);
     return cu_check_launch("sum (parts)");
 }
@@ -265,18 +265,18 @@ CU_KERNEL(cu_sumsq)
     if (blocks > SUMSQ_MAX_BLOCKS) blocks = SUMSQ_MAX_BLOCKS;
     cu_view xv = cu_view_of(x, NULL), out = cu_view_of(c->out[0], NULL);
     if (blocks == 1) {
-        sumsq_kernel<<<1, THREADS, 0, cu_stream()>>>(xv, n, 1, NULL, out);
+        CU_LAUNCH(1, THREADS, 0, sumsq_kernel)(xv, n, 1, NULL, out);
         return cu_check_launch("sumsq");
     }
     float *partial = (float *)cu_scratch(sizeof(float) * (size_t)blocks);
     if (!partial) return aspo_error_status();
-    sumsq_kernel<<<(unsigned)blocks, THREADS, 0, cu_stream()>>>(xv, n, 1, partial, out);
+    CU_LAUNCH((unsigned)blocks, THREADS, 0, sumsq_kernel)(xv, n, 1, partial, out);
     aspo_status s = cu_check_launch("sumsq");
     if (s) return s;
     cu_view pv = {};
     pv.data = (char *)partial;
     pv.dt = DT_F32;
-    sumsq_kernel<<<1, THREADS, 0, cu_stream()>>>(pv, blocks, 0, NULL, out);
+    CU_LAUNCH(1, THREADS, 0, sumsq_kernel)(pv, blocks, 0, NULL, out);
     return cu_check_launch("sumsq (partials)");
 }
 

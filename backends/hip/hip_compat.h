@@ -20,9 +20,9 @@
  *   - Arrays with one entry per warp of a block are sized for the narrowest warp: 1024
  *     threads / 32 = 32 entries (MAX_WARPS = 32 in the kernels), enough for 64 too.
  *   - Block sizes are multiples of 64, so every warp is full on both.
- *   - The *_sync warp functions take the mask 0xffffffff (every lane) and nothing else:
- *     HIP drops the mask (a wavefront runs in lockstep), so every lane of the warp must
- *     reach the call. __ballot_sync returns 64 bits on AMD: keep it in unsigned long long.
+ *   - Warp exchanges go through cuda_common.cuh's wrappers (cu_shfl_xor): every lane of
+ *     the warp takes part (HIP has no mask: a wavefront runs in lockstep), and no *_sync
+ *     name is used directly, since ROCm versions disagree on them (64-bit masks in 6.2+).
  *   - Shared memory: at most 64 KiB per block on AMD (48 KiB is safe everywhere).
  *
  * cuBLAS names mapped under ASPO_HIP_BLAS (those cuda_matmul.cu lists; no cuBLASLt):
@@ -63,6 +63,7 @@
 #define cudaDevAttrMaxThreadsPerBlock hipDeviceAttributeMaxThreadsPerBlock
 #define cudaDevAttrMaxSharedMemoryPerBlock hipDeviceAttributeMaxSharedMemoryPerBlock
 #define cudaDevAttrMaxSharedMemoryPerBlockOptin hipDeviceAttributeSharedMemPerBlockOptin
+#define cudaDevAttrMaxSharedMemoryPerMultiprocessor hipDeviceAttributeMaxSharedMemoryPerMultiprocessor
 #define cudaDevAttrWarpSize hipDeviceAttributeWarpSize
 #define cudaDeviceSynchronize hipDeviceSynchronize
 #define cudaMemGetInfo hipMemGetInfo
@@ -104,45 +105,11 @@
 
 /* ---- device code ---- */
 
-#ifdef __HIPCC__
-/* HIP's non-_sync warp functions, the mask dropped (see the contract above). Defined after
- * the HIP headers, so ROCm versions that declare their own *_sync (with 64-bit masks) are
- * not used with the kernels' 32-bit mask; the mask is still evaluated (no unused warnings). */
-#define __shfl_sync(mask, ...) ((void)(mask), __shfl(__VA_ARGS__))
-#define __shfl_xor_sync(mask, ...) ((void)(mask), __shfl_xor(__VA_ARGS__))
-#define __shfl_down_sync(mask, ...) ((void)(mask), __shfl_down(__VA_ARGS__))
-#define __shfl_up_sync(mask, ...) ((void)(mask), __shfl_up(__VA_ARGS__))
-#define __any_sync(mask, predicate) ((void)(mask), __any(predicate))
-#define __all_sync(mask, predicate) ((void)(mask), __all(predicate))
-#define __ballot_sync(mask, predicate) ((void)(mask), __ballot(predicate))
-
-/* Orders the wavefront's shared-memory accesses around it, as __syncwarp does on CUDA. */
-static __device__ __forceinline__ void aspo_hip_syncwarp(void)
-{
-    __builtin_amdgcn_fence(__ATOMIC_RELEASE, "wavefront");
-    __builtin_amdgcn_wave_barrier();
-    __builtin_amdgcn_fence(__ATOMIC_ACQUIRE, "wavefront");
-}
-#define __syncwarp(...) aspo_hip_syncwarp()
-
-/* bf16 as a type: ROCm 6 has CUDA's names in <hip/hip_bf16.h>; ROCm 5 only hip_bfloat16,
- * given CUDA's two conversions here (round to nearest even, as cu_f32_to_bf16). */
-#if __has_include(<hip/hip_bf16.h>)
-#include <hip/hip_bf16.h>
-#define __nv_bfloat16 __hip_bfloat16
-#else
-#include <hip/hip_bfloat16.h>
-#define __nv_bfloat16 hip_bfloat16
-static __host__ __device__ inline float __bfloat162float(hip_bfloat16 h)
-{
-    return (float)h;
-}
-static __host__ __device__ inline hip_bfloat16 __float2bfloat16(float f)
-{
-    return hip_bfloat16(f); /* rounds to nearest even; NaN stays NaN */
-}
-#endif
-#endif /* __HIPCC__ */
+/* No warp function is renamed here: the kernels call cu_shfl_xor (cuda_common.cuh), which
+ * is HIP's __shfl_xor on this platform. ROCm 6.2+ declares its own __shfl*_sync (64-bit
+ * masks) in <hip/hip_runtime.h> and <hip/hip_bf16.h>, and a function-like macro of the same
+ * name would rewrite those declarations into a compile error. The kernels keep bf16 and
+ * f16 as 16-bit words (cu_load/cu_store), so no bf16 type is needed either. */
 
 /* ---- BLAS ---- */
 
