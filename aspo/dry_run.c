@@ -46,8 +46,10 @@ void train_memory_measure(const policy_model *m, size_t live_before, train_memor
     const arena *a = &runtime_current()->data;
     for (int i = 0; i < a->n_chunks; i++) mem->activations += a->chunks[i].size;
     mem->activations_used = a->peak;
-    size_t peak = backend_memory_stats(runtime_backend()).peak;
+    backend *be = runtime_backend();
+    size_t peak = backend_memory_stats(be).peak;
     mem->peak = peak > live_before ? peak - live_before : 0;
+    mem->reserved = be->reserved_peak ? be->reserved_peak(be) : 0;
 }
 
 static json_t *memory_json(const train_memory *mem)
@@ -61,6 +63,8 @@ static json_t *memory_json(const train_memory *mem)
     json_object_set_new(o, "activation_used_bytes",
                         json_integer((json_int_t)mem->activations_used));
     json_object_set_new(o, "peak_bytes", json_integer((json_int_t)mem->peak));
+    if (mem->reserved)
+        json_object_set_new(o, "device_reserved_peak_bytes", json_integer((json_int_t)mem->reserved));
     return o;
 }
 
@@ -75,13 +79,18 @@ static const char *human(size_t bytes, char *buf, size_t size)
 
 aspo_status train_memory_report(const train_config *cfg, const train_memory *mem)
 {
-    char a[32], b[32], c[32], d[32], e[32], f[32], g[32];
+    char a[32], b[32], c[32], d[32], e[32], f[32], g[32], h[80] = "";
+    if (mem->reserved) { /* what the process took from the device: allocations + pool */
+        char r[32];
+        snprintf(h, sizeof h, "; the allocator's pool held %s at most",
+                 human(mem->reserved, r, sizeof r));
+    }
     if (!cfg->quiet)
         fprintf(stderr, "memory: peak %s on %s: weights %s, LoRA %s, gradients %s, optimizer %s, "
-                "activations %s (%s used)\n", human(mem->peak, a, sizeof a), cfg->backend,
+                "activations %s (%s used)%s\n", human(mem->peak, a, sizeof a), cfg->backend,
                 human(mem->weights, b, sizeof b), human(mem->lora, c, sizeof c),
                 human(mem->gradients, d, sizeof d), human(mem->optimizer, e, sizeof e),
-                human(mem->activations, f, sizeof f), human(mem->activations_used, g, sizeof g));
+                human(mem->activations, f, sizeof f), human(mem->activations_used, g, sizeof g), h);
     json_t *o = memory_json(mem);
     json_object_set_new(o, "backend", json_string(cfg->backend));
     json_object_set_new(o, "measured", json_true());

@@ -51,6 +51,8 @@ typedef struct train_memory {
     size_t activations;      /* the step arena's device buffers at their largest */
     size_t activations_used; /* the most the step arena handed out at once */
     size_t peak;             /* the most bytes live at once on the backend */
+    size_t reserved;         /* the most its allocator held, freed memory kept for reuse
+                                included (CUDA's memory pool); 0 where that is `peak` */
 } train_memory;
 
 /* Held-out pairs evaluated before and after training (for `aspo demo`). */

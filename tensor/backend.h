@@ -24,6 +24,9 @@ typedef struct backend {
     aspo_status (*upload)(struct backend *be, void *dst, const void *src, size_t bytes);
     aspo_status (*download)(struct backend *be, void *dst, const void *src, size_t bytes);
     aspo_status (*synchronize)(struct backend *be);
+    /* The most device memory the backend's allocator has held, allocations and freed memory
+     * it keeps for reuse together (CUDA's memory pool); NULL when that is the live peak. */
+    size_t (*reserved_peak)(struct backend *be);
     kernel_fn kernels[OP_COUNT];
     void *impl;
     /* Set by backend_get and backend_cpu: alloc and free above then count bytes (see

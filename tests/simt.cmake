@@ -11,6 +11,10 @@ if(ASPO_HAVE_SIMT)
   # check is off here (it doubles the time; the op suites above run every kernel under it).
   add_test(NAME cli_simt COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/cli/backend.sh $<TARGET_FILE:aspo> ${CMAKE_CURRENT_SOURCE_DIR}/fixtures simt)
   set_tests_properties(cli_simt PROPERTIES ENVIRONMENT ASPO_SIMT_RACECHECK=0 SKIP_RETURN_CODE 77)
+  # The CUDA backend's behaviour beyond the ops, on simt, as on an H100 (227 KiB opt-in).
+  aspo_test(test_simt_backend test_simt_backend.c)
+  add_test(NAME simt_backend COMMAND test_simt_backend)
+  set_tests_properties(simt_backend PROPERTIES ENVIRONMENT ASPO_SIMT_SHARED_OPTIN=227)
   aspo_test(test_simt_cublas test_simt_cublas.c)
   add_test(NAME simt_cublas COMMAND test_simt_cublas)
 endif()

@@ -4,8 +4,9 @@
  * of more than 2^31 elements through a kernel (64-bit indexing, grid-stride loops past the
  * grid cap), and device out-of-memory as an error after which the device still works.
  * Exit 77 (skipped) on a machine without a GPU.
- * Usage: test_cuda [cuda|hip]   (default cuda) */
+ * Usage: test_cuda [cuda|hip|simt]   (default cuda; simt: the same sources on the CPU) */
 #define _POSIX_C_SOURCE 200809L /* setenv */
+#include <ctype.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -58,7 +59,8 @@ int main(int argc, char **argv)
 {
     const char *gpu = argc > 1 ? argv[1] : "cuda";
     char device_env[32];
-    snprintf(device_env, sizeof device_env, "ASPO_%s_DEVICE", strcmp(gpu, "hip") ? "CUDA" : "HIP");
+    snprintf(device_env, sizeof device_env, "ASPO_%s_DEVICE", gpu);
+    for (char *c = device_env; *c; c++) *c = (char)toupper((unsigned char)*c); /* ASPO_HIP_DEVICE */
 
     /* A device index beyond the list: an error naming the devices there are. */
     setenv("ASPO_DEVICE", "99", 1);

@@ -51,7 +51,7 @@ constexpr int ROPE_THREADS = 256; // one thread per pair: any multiple of the wa
 __global__ void rope_kernel(cu_view x, cu_view cs, cu_view sn, cu_view o, int transpose)
 {
     int64_t half = x.ne[3] / 2, T = x.ne[2], H = x.ne[1];
-    CU_FOR(e, (int64_t)x.ne[0] * H * T * half)
+    CU_FOR(e, x.ne[0] * H * T * half)
     {
         int64_t i = e % half, row = e / half, t = row % T, h = row / T % H, b = row / (T * H);
         int64_t xo = b * x.st[0] + h * x.st[1] + t * x.st[2];

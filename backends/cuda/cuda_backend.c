@@ -3,6 +3,7 @@
  * the kernel table (cuda_*.cu). */
 #include "cuda_backend.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,6 +23,11 @@
 
 static cudaStream_t stream;
 static int ready;
+static cu_faults *faults;      /* device: what kernels found wrong in the user's data */
+static cu_faults *faults_host; /* pinned: their copy at each synchronization */
+static size_t pool_reserved_peak;
+
+cu_faults *cu_fault_slots(void) { return faults; }
 
 cudaStream_t cu_stream(void) { return stream; }
 
@@ -41,9 +47,7 @@ aspo_status cu_check_launch(const char *kernel)
 cu_view cu_view_of(const tensor *t, const tensor *like)
 {
     cu_view v = {.data = t->data, .dt = (int32_t)t->dt};
-    int64_t ne[4];
-    tensor_view4(t, like, ne, v.st);
-    for (int d = 0; d < 4; d++) v.ne[d] = (int32_t)ne[d];
+    tensor_view4(t, like, v.ne, v.st);
     return v;
 }
 
@@ -102,6 +106,18 @@ static aspo_status init(void)
     aspo_status s = cu_check(cudaSetDevice(want), "cudaSetDevice");
     if (!s) s = cu_check(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking),
                          "cudaStreamCreate");
+    /* The stream-ordered allocator's pool returns freed memory to the device at every
+     * synchronization by default (release threshold 0), and the next step allocates it
+     * again: keep it instead, as PyTorch's caching allocator does. */
+    cudaMemPool_t pool;
+    uint64_t keep_all = UINT64_MAX;
+    if (!s) s = cu_check(cudaDeviceGetDefaultMemPool(&pool, want), "cudaDeviceGetDefaultMemPool");
+    if (!s) s = cu_check(cudaMemPoolSetAttribute(pool, cudaMemPoolAttrReleaseThreshold, &keep_all),
+                         "cudaMemPoolSetAttribute (release threshold)");
+    if (!s) s = cu_check(cudaMalloc((void **)&faults, sizeof *faults), "cudaMalloc (fault slots)");
+    if (!s) s = cu_check(cudaHostAlloc((void **)&faults_host, sizeof *faults_host,
+                                       cudaHostAllocDefault), "cudaHostAlloc (fault slots)");
+    if (!s) s = cu_check(cudaMemsetAsync(faults, 0xff, sizeof *faults, stream), "cudaMemsetAsync");
     if (!s) ready = 1;
     return s;
 }
@@ -148,19 +164,63 @@ static aspo_status be_upload(backend *be, void *dst, const void *src, size_t byt
     return s ? s : cu_upload(dst, src, bytes); /* staged: the host does not wait */
 }
 
+/* Waits for the stream, then reports a fault the kernels recorded since the last wait (the
+ * slots came back with the same wait) and clears it. */
+static aspo_status wait_and_check(void)
+{
+    aspo_status s = cu_check(cudaMemcpyAsync(faults_host, faults, sizeof *faults,
+                                             cudaMemcpyDeviceToHost, stream),
+                             "cudaMemcpyAsync (fault slots)");
+    if (!s) s = cu_check(cudaStreamSynchronize(stream), "cudaStreamSynchronize");
+    if (s) return s;
+    static const char *const ops[CU_FAULT_KINDS] = {"embedding", "gather_logprobs",
+                                                     "gather_logprobs backward"};
+    for (int k = 0; k < CU_FAULT_KINDS; k++) {
+        unsigned long long first = faults_host->first[k];
+        if (first == ~0ull) continue;
+        s = cu_check(cudaMemsetAsync(faults, 0xff, sizeof *faults, stream), "cudaMemsetAsync");
+        if (s) return s; /* reported once: the slots start over */
+        long long row = (long long)(first >> 32), limit = (long long)faults_host->limit[k];
+        int32_t value = (int32_t)(uint32_t)first;
+        if (k == CU_FAULT_EMBEDDING)
+            return aspo_fail(ASPO_ERR_USAGE, "embedding on backend %s: ids[%lld] (row-major) = "
+                             "%d is outside the table's rows [0, %lld); check the tokenizer's "
+                             "vocabulary against the model's", BACKEND_NAME, row, (int)value, limit);
+        return aspo_fail(ASPO_ERR_USAGE, "%s on backend %s: target %d at row %lld is outside the "
+                         "vocabulary [0, %lld) and is not the ignore index", ops[k], BACKEND_NAME,
+                         (int)value, row, limit);
+    }
+    return ASPO_OK;
+}
+
 static aspo_status be_download(backend *be, void *dst, const void *src, size_t bytes)
 {
     (void)be;
     if (!bytes) return ASPO_OK;
     aspo_status s = cu_check(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, stream),
                              "cudaMemcpyAsync (download)");
-    return s ? s : cu_check(cudaStreamSynchronize(stream), "cudaStreamSynchronize");
+    return s ? s : wait_and_check();
 }
 
 static aspo_status be_synchronize(backend *be)
 {
     (void)be;
-    return cu_check(cudaStreamSynchronize(stream), "cudaStreamSynchronize");
+    return wait_and_check();
+}
+
+/* The most device memory the pool has held (what the process takes from the device,
+ * allocations and freed memory kept for reuse together). */
+static size_t reserved_peak(backend *be)
+{
+    (void)be;
+    cudaMemPool_t pool;
+    int dev = 0;
+    uint64_t high = 0;
+    if (ready && cudaGetDevice(&dev) == cudaSuccess &&
+        cudaDeviceGetDefaultMemPool(&pool, dev) == cudaSuccess &&
+        cudaMemPoolGetAttribute(pool, cudaMemPoolAttrReservedMemHigh, &high) == cudaSuccess)
+        pool_reserved_peak = (size_t)high;
+    return pool_reserved_peak;
 }
 
 static backend cu = {
@@ -171,6 +231,7 @@ static backend cu = {
     .upload = be_upload,
     .download = be_download,
     .synchronize = be_synchronize,
+    .reserved_peak = reserved_peak,
     .kernels = {
         [OP_COPY] = cu_copy,
         [OP_FILL] = cu_fill,

@@ -69,11 +69,11 @@ __device__ __forceinline__ void cu_store(const cu_view &v, int64_t off, float x)
 
 __device__ __forceinline__ int64_t cu_numel(const cu_view &v)
 {
-    return (int64_t)v.ne[0] * v.ne[1] * v.ne[2] * v.ne[3];
+    return v.ne[0] * v.ne[1] * v.ne[2] * v.ne[3];
 }
 
 // Offset in v of linear element n of a tensor of sizes `ne` (row-major order).
-__device__ __forceinline__ int64_t cu_offset_of(const cu_view &v, const int32_t *ne, int64_t n)
+__device__ __forceinline__ int64_t cu_offset_of(const cu_view &v, const int64_t *ne, int64_t n)
 {
     int64_t i3 = n % ne[3];
     n /= ne[3];
@@ -82,6 +82,16 @@ __device__ __forceinline__ int64_t cu_offset_of(const cu_view &v, const int32_t 
     int64_t i1 = n % ne[1];
     int64_t i0 = n / ne[1];
     return i0 * v.st[0] + i1 * v.st[1] + i2 * v.st[2] + i3 * v.st[3];
+}
+
+// Records value at row as a fault of `kind` (cuda_internal.h): the first row wins, as the
+// CPU names the first bad id.
+__device__ __forceinline__ void cu_fault(cu_faults *f, int kind, int64_t row, int32_t value,
+                                         int64_t limit)
+{
+    unsigned long long r = row < 0xffffffffll ? (unsigned long long)row : 0xfffffffeull;
+    atomicMin(&f->first[kind], (r << 32) | (uint32_t)value);
+    atomicExch(&f->limit[kind], (unsigned long long)limit);
 }
 
 // ---- block reductions ----

@@ -3,11 +3,13 @@
 // shaders/embedding.comp. Inputs are contiguous (op table flag); the table may be any
 // float dtype, the output and dtable are f32.
 //
-// Ids are read back to the host before a kernel runs: a bad one is the user's mistake and
-// must fail the op with the CPU backend's message (tensor/op_checks.h), not read out of
-// bounds. The backward also needs them there: it groups token positions by id (a stable
-// counting sort, so each dtable row adds its tokens in the CPU's order) and uploads that,
-// so one thread owns each dtable element: no atomics, the CPU's sums bit for bit.
+// The forward checks ids on the device: a bad one is the user's mistake, reported by the
+// next synchronization with its position (cuda_internal.h's faults), never read out of
+// bounds, and the op does not wait for the host. The backward reads the ids back to the
+// host: it groups token positions by id (a stable counting sort, so each dtable row adds
+// its tokens in the CPU's order) and uploads that, so one thread owns each dtable element:
+// no atomics, the CPU's sums bit for bit. (It runs only when the embedding table trains,
+// never under LoRA.)
 //
 // Verified: compiles -Wall -Wextra clean with nvcc (CUDA 13) for sm_80, sm_89 and sm_90.
 // Both kernels ran, outside the repo, under the HIP-CPU runtime (the HIP API emulated on
@@ -33,8 +35,8 @@ cu_view rows_view(const tensor *t, int64_t rows, int64_t cols)
 {
     cu_view v = cu_view_of(t, NULL);
     v.ne[0] = v.ne[1] = 1;
-    v.ne[2] = (int32_t)rows;
-    v.ne[3] = (int32_t)cols;
+    v.ne[2] = rows;
+    v.ne[3] = cols;
     v.st[0] = v.st[1] = 0;
     v.st[2] = cols;
     v.st[3] = 1;
@@ -42,15 +44,18 @@ cu_view rows_view(const tensor *t, int64_t rows, int64_t cols)
 }
 
 // out (N,C) f32 = table[ids[n], :] (table (V,C) of any float dtype), one thread per output
-// element: consecutive threads read consecutive columns of one table row. Ids were checked
-// on the host; one outside [0,V) here still reads nothing.
+// element: consecutive threads read consecutive columns of one table row. An id outside
+// [0,V) reads nothing: its row is zeros and it is a fault, reported by the next
+// synchronization (cuda_internal.h).
 __global__ void embedding_kernel(cu_view table, const int32_t *ids, float *out, int64_t N,
-                                 int64_t C, int64_t V)
+                                 int64_t C, int64_t V, cu_faults *faults)
 {
     CU_FOR(e, N * C)
     {
         int64_t n = e / C, j = e % C, id = ids[n];
-        out[e] = id >= 0 && id < V ? cu_load(table, id * table.st[2] + j * table.st[3]) : 0.0f;
+        bool ok = id >= 0 && id < V;
+        if (!ok && j == 0) cu_fault(faults, CU_FAULT_EMBEDDING, n, (int32_t)id, V);
+        out[e] = ok ? cu_load(table, id * table.st[2] + j * table.st[3]) : 0.0f;
     }
 }
 
@@ -104,13 +109,10 @@ CU_KERNEL(cu_embedding)
 {
     const tensor *table = c->in[0], *ids = c->in[1];
     int64_t V = table->shape[0], C = table->shape[1], N = tensor_numel(ids);
-    int32_t *id;
-    aspo_status s = host_ids("embedding", ids, V, &id);
-    if (s) return s;
-    free(id);
     if (N * C == 0) return ASPO_OK;
     CU_LAUNCH(cu_blocks(N * C, THREADS), THREADS, 0, embedding_kernel)(
-        rows_view(table, V, C), (const int32_t *)ids->data, (float *)c->out[0]->data, N, C, V);
+        rows_view(table, V, C), (const int32_t *)ids->data, (float *)c->out[0]->data, N, C, V,
+        cu_fault_slots());
     return cu_check_launch("embedding");
 }
 
@@ -124,7 +126,7 @@ CU_KERNEL(cu_embedding_backward)
         return aspo_fail(ASPO_ERR_UNSUPPORTED, "embedding backward on backend cuda: %" PRId64
                          " tokens over %" PRId64 " rows exceed the 32-bit token positions",
                          N, V);
-    int32_t *id;
+    int32_t *id = NULL;
     aspo_status s = host_ids("embedding backward", ids, V, &id);
     if (s || V * C == 0) {
         if (!s) free(id);

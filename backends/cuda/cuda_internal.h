@@ -24,11 +24,12 @@ extern "C" {
 #endif
 
 /* A tensor as kernels see it: up to 4 dims, leading dims padded with 1, element strides
- * (0 where broadcast), dtype. Passed to kernels by value. */
+ * (0 where broadcast), dtype. Passed to kernels by value. Sizes are 64-bit: a dim may pass
+ * 2^31 elements (a 4 GiB bf16 vector). */
 typedef struct cu_view {
     char *data;
-    int32_t dt;    /* dtype */
-    int32_t ne[4];
+    int32_t dt; /* dtype */
+    int64_t ne[4];
     int64_t st[4];
 } cu_view;
 
@@ -52,6 +53,19 @@ aspo_status cu_upload(void *dst, const void *src, size_t bytes);
 /* Device memory for a kernel's intermediate values, kept and grown (stream-ordered: a
  * later kernel on the stream runs after an earlier one finished with it). */
 void *cu_scratch(size_t bytes);
+
+/* Bad values in the user's data that kernels meet (a token id outside the vocabulary): each
+ * kind keeps the first bad row and its value on the device, and the next synchronization
+ * (download, synchronize) reports it as the op's error. No op waits for the host to look at
+ * its ids first. */
+enum cu_fault_kind { CU_FAULT_EMBEDDING, CU_FAULT_TARGETS, CU_FAULT_TARGETS_BACKWARD, CU_FAULT_KINDS };
+typedef struct cu_faults {
+    unsigned long long first[CU_FAULT_KINDS]; /* (row << 32) | (uint32)value; ~0: none */
+    unsigned long long limit[CU_FAULT_KINDS]; /* the vocabulary or table size */
+} cu_faults;
+
+/* The device's fault slots (NULL before the backend is initialised). */
+cu_faults *cu_fault_slots(void);
 
 /* Blocks of `threads` covering n items as a 1-D grid under the device limit. */
 unsigned cu_blocks(int64_t n, unsigned threads);

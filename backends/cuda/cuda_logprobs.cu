@@ -7,22 +7,16 @@
 //             lse = max + log(sum), logp = logit[target] - lse. No (N,V) buffer.
 //   backward: one block per row: dlogits = dlogp * (onehot(target) - exp(logit - lse)),
 //             from the saved lse; 0 on ignored rows.
-// Targets are the user's data: they are copied to the host (one stream sync per call, as
-// the Vulkan backend does) and checked by op_check_targets before any kernel runs, so a bad
-// id fails the op with the CPU backend's message instead of reading out of bounds.
+// Targets are the user's data: a target outside [0,V) (and not the ignore index) is never
+// read out of bounds; it is a fault the kernel records on the device, reported by the next
+// synchronization with its row (cuda_internal.h), so no op waits for the host.
 //
-// Verified: compiles -Wall clean with nvcc (CUDA 13) for sm_80, sm_89 and sm_90.
-// Not verified: never run here (no GPU on the build machine); scripts/gpu-check.sh runs
-// tests/ops/test_ops --backend cuda against the CPU for cu_gather_logprobs and
-// cu_gather_logprobs_backward (gather and cross-entropy cases, forward and backward).
+// Verified: compiles -Wall clean with nvcc (CUDA 13) for sm_80, sm_89 and sm_90; runs on
+// the CPU execution layer (backends/simt) against the CPU in ops_simt32/ops_simt64.
+// Not verified on a GPU: scripts/gpu-check.sh runs tests/ops/test_ops --backend cuda.
 #include <math.h>
-#include <stdlib.h>
 
 #include "cuda_common.cuh"
-
-extern "C" { // a C header: C linkage for op_check_targets
-#include "../../tensor/op_checks.h"
-}
 
 namespace {
 
@@ -36,7 +30,8 @@ constexpr int MAX_WARPS = 32; // 1024 threads (the CUDA limit) over warps of >= 
 // logits (N,V) any float dtype; targets (N) i32; logp, lse (N) f32. Ignored rows give
 // logp = 0 and lse = 0 and are not read.
 __global__ void gather_logprobs_kernel(cu_view logits, const int32_t *targets, float *logp,
-                                       float *lse, int64_t N, int64_t V, int64_t ignore_index)
+                                       float *lse, int64_t N, int64_t V, int64_t ignore_index,
+                                       cu_faults *faults)
 {
     CU_SHARED(float, shared, [MAX_WARPS]);
     for (int64_t n = blockIdx.x; n < N; n += gridDim.x) { // uniform per block
@@ -60,7 +55,9 @@ __global__ void gather_logprobs_kernel(cu_view logits, const int32_t *targets, f
         float row_sum = cu_block_reduce(m == -INFINITY ? 0.0f : s * expf(m - row_max), shared, CuAdd());
         if (threadIdx.x == 0) {
             float l = row_max + logf(row_sum); // a row of -inf: -inf
-            logp[n] = cu_load(logits, off + id) - l; // id in [0,V): checked on the host
+            bool ok = id >= 0 && id < V; // else a fault, reported by the next synchronization
+            if (!ok) cu_fault(faults, CU_FAULT_TARGETS, n, id, V);
+            logp[n] = ok ? cu_load(logits, off + id) - l : NAN;
             lse[n] = l;
         }
     }
@@ -69,7 +66,8 @@ __global__ void gather_logprobs_kernel(cu_view logits, const int32_t *targets, f
 // logits (N,V); targets (N) i32; lse (N) f32; dlogp (N); dlogits (N,V) f32.
 __global__ void gather_logprobs_backward_kernel(cu_view logits, const int32_t *targets,
                                                 const float *lse, cu_view dlogp, float *dlogits,
-                                                int64_t N, int64_t V, int64_t ignore_index)
+                                                int64_t N, int64_t V, int64_t ignore_index,
+                                                cu_faults *faults)
 {
     for (int64_t n = blockIdx.x; n < N; n += gridDim.x) {
         float *row = dlogits + n * V;
@@ -80,29 +78,13 @@ __global__ void gather_logprobs_backward_kernel(cu_view logits, const int32_t *t
         }
         float g = cu_load(dlogp, n), l = lse[n];
         int64_t off = n * V;
+        if (threadIdx.x == 0 && (id < 0 || id >= V))
+            cu_fault(faults, CU_FAULT_TARGETS_BACKWARD, n, id, V); // no v equals it below
         for (int64_t v = threadIdx.x; v < V; v += blockDim.x) {
             float d = -g * expf(cu_load(logits, off + v) - l);
             row[v] = v == id ? d + g : d; // the CPU adds g to the target after the row
         }
     }
-}
-
-// Copies targets (N) i32 to the host and checks them against [0,V) and ignore_index.
-aspo_status targets_ok(const char *op, const tensor *targets, int64_t N, int64_t V,
-                       int64_t ignore_index)
-{
-    if (N == 0) return ASPO_OK;
-    int32_t *ids = (int32_t *)malloc(sizeof(int32_t) * (size_t)N);
-    if (!ids)
-        return aspo_fail(ASPO_ERR_OOM, "%s on backend cuda: no host memory for %lld targets",
-                         op, (long long)N);
-    aspo_status s = cu_check(cudaMemcpyAsync(ids, targets->data, sizeof(int32_t) * (size_t)N,
-                                             cudaMemcpyDeviceToHost, cu_stream()),
-                             "cudaMemcpyAsync (targets)");
-    if (!s) s = cu_check(cudaStreamSynchronize(cu_stream()), "cudaStreamSynchronize");
-    if (!s) s = op_check_targets(op, ids, N, V, ignore_index);
-    free(ids);
-    return s;
 }
 
 } // namespace
@@ -116,11 +98,10 @@ CU_KERNEL(cu_gather_logprobs)
     int64_t ignore_index = c->p.i[0];
     // N from targets: (N,0) logits have no rows but N targets (all must be ignored).
     int64_t N = tensor_numel(targets), V = logits->ndim ? logits->shape[logits->ndim - 1] : 1;
-    aspo_status s = targets_ok("gather_logprobs", targets, N, V, ignore_index);
-    if (s || N == 0) return s;
+    if (N == 0) return ASPO_OK;
     CU_LAUNCH(cu_blocks(N, 1), THREADS, 0, gather_logprobs_kernel)(
         cu_view_of(logits, NULL), (const int32_t *)targets->data, (float *)c->out[0]->data,
-        (float *)c->out[1]->data, N, V, ignore_index);
+        (float *)c->out[1]->data, N, V, ignore_index, cu_fault_slots());
     return cu_check_launch("gather_logprobs");
 }
 
@@ -132,11 +113,10 @@ CU_KERNEL(cu_gather_logprobs_backward)
     int64_t ignore_index = c->p.i[0];
     int64_t N = tensor_numel(targets), V = logits->ndim ? logits->shape[logits->ndim - 1] : 1;
     if (V == 0 || N == 0) return ASPO_OK;
-    aspo_status s = targets_ok("gather_logprobs backward", targets, N, V, ignore_index);
-    if (s) return s;
     CU_LAUNCH(cu_blocks(N, 1), THREADS, 0, gather_logprobs_backward_kernel)(
         cu_view_of(logits, NULL), (const int32_t *)targets->data, (const float *)c->in[2]->data,
-        cu_view_of(c->in[3], NULL), (float *)c->out[0]->data, N, V, ignore_index);
+        cu_view_of(c->in[3], NULL), (float *)c->out[0]->data, N, V, ignore_index,
+        cu_fault_slots());
     return cu_check_launch("gather_logprobs backward");
 }
 

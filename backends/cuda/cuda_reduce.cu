@@ -36,7 +36,7 @@ unsigned row_threads(int64_t C) { return C <= 64 ? 64 : C <= 128 ? 128 : THREADS
 // ---- sum over dims ----
 
 struct dims4 {
-    int32_t ne[4];
+    int64_t ne[4];
 };
 
 // o = x summed over the dims in `red` (x's sizes there, 1 elsewhere; o has 1 there). A
@@ -203,12 +203,6 @@ CU_KERNEL(cu_sum)
 {
     const tensor *x = c->in[0];
     tensor *out = c->out[0];
-    for (int d = 0; d < x->ndim; d++) // cu_view holds sizes as int32
-        if (x->shape[d] > INT32_MAX) {
-            char b[96];
-            return aspo_fail(ASPO_ERR_UNSUPPORTED, "sum on backend cuda: x %s has a dim of "
-                             "2^31 or more elements", tensor_describe(x, b, sizeof b));
-        }
     cu_view xv = cu_view_of(x, NULL), ov = cu_view_of(out, NULL);
     dims4 red;
     int64_t n_red = 1, n_out = tensor_numel(out);

@@ -51,7 +51,12 @@ if(ASPO_HIP)
   # sanitizers (their runtimes are gcc's, not clang's; the C files keep theirs).
   string(TOUPPER "${CMAKE_BUILD_TYPE}" hip_config)
   separate_arguments(hip_flags UNIX_COMMAND "${CMAKE_C_FLAGS_${hip_config}}")
-  list(APPEND hip_flags -x hip -std=c++17 -fPIC -Wall -Wextra
+  # -ffp-contract=off: clang's HIP headers define __fmul_rn/__fadd_rn as plain operators, so
+  # without it a*b + c in AdamW would fuse into an FMA and differ from the CPU in the last
+  # bit (nvcc keeps the _rn operations apart). Division and sqrt correctly rounded, as the
+  # CPU's and CUDA's __fdiv_rn/__fsqrt_rn (clang's default for HIP, made explicit).
+  list(APPEND hip_flags -x hip -std=c++17 -fPIC -Wall -Wextra -ffp-contract=off
+       -fhip-fp32-correctly-rounded-divide-sqrt
        -I${CMAKE_CURRENT_SOURCE_DIR} -I${CMAKE_CURRENT_BINARY_DIR})
   foreach(d ${hip_defines})
     list(APPEND hip_flags -D${d})

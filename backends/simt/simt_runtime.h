@@ -211,6 +211,12 @@ int simt_race_checking(void);
 /* Bytes of the device (cudaMalloc, cudaMallocAsync) live now. */
 size_t simt_device_bytes_live(void);
 
+/* For tests: how many times the host has waited for the device (a stream, event or device
+ * synchronize, a blocking copy, memset or free), and the name of the kernel launched `back`
+ * launches ago (0: the last; NULL past the last 64). */
+unsigned long simt_host_waits(void);
+const char *simt_launch_name(int back);
+
 #ifdef __cplusplus
 }
 #endif

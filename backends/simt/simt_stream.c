@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <time.h>
 
 #include "simt_internal.h"
@@ -158,7 +159,7 @@ typedef struct allocation {
 static struct {
     allocation *items; /* sorted by base */
     size_t n, cap;
-    size_t live, pool_used, pool_used_high, pool_kept, pool_kept_high;
+    size_t live, pool_used, pool_used_high, pool_kept, pool_reserved_high;
     uint64_t release_threshold;
     allocation *pinned;
     size_t n_pinned, cap_pinned;
@@ -226,6 +227,18 @@ static bool table_remove(allocation *items, size_t *n, const void *p, allocation
     return true;
 }
 
+/* Host memory for a device allocation: a large one on 2 MiB pages where the kernel allows, a
+ * fault per 2 MiB instead of per 4 KiB (a 4 GiB tensor takes a million faults otherwise). */
+static void *host_memory(size_t bytes)
+{
+    enum { HUGE = 2 << 20 };
+    if (bytes < 4 * (size_t)HUGE) return malloc(bytes);
+    void *p = NULL;
+    if (posix_memalign(&p, HUGE, bytes)) return NULL;
+    madvise(p, bytes, MADV_HUGEPAGE); /* a hint: without it the pages are 4 KiB */
+    return p;
+}
+
 static cudaError_t allocate(void **ptr, size_t bytes, bool pooled, const char *call)
 {
     if (!ptr) return error(cudaErrorInvalidValue, "%s: NULL pointer for the result", call);
@@ -239,7 +252,7 @@ static cudaError_t allocate(void **ptr, size_t bytes, bool pooled, const char *c
                      "device's %zu in use (ASPO_SIMT_MEMORY sets its size in MiB)", call, bytes,
                      in_use, cfg->memory);
     }
-    void *p = malloc(want);
+    void *p = host_memory(want);
     if (p) memset(p, 0xff, want); /* a GPU's new memory holds leftovers, never zeros */
     if (!p || !table_add(&mem.items, &mem.n, &mem.cap,
                          (allocation){(uintptr_t)p, want, pooled})) {
@@ -253,6 +266,8 @@ static cudaError_t allocate(void **ptr, size_t bytes, bool pooled, const char *c
         if (mem.pool_used > mem.pool_used_high) mem.pool_used_high = mem.pool_used;
         /* the pool hands out kept memory first */
         mem.pool_kept = mem.pool_kept > want ? mem.pool_kept - want : 0;
+        if (mem.pool_used + mem.pool_kept > mem.pool_reserved_high)
+            mem.pool_reserved_high = mem.pool_used + mem.pool_kept;
     }
     pthread_mutex_unlock(&lock);
     *ptr = p;
@@ -270,8 +285,6 @@ static cudaError_t release(void *p, const char *call)
         if (x.pooled) {
             mem.pool_used -= x.bytes;
             mem.pool_kept += x.bytes; /* until a synchronization returns it (release threshold) */
-            size_t reserved = mem.pool_used + mem.pool_kept;
-            if (reserved > mem.pool_kept_high) mem.pool_kept_high = reserved;
         }
     }
     pthread_mutex_unlock(&lock);
@@ -370,8 +383,13 @@ cudaError_t simt_enqueue(cudaStream_t stream, const char *what, void (*fn)(void 
     return e;
 }
 
+static unsigned long host_waits;
+
+unsigned long simt_host_waits(void) { return host_waits; }
+
 static cudaError_t synchronize(struct simt_stream *s)
 {
+    host_waits++;
     run(s, NULL, 0);
     pool_trim();
     return take_pending();
@@ -428,6 +446,7 @@ cudaError_t cudaStreamQuery(cudaStream_t s)
 
 cudaError_t cudaDeviceSynchronize(void)
 {
+    host_waits++;
     run(&default_stream, NULL, 0);
     for (size_t i = 0; i < n_streams; i++) run(all_streams[i], NULL, 0);
     pool_trim();
@@ -463,6 +482,7 @@ cudaError_t cudaEventRecord(cudaEvent_t e, cudaStream_t s)
 cudaError_t cudaEventSynchronize(cudaEvent_t e)
 {
     if (!e) return error(cudaErrorInvalidResourceHandle, "cudaEventSynchronize: NULL event");
+    host_waits++;
     if (e->stream && e->done < e->recorded) run(e->stream, e, e->recorded);
     return take_pending();
 }
@@ -546,6 +566,12 @@ cudaError_t cudaMemcpyAsync(void *dst, const void *src, size_t bytes, enum cudaM
         return error(cudaErrorInvalidValue, "cudaMemcpyAsync: source %p (%zu bytes) is not "
                      "inside one device allocation", src, bytes);
     copy_args c = {.dst = dst, .src = src, .bytes = bytes};
+    if (!from_device && !pinned(src, bytes) && !stream_of(s)->n) {
+        /* Pageable memory is staged at the call; with nothing queued before it, the copy
+         * itself may as well happen now (a 4 GiB upload needs no 4 GiB stage). */
+        memcpy(dst, src, bytes);
+        return cudaSuccess;
+    }
     if (!from_device) {
         /* Pageable memory is staged at the call (the caller may reuse it at once); pinned
          * memory is read when the stream reaches the copy. */
@@ -665,7 +691,7 @@ cudaError_t cudaMemPoolGetAttribute(cudaMemPool_t pool, enum cudaMemPoolAttr att
     switch (attr) {
     case cudaMemPoolAttrReleaseThreshold: v = mem.release_threshold; break;
     case cudaMemPoolAttrReservedMemCurrent: v = mem.pool_used + mem.pool_kept; break;
-    case cudaMemPoolAttrReservedMemHigh: v = mem.pool_kept_high; break;
+    case cudaMemPoolAttrReservedMemHigh: v = mem.pool_reserved_high; break;
     case cudaMemPoolAttrUsedMemCurrent: v = mem.pool_used; break;
     case cudaMemPoolAttrUsedMemHigh: v = mem.pool_used_high; break;
     default: return error(cudaErrorInvalidValue, "cudaMemPoolGetAttribute: %d", (int)attr);
@@ -782,6 +808,15 @@ cudaError_t cudaFuncSetAttribute(const void *func, enum cudaFuncAttribute attr, 
     return cudaSuccess;
 }
 
+static const char *launched[64]; /* the last kernels launched, by count modulo 64 */
+static unsigned long launches;
+
+const char *simt_launch_name(int back)
+{
+    if (back < 0 || back >= 64 || (unsigned long)back >= launches) return NULL;
+    return launched[(launches - 1 - (unsigned long)back) % 64];
+}
+
 static void run_launch(void *arg)
 {
     simt_launch_desc *d = arg;
@@ -818,5 +853,6 @@ cudaError_t simt_launch(const simt_launch_desc *d, cudaStream_t s)
     }
     e = simt_enqueue(s, d->kernel, run_launch, d, sizeof *d);
     if (e) d->closure_free(d->closure);
+    else launched[launches++ % 64] = d->kernel; /* names live as long as the program */
     return e;
 }

@@ -41,6 +41,23 @@ static double *random_values(int64_t n, uint64_t key, double lo, double hi, dtyp
     return v;
 }
 
+/* Cases every backend computes to the CPU backend's bits: their kernels keep its order of
+ * operations and its roundings (AdamW's separately rounded steps, dropout's Philox mask and
+ * one multiply), so nothing but a changed formula can move them. */
+static bool exact_case(const op_case *c)
+{
+    return !strcmp(c->name, "adamw") || !strncmp(c->name, "dropout", 7);
+}
+
+/* Elements whose bits differ (NaN equal to NaN). */
+static int64_t bits_differ(const float *got, const float *want, int64_t n)
+{
+    int64_t bad = 0;
+    for (int64_t i = 0; i < n; i++)
+        bad += !(isnan(got[i]) && isnan(want[i])) && memcmp(&got[i], &want[i], sizeof *got);
+    return bad;
+}
+
 static double nmse(const float *got, const double *want, int64_t n)
 {
     double err = 0, ref = 0;
@@ -245,6 +262,9 @@ static void check_case(const op_case *c, uint64_t key)
                 if (c->in[i].dt == DT_BF16 || c->in[i].dt == DT_F16) tol = 1e-4;
             double oe = nmse(other.out, cpu_out, cpu.out_numel);
             CHECK(oe <= tol, "%s on %s: NMSE %.3g against cpu", c->name, name, oe);
+            int64_t differ = exact_case(c) ? bits_differ(other.out, cpu.out, cpu.out_numel) : 0;
+            CHECK(differ == 0, "%s on %s: %lld of %lld outputs differ from the CPU's bits (an "
+                  "exact op)", c->name, name, (long long)differ, (long long)cpu.out_numel);
             for (int i = 0; i < c->n_inputs; i++) {
                 if (!cpu.grad[i]) continue;
                 int64_t n = ref_numel(c->in[i].ndim, c->in[i].shape);
@@ -254,6 +274,10 @@ static void check_case(const op_case *c, uint64_t key)
                 double ge = other.grad[i] ? nmse(other.grad[i], want, n) : INFINITY;
                 CHECK(ge <= tol, "%s on %s: grad of input %d NMSE %.3g against cpu", c->name,
                       name, i, ge);
+                differ = exact_case(c) && other.grad[i] ? bits_differ(other.grad[i], cpu.grad[i], n) : 0;
+                CHECK(differ == 0, "%s on %s: grad of input %d: %lld of %lld elements differ "
+                      "from the CPU's bits (an exact op)", c->name, name, i, (long long)differ,
+                      (long long)n);
             }
             free(cpu_out);
         }
