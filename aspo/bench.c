@@ -1,5 +1,6 @@
 /* `aspo bench`: timed DPO/ASPO optimizer steps on a random LLaMA (or LLaVA) with synthetic
  * pairs, through the same train_batch + clip_grad_norm + adamw_step as `aspo run`. */
+#include "backends/registry.h"
 #include "aspo/bench.h"
 #include "aspo/clock.h"
 

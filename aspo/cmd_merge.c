@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "backends/registry.h"
 #include "aspo/commands.h"
 #include "aspo/options.h"
 #include "models/llama.h"

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "backends/registry.h"
 #include "aspo/commands.h"
 #include "tensor/backend.h"
 

@@ -6,6 +6,7 @@
  * are unseen combinations of order, false fact and false value, so a better accuracy on
  * them means the adapter learned the facts, not the training pairs. */
 #define _XOPEN_SOURCE 700 /* mkdtemp */
+#include "backends/registry.h"
 #include "aspo/demo.h"
 #include "aspo/clock.h"
 

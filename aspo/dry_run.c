@@ -2,6 +2,7 @@
  * the plan backend, then the bytes by what holds them; and the same measurement at the
  * end of a real run (<out>/memory.json). */
 #define _DEFAULT_SOURCE /* mkdtemp */
+#include "backends/registry.h"
 #include "aspo/dry_run.h"
 
 #include <float.h>
@@ -15,10 +16,6 @@
 #include "aspo/trainer_internal.h"
 #include "models/weights.h"
 #include "tensor/runtime.h"
-
-/* Backends a plan may name: every one aspo has code for, built into this binary or not
- * (plan a CUDA run on a laptop). */
-static const char *const PLAN_TARGETS[] = {"cpu", "vulkan", "cuda", "hip", NULL};
 
 /* ---- measuring ---- */
 
@@ -301,14 +298,11 @@ static size_t device_bytes(const train_config *c, char *name, size_t size)
         snprintf(name, size, "--plan-memory");
         return (size_t)(c->plan_memory_gib * 1024.0 * 1024.0 * 1024.0);
     }
-    char list[64];
-    snprintf(list, sizeof list, ",%s,", backend_list());
-    char want[32];
-    snprintf(want, sizeof want, ",%s,", c->backend);
     size_t total = 0, free_bytes = 0;
-    backend *be = strstr(list, want) ? backend_get(c->backend) : NULL;
+    backend *be = backend_get(c->backend); /* NULL: not built, or no device here */
     if (!be || be->device_info(be, name, size, &total, &free_bytes)) {
-        snprintf(name, size, "%s", strstr(list, want) ? "no device here" : "not in this build");
+        snprintf(name, size, "%s", aspo_error_status() == ASPO_ERR_USAGE ? "not in this build"
+                                                                        : "no device here");
         total = 0;
     }
     aspo_error_clear();
@@ -475,11 +469,13 @@ static void print_json(const train_config *c, const trainer *t, const plan_batch
 
 /* ---- the plan ---- */
 
+/* A plan may name any compute backend aspo has code for, built into this binary or not
+ * (plan a CUDA run on a laptop). */
 static aspo_status check_target(const char *name)
 {
-    for (const char *const *p = PLAN_TARGETS; *p; p++)
-        if (!strcmp(*p, name)) return ASPO_OK;
-    return aspo_fail(ASPO_ERR_USAGE, "--backend %s: a plan is for cpu, vulkan, cuda or hip", name);
+    unsigned caps = 0;
+    if (backend_caps_of(name, &caps) && (caps & BACKEND_COMPUTE)) return ASPO_OK;
+    return aspo_fail(ASPO_ERR_USAGE, "--backend %s: a plan is for %s", name, backend_known());
 }
 
 /* The batch: the --batch-size longest pairs (all of them when fewer). */

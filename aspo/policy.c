@@ -4,6 +4,8 @@
 #define _POSIX_C_SOURCE 200809L /* strdup */
 #include "aspo/policy.h"
 
+#include "backends/registry.h"
+
 #include <stdlib.h>
 #include <string.h>
 
@@ -19,8 +21,9 @@ policy_options policy_defaults(void)
 int policy_activation_dtype(const char *choice, const char *backend)
 {
     if (strcmp(choice, "auto")) return dtype_from_name(choice);
-    bool gpu = !strcmp(backend, "cuda") || !strcmp(backend, "hip");
-    return gpu ? -1 : DT_F32;
+    unsigned caps = 0;
+    backend_caps_of(backend, &caps); /* an unknown name fails where the backend is opened */
+    return caps & BACKEND_HALF_ACTIVATIONS ? -1 : DT_F32;
 }
 
 static llama_options language_options(const policy_options *o)

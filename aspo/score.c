@@ -1,5 +1,6 @@
 /* `aspo score`: reference log-probs of every pair, written beside the input rows. */
 #define _POSIX_C_SOURCE 200809L /* getline, fsync, fileno */
+#include "backends/registry.h"
 #include "aspo/score.h"
 #include "aspo/clock.h"
 

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "backends/registry.h"
 #include "aspo/trainer_internal.h"
 #include "aspo/clock.h"
 #include "aspo/dry_run.h"

@@ -21,6 +21,7 @@
 #include <string.h>
 #include <sys/resource.h>
 
+#include "backends/registry.h"
 #include "aspo/clock.h"
 #include "models/clip.h"
 #include "models/weights.h"

@@ -19,6 +19,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "backends/registry.h"
 #include "tensor/runtime.h"
 #include "tensor/tensor.h"
 #include "tensor/tensor_ops.h"

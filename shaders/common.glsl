@@ -8,10 +8,15 @@
 #extension GL_EXT_shader_explicit_arithmetic_types_int16 : require
 #extension GL_EXT_shader_16bit_storage : require
 
-#define DT_F32 0
-#define DT_BF16 1
-#define DT_F16 2
-#define DT_I32 3
+#include "op_kinds.h"
+
+#define DT_F32 ASPO_DT_F32
+#define DT_BF16 ASPO_DT_BF16
+#define DT_F16 ASPO_DT_F16
+#define DT_I32 ASPO_DT_I32
+
+// What a pass gives for a kind it does not know (the host refuses those before dispatch).
+#define NOT_A_NUMBER uintBitsToFloat(0x7fc00000u)
 
 struct View {
     uint64_t addr;

@@ -1,15 +1,17 @@
 #version 450
 // Row passes of the norms over the last dim of contiguous (R,C) tensors, one workgroup per
-// row, f32 math with the formulas of backends/cpu/cpu_norm.c. `kind`:
-//   0 rmsnorm:     o = w * to_dtype(x * rstd), rstd = 1/sqrt(mean(x^2) + eps); writes rstd
-//   1 rmsnorm dx:  o = rstd * (g - h * mean(g*h)), g = dy*w, h = x*rstd
-//   2 layernorm:   o = (x - mean) * rstd * w + b, rstd = 1/sqrt(var + eps); writes mean, rstd
-//   3 layernorm dx: o = rstd * (g - mean(g) - xhat * mean(g*xhat)), g = dy*w
-//   4 l2norm:      o = x / max(||x||, eps); rstd = 1/max(||x||, eps), negated when clamped
-//   5 l2norm dx (x = y, rstd = signed inv_norm): o = inv * (dy - y * sum(dy*y)), or
+// row, f32 math with the formulas of backends/cpu/cpu_norm.c. `kind` (shader_kinds.h):
+//   NORM_RMS:      o = w * to_dtype(x * rstd), rstd = 1/sqrt(mean(x^2) + eps); writes rstd
+//   NORM_RMS_DX:   o = rstd * (g - h * mean(g*h)), g = dy*w, h = x*rstd
+//   NORM_LAYER:    o = (x - mean) * rstd * w + b, rstd = 1/sqrt(var + eps); writes mean, rstd
+//   NORM_LAYER_DX: o = rstd * (g - mean(g) - xhat * mean(g*xhat)), g = dy*w
+//   NORM_L2:       o = x / max(||x||, eps); rstd = 1/max(||x||, eps), negated when clamped
+//   NORM_L2_DX (x = y, rstd = signed inv_norm): o = inv * (dy - y * sum(dy*y)), or
 //                  dy / eps where clamped
+// Any other kind writes nothing (the host only sends these).
 // Weight and bias gradients are column sums over rows: shaders/norm_columns.comp.
 #include "common.glsl"
+#include "shader_kinds.h"
 #include "workgroup_reduce.glsl"
 layout(constant_id = 0) const uint WG = 256;
 layout(constant_id = 1) const bool SUBGROUPS = false;
@@ -42,7 +44,7 @@ void main()
     bool first = t == 0;
     float fC = float(C);
 
-    if (p.kind == 0) {
+    if (p.kind == NORM_RMS) {
         float acc = 0.0;
         for (int i = t; i < C; i += step) {
             float v = view_load(p.x, off + i);
@@ -54,7 +56,7 @@ void main()
             float h = round_to(p.x.dt, view_load(p.x, off + i) * rs);
             view_store(p.o, off + i, view_load(p.w, i) * h);
         }
-    } else if (p.kind == 1) {
+    } else if (p.kind == NORM_RMS_DX) {
         float rs = view_load(p.rstd, r), acc = 0.0;
         for (int i = t; i < C; i += step)
             acc += view_load(p.dy, off + i) * view_load(p.w, i) * (view_load(p.x, off + i) * rs);
@@ -64,7 +66,7 @@ void main()
             float h = view_load(p.x, off + i) * rs;
             view_store(p.o, off + i, rs * (g - h * m));
         }
-    } else if (p.kind == 2) {
+    } else if (p.kind == NORM_LAYER) {
         float acc = 0.0;
         for (int i = t; i < C; i += step) acc += view_load(p.x, off + i);
         float mu = row_sum(acc) / fC;
@@ -82,7 +84,7 @@ void main()
             float xhat = (view_load(p.x, off + i) - mu) * rs;
             view_store(p.o, off + i, xhat * view_load(p.w, i) + view_load(p.b, i));
         }
-    } else if (p.kind == 3) {
+    } else if (p.kind == NORM_LAYER_DX) {
         float mu = view_load(p.mean, r), rs = view_load(p.rstd, r);
         vec2 acc = vec2(0.0); // sum g, sum g*xhat
         for (int i = t; i < C; i += step) {
@@ -95,7 +97,7 @@ void main()
             float xhat = (view_load(p.x, off + i) - mu) * rs;
             view_store(p.o, off + i, rs * (g - m.x - xhat * m.y));
         }
-    } else if (p.kind == 4) {
+    } else if (p.kind == NORM_L2) {
         float acc = 0.0;
         for (int i = t; i < C; i += step) {
             float v = view_load(p.x, off + i);
@@ -106,7 +108,7 @@ void main()
         float denom = clamped ? p.eps : norm;
         if (first) view_store(p.rstd, r, clamped ? -1.0 / denom : 1.0 / denom);
         for (int i = t; i < C; i += step) view_store(p.o, off + i, view_load(p.x, off + i) / denom);
-    } else {
+    } else if (p.kind == NORM_L2_DX) {
         float inv = view_load(p.rstd, r); // the same for the whole workgroup
         if (inv < 0.0) {                  // clamped: y = x / eps is linear in x
             for (int i = t; i < C; i += step)

@@ -7,7 +7,7 @@
 //     forward multiplied it) or (x - mean) * rstd (layernorm). With one part the sums go
 //     to dw, db; else to the partials pw, pb (parts, C).
 //   stage 1: dw[c] = sum over parts of pw[part, c], and db from pb.
-// `want` says which of dw (2) and db (4) to write (tensor/ops.h WANT_*).
+// `want` says which of dw and db to write (ASPO_WANT_* in tensor/op_kinds.h).
 #include "common.glsl"
 layout(local_size_x = 256) in;
 layout(buffer_reference, std430) readonly buffer Params {
@@ -28,7 +28,7 @@ void main()
     Params p = Params(push.params);
     int c = int(gl_WorkGroupID.x * 256 + gl_LocalInvocationID.x), C = p.C;
     if (c >= C) return;
-    bool want_w = (p.want & 2) != 0, want_b = (p.want & 4) != 0;
+    bool want_w = (p.want & ASPO_WANT_DWEIGHT) != 0, want_b = (p.want & ASPO_WANT_DBIAS) != 0;
     if (p.stage == 1) {
         float acc_w = 0.0, acc_b = 0.0;
         for (int part = 0; part < p.parts; part++) {

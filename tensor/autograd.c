@@ -23,6 +23,7 @@ aspo_status op_run_kernel(const op_call *call)
     if (!kernel)
         return aspo_fail(ASPO_ERR_UNSUPPORTED, "op %s has no kernel on backend %s",
                          op_table[call->op].name, be->name);
+    be->calls[call->op]++;
     return kernel(call);
 }
 

@@ -6,14 +6,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../backends/cpu/cpu_backend.h"
-#include "../backends/plan/plan_backend.h"
-#ifdef ASPO_HAVE_VULKAN
-#include "../backends/vulkan/vk_backend.h"
-#endif
-#if defined(ASPO_HAVE_CUDA) || defined(ASPO_HAVE_HIP) || defined(ASPO_HAVE_SIMT)
-#include "../backends/cuda/cuda_backend.h" /* also the hip backend, built from its sources */
-#endif
 
 /* ---- byte counting around alloc/free ---- */
 
@@ -109,8 +101,21 @@ static void counted_free(backend *be, void *p)
     be->uncounted_free(be, p);
 }
 
-/* Wraps be's alloc/free once; be is returned as it was when there is no memory to count. */
-static backend *counted(backend *be)
+backend *backend_instance_new(const backend *vtable, size_t state_bytes)
+{
+    size_t head = (sizeof *vtable + 63) & ~(size_t)63; /* the state starts cache-line aligned */
+    char *m = calloc(1, head + state_bytes);
+    if (!m) {
+        aspo_fail(ASPO_ERR_OOM, "--backend %s: no host memory for the backend", vtable->name);
+        return NULL;
+    }
+    backend *be = (backend *)m;
+    *be = *vtable;
+    be->impl = m + head;
+    return be;
+}
+
+backend *backend_counted(backend *be)
 {
     if (!be || be->counter) return be;
     backend_counter *c = calloc(1, sizeof *c);
@@ -142,46 +147,4 @@ void backend_memory_reset_peak(backend *be)
     pthread_mutex_lock(&be->counter->lock);
     be->counter->m.peak = be->counter->m.live;
     pthread_mutex_unlock(&be->counter->lock);
-}
-
-/* ---- the backends of this build ---- */
-
-backend *backend_cpu(void) { return counted(cpu_backend()); }
-
-const char *backend_list(void)
-{
-    return "cpu"
-#ifdef ASPO_HAVE_VULKAN
-           ",vulkan"
-#endif
-#ifdef ASPO_HAVE_CUDA
-           ",cuda"
-#endif
-#ifdef ASPO_HAVE_HIP
-           ",hip"
-#endif
-#ifdef ASPO_HAVE_SIMT
-           ",simt"
-#endif
-        ;
-}
-
-backend *backend_get(const char *name)
-{
-    if (strcmp(name, "cpu") == 0) return counted(cpu_backend());
-    if (strcmp(name, "plan") == 0) return counted(plan_backend()); /* not a compute backend */
-#ifdef ASPO_HAVE_VULKAN
-    if (strcmp(name, "vulkan") == 0) return counted(vulkan_backend()); /* NULL + error: no device */
-#endif
-#ifdef ASPO_HAVE_CUDA
-    if (strcmp(name, "cuda") == 0) return counted(cuda_backend()); /* NULL + error: no GPU */
-#endif
-#ifdef ASPO_HAVE_HIP
-    if (strcmp(name, "hip") == 0) return counted(cuda_backend()); /* NULL + error: no GPU */
-#endif
-#ifdef ASPO_HAVE_SIMT
-    if (strcmp(name, "simt") == 0) return counted(cuda_backend()); /* the CUDA kernels on the CPU */
-#endif
-    aspo_fail(ASPO_ERR_USAGE, "unknown backend '%s'; this build has: %s", name, backend_list());
-    return NULL;
 }

@@ -14,8 +14,18 @@ extern "C" { /* the CUDA/HIP kernels include this header too */
 
 typedef aspo_status (*kernel_fn)(const op_call *call);
 
+/* What a backend is, for the layers above (they ask these, never its name). */
+enum backend_caps {
+    BACKEND_COMPUTE = 1,          /* runs ops; the plan backend only counts bytes */
+    BACKEND_HALF_ACTIVATIONS = 2, /* a GPU: activations default to the frozen weights' half
+                                     dtype, as PyTorch's autocast on CUDA */
+};
+
+/* A backend instance keeps its state (device handles, streams, caches) behind `impl`; a
+ * kernel reaches its instance through its tensors (call->out[0]->be). */
 typedef struct backend {
     const char *name;
+    unsigned caps; /* enum backend_caps, set by the registry (backends/registry.c) */
     /* Device name and memory; used for reports and out-of-memory messages. */
     aspo_status (*device_info)(struct backend *be, char *name, size_t name_size,
                                size_t *total_bytes, size_t *free_bytes);
@@ -28,23 +38,14 @@ typedef struct backend {
      * it keeps for reuse together (CUDA's memory pool); NULL when that is the live peak. */
     size_t (*reserved_peak)(struct backend *be);
     kernel_fn kernels[OP_COUNT];
+    long calls[OP_COUNT]; /* kernel calls per op so far (the op suite checks every op ran) */
     void *impl;
-    /* Set by backend_get and backend_cpu: alloc and free above then count bytes (see
-     * backend_memory below) around the backend's own functions, kept here. */
+    /* Set by backend_counted: alloc and free above then count bytes (see backend_memory
+     * below) around the backend's own functions, kept here. */
     void *(*uncounted_alloc)(struct backend *be, size_t bytes);
     void (*uncounted_free)(struct backend *be, void *ptr);
     struct backend_counter *counter;
 } backend;
-
-/* "cpu" (always), "vulkan", "cuda", "hip" when compiled in. Unknown or not built: NULL
- * with an error that lists what this binary has. "plan" (backends/plan: counts bytes,
- * holds no data, computes nothing) is always there but is not a compute backend, so
- * backend_list leaves it out. */
-backend *backend_get(const char *name);
-/* Comma-separated names of the backends compiled into this binary. */
-const char *backend_list(void);
-
-backend *backend_cpu(void);
 
 /* Device memory through the vtable: everything alloc handed out (parameters, gradients,
  * optimizer state, arena chunks) and free took back, in the bytes asked for. A backend's
@@ -56,6 +57,14 @@ typedef struct backend_memory {
     long allocations; /* alloc calls that succeeded, ever */
 } backend_memory;
 
+/* A backend instance: a copy of `vtable` with `state_bytes` of zeroed state behind its impl,
+ * allocated together; NULL with an out-of-memory error naming the backend. free() releases
+ * both. */
+backend *backend_instance_new(const backend *vtable, size_t state_bytes);
+/* be with its alloc and free counting bytes (once; be is returned as it was when there is no
+ * host memory for the counter). The registry (backends/registry.c) counts every backend it
+ * hands out. */
+backend *backend_counted(backend *be);
 /* All zeros for a backend that does not count (one not from backend_get/backend_cpu). */
 backend_memory backend_memory_stats(const backend *be);
 /* Starts a new peak at the bytes live now (e.g. at the start of a run). */

@@ -10,7 +10,12 @@
 extern "C" { /* the CUDA/HIP kernels include this header too */
 #endif
 
-typedef enum dtype { DT_F32 = 0, DT_BF16, DT_F16, DT_I32, DT_COUNT } dtype;
+#include "op_kinds.h" /* the numbers, shared with the shaders */
+
+typedef enum dtype {
+    DT_F32 = ASPO_DT_F32, DT_BF16 = ASPO_DT_BF16, DT_F16 = ASPO_DT_F16, DT_I32 = ASPO_DT_I32,
+    DT_COUNT
+} dtype;
 
 size_t dtype_size(dtype dt);
 const char *dtype_name(dtype dt);

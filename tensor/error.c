@@ -70,6 +70,7 @@ const char *aspo_status_name(aspo_status status)
     case ASPO_ERR_OOM: return "out of memory";
     case ASPO_ERR_UNSUPPORTED: return "unsupported";
     case ASPO_ERR_NUMERIC: return "numeric";
+    case ASPO_ERR_NO_DEVICE: return "no device";
     }
     return "unknown";
 }

@@ -19,6 +19,7 @@ typedef enum aspo_status {
     ASPO_ERR_OOM,         /* an arena or device ran out of memory */
     ASPO_ERR_UNSUPPORTED, /* an op, dtype or feature the backend does not provide */
     ASPO_ERR_NUMERIC,     /* NaN or Inf where a finite value is required */
+    ASPO_ERR_NO_DEVICE,   /* the backend is built in, but this machine has no device for it */
 } aspo_status;
 
 /* Records the message (printf-style) and returns `status`, so callers write

@@ -36,3 +36,10 @@ aspo_status op_check_targets(const char *op, const int32_t *ids, int64_t N, int6
                              (long long)ignore_index);
     return ASPO_OK;
 }
+
+aspo_status op_check_kind(const op_call *c, const char *what, int count)
+{
+    if (c->p.i[0] >= 0 && c->p.i[0] < count) return ASPO_OK;
+    return aspo_fail(ASPO_ERR_UNSUPPORTED, "%s kind %lld unknown on backend %s", what,
+                     (long long)c->p.i[0], c->out[0]->be->name);
+}

@@ -21,6 +21,11 @@ aspo_status op_check_ids(const tensor *ids, const int32_t *host_ids, int64_t V);
 aspo_status op_check_targets(const char *op, const int32_t *ids, int64_t N, int64_t V,
                              int64_t ignore_index);
 
+/* The kind in c->p.i[0] (a unary or binary kind; `what` names it) is one of the `count`
+ * this build knows: else an error naming it and the op's backend, never a computation
+ * picked by a default branch. */
+aspo_status op_check_kind(const op_call *c, const char *what, int count);
+
 #ifdef __cplusplus
 }
 #endif

@@ -6,6 +6,8 @@
 
 #include <stdint.h>
 
+#include "op_kinds.h"
+
 typedef enum op_id {
     /* data movement */
     OP_COPY = 0,         /* in: src; out: dst of the same shape, any strides and dtypes */
@@ -53,14 +55,26 @@ typedef enum op_id {
     OP_COUNT
 } op_id;
 
-/* Which gradients a norm backward kernel writes (bit mask in i[0]). */
-enum norm_grads { WANT_DX = 1, WANT_DWEIGHT = 2, WANT_DBIAS = 4 };
+/* The kinds below are numbered in op_kinds.h, which the shaders read too. */
 
-typedef enum binary_kind { BINARY_ADD, BINARY_SUB, BINARY_MUL, BINARY_DIV } binary_kind;
+/* Which gradients a norm backward kernel writes (bit mask in i[0]). */
+enum norm_grads {
+    WANT_DX = ASPO_WANT_DX, WANT_DWEIGHT = ASPO_WANT_DWEIGHT, WANT_DBIAS = ASPO_WANT_DBIAS
+};
+
+typedef enum binary_kind {
+    BINARY_ADD = ASPO_BINARY_ADD, BINARY_SUB = ASPO_BINARY_SUB,
+    BINARY_MUL = ASPO_BINARY_MUL, BINARY_DIV = ASPO_BINARY_DIV
+} binary_kind;
+/* Outside the enum, so that switches over binary_kind need no case for it. */
+enum { BINARY_COUNT = ASPO_BINARY_COUNT };
 
 typedef enum unary_kind {
-    UNARY_EXP, UNARY_LOG, UNARY_SILU, UNARY_GELU_ERF, UNARY_GELU_TANH, UNARY_QUICK_GELU,
-    UNARY_SQRT, UNARY_RSQRT, UNARY_NEG, UNARY_SQUARE, UNARY_COUNT
+    UNARY_EXP = ASPO_UNARY_EXP, UNARY_LOG = ASPO_UNARY_LOG, UNARY_SILU = ASPO_UNARY_SILU,
+    UNARY_GELU_ERF = ASPO_UNARY_GELU_ERF, UNARY_GELU_TANH = ASPO_UNARY_GELU_TANH,
+    UNARY_QUICK_GELU = ASPO_UNARY_QUICK_GELU, UNARY_SQRT = ASPO_UNARY_SQRT,
+    UNARY_RSQRT = ASPO_UNARY_RSQRT, UNARY_NEG = ASPO_UNARY_NEG,
+    UNARY_SQUARE = ASPO_UNARY_SQUARE, UNARY_COUNT = ASPO_UNARY_COUNT
 } unary_kind;
 
 enum { OP_MAX_INPUTS = 8, OP_MAX_OUTPUTS = 3, OP_MAX_PARAMS = 8 };

@@ -1,12 +1,18 @@
 # The CUDA/HIP kernels executed on the CPU (backends/simt): every op case against the CPU
-# backend with 32-lane warps (NVIDIA) and 64-lane warps (AMD CDNA limits), the race, address
-# and shared-memory checks on (they need the instrumented build, i.e. not ASPO_SANITIZE; the
-# ASan build runs the same cases under AddressSanitizer instead); and the cuBLAS stand-in.
+# backend with 32-lane warps (NVIDIA) and 64-lane warps (AMD CDNA limits, a random schedule),
+# the race, address and shared-memory checks on (they need the instrumented build, i.e. not
+# ASPO_SANITIZE; the ASan build runs the same cases under AddressSanitizer instead).
 if(ASPO_HAVE_SIMT)
   add_test(NAME ops_simt32 COMMAND test_ops --backend simt)
   add_test(NAME ops_simt64 COMMAND test_ops --backend simt)
   set_tests_properties(ops_simt32 PROPERTIES ENVIRONMENT ASPO_SIMT_WARP=32)
-  set_tests_properties(ops_simt64 PROPERTIES ENVIRONMENT ASPO_SIMT_WARP=64)
+  # The 64-lane run also takes the second schedule: a block's threads in a seeded random order
+  # between barriers, so a race changes results too.
+  set_tests_properties(ops_simt64 PROPERTIES ENVIRONMENT "ASPO_SIMT_WARP=64;ASPO_SIMT_SCHEDULE=random:1")
+  # The matmul cases again with every product on the own GEMM kernel (cuda_gemm.cu), which
+  # otherwise gets only the layouts the cuBLAS stand-in cannot take.
+  add_test(NAME ops_simt_own_gemm COMMAND test_ops --backend simt matmul)
+  set_tests_properties(ops_simt_own_gemm PROPERTIES ENVIRONMENT ASPO_CUDA_GEMM=own)
   # Training end to end: loss curves on simt against the CPU's (tests/cli/backend.sh). The race
   # check is off here (it doubles the time; the op suites above run every kernel under it).
   add_test(NAME cli_simt COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/cli/backend.sh $<TARGET_FILE:aspo> ${CMAKE_CURRENT_SOURCE_DIR}/fixtures simt)
@@ -30,5 +36,5 @@ if(ASPO_HAVE_SIMT)
   add_test(NAME simt_checks32 COMMAND test_simt)
   add_test(NAME simt_checks64 COMMAND test_simt)
   set_tests_properties(simt_checks32 PROPERTIES ENVIRONMENT ASPO_SIMT_WARP=32)
-  set_tests_properties(simt_checks64 PROPERTIES ENVIRONMENT ASPO_SIMT_WARP=64)
+  set_tests_properties(simt_checks64 PROPERTIES ENVIRONMENT "ASPO_SIMT_WARP=64;ASPO_SIMT_SCHEDULE=random:7")
 endif()

@@ -2,6 +2,7 @@
  * can meet (out of memory, a missing kernel, a bad backward call). */
 #include <string.h>
 
+#include "backends/registry.h"
 #include "tensor/autograd.h"
 #include "tensor/params.h"
 #include "tensor/rng.h"

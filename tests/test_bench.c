@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "backends/registry.h"
 #include "aspo/bench.h"
 #include "aspo/tiny_llava.h"
 #include "models/llava.h"

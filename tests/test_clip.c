@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "backends/registry.h"
 #include "models/clip.h"
 #include "tensor/autograd.h"
 #include "tensor/runtime.h"

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "backends/registry.h"
 #include "check.h"
 #include "tensor/runtime.h"
 #include "tensor/tensor_ops.h"
@@ -66,7 +67,7 @@ int main(int argc, char **argv)
     setenv("ASPO_DEVICE", "99", 1);
     backend *none = backend_get(gpu);
     const char *why = aspo_error_message();
-    if (!none && strstr(why, "no GPU found")) {
+    if (!none && aspo_error_status() == ASPO_ERR_NO_DEVICE) {
         printf("SKIP: %s\n", why);
         return 77;
     }

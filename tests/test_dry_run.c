@@ -10,6 +10,7 @@
 #include <string.h>
 #include <sys/resource.h>
 
+#include "backends/registry.h"
 #include "aspo/commands.h"
 #include "aspo/tiny_llama.h"
 #include "aspo/trainer.h"

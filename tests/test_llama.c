@@ -10,6 +10,7 @@
 
 #include <jansson.h>
 
+#include "backends/registry.h"
 #include "models/llama.h"
 #include "models/weights.h"
 #include "tensor/autograd.h"

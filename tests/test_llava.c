@@ -13,6 +13,7 @@
 
 #include <jansson.h>
 
+#include "backends/registry.h"
 #include "models/llava.h"
 #include "models/weights.h"
 #include "tensor/autograd.h"

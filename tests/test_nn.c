@@ -10,6 +10,7 @@
 #include "nn/linear.h"
 #include "nn/modules.h"
 #include "nn/schedule.h"
+#include "backends/registry.h"
 #include "tensor/autograd.h"
 #include "tensor/runtime.h"
 #include "tensor/tensor_ops.h"

@@ -13,6 +13,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "backends/registry.h"
 #include "aspo/commands.h"
 #include "aspo/tiny_llama.h"
 #include "aspo/trainer.h"

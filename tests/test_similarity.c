@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "backends/registry.h"
 #include "aspo/similarity.h"
 #include "tensor/json_file.h"
 #include "tensor/runtime.h"

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "backends/simt/simt_runtime.h"
+#include "backends/registry.h"
 #include "check.h"
 #include "tensor/autograd.h"
 #include "tensor/runtime.h"

@@ -1,6 +1,7 @@
 /* dtype conversions, the arena, views and parameter storage. */
 #include <string.h>
 
+#include "backends/registry.h"
 #include "tensor/arena.h"
 #include "tensor/params.h"
 #include "tensor/runtime.h"

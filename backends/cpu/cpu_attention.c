@@ -60,11 +60,11 @@ static void key_masks(const attention_dims *a, int32_t *allow)
 }
 
 /* t's values as f32: its own memory when it is f32, else widened into scratch `slot`. */
-static const float *f32_values(const tensor *t, enum cpu_scratch_slot slot)
+static const float *f32_values(cpu_state *cpu, const tensor *t, enum cpu_scratch_slot slot)
 {
     if (t->dt == DT_F32) return (const float *)t->data;
     int64_t n = tensor_numel(t);
-    float *w = cpu_scratch(slot, sizeof(float) * (size_t)(n ? n : 1));
+    float *w = cpu_scratch(cpu, slot, sizeof(float) * (size_t)(n ? n : 1));
     if (!w) {
         aspo_fail(ASPO_ERR_OOM, "attention on cpu: no memory to widen a %s input of %lld values",
                   dtype_name(t->dt), (long long)n);
@@ -148,10 +148,14 @@ CPU_KERNEL(cpu_attention)
 {
     attention_dims a = dims_of(c, 3);
     const tensor *out = c->out[0];
-    const float *q = f32_values(c->in[0], SCRATCH_ATTN_Q), *k = f32_values(c->in[1], SCRATCH_ATTN_K),
-                *v = f32_values(c->in[2], SCRATCH_ATTN_V);
+    cpu_state *cpu = cpu_state_of(out->be);
+    const float *q = f32_values(cpu, c->in[0], SCRATCH_ATTN_Q),
+                *k = f32_values(cpu, c->in[1], SCRATCH_ATTN_K),
+                *v = f32_values(cpu, c->in[2], SCRATCH_ATTN_V);
+    int64_t n_out = tensor_numel(out);
     float *o = out->dt == DT_F32 ? (float *)out->data
-                                 : cpu_scratch(SCRATCH_ATTN_O, sizeof(float) * (size_t)(tensor_numel(out) ? tensor_numel(out) : 1));
+                                 : cpu_scratch(cpu, SCRATCH_ATTN_O,
+                                               sizeof(float) * (size_t)(n_out ? n_out : 1));
     float *lse = (float *)c->out[1]->data;
     if (!q || !k || !v) return aspo_error_status();
     if (!o) return aspo_fail(ASPO_ERR_OOM, "attention on cpu: no memory for a %s output",
@@ -163,8 +167,9 @@ CPU_KERNEL(cpu_attention)
      * reused across calls. */
     int threads = omp_get_max_threads();
     size_t per_thread = (size_t)QUERY_BLOCK * (size_t)(a.Tk ? a.Tk : 1);
-    float *scratch = cpu_scratch(SCRATCH_ROWS, sizeof(float) * per_thread * (size_t)threads +
-                                                   sizeof(int32_t) * (size_t)(a.B * a.Tk));
+    float *scratch = cpu_scratch(cpu, SCRATCH_ROWS,
+                                 sizeof(float) * per_thread * (size_t)threads +
+                                     sizeof(int32_t) * (size_t)(a.B * a.Tk));
     if (!scratch)
         return aspo_fail(ASPO_ERR_OOM, "attention on cpu: no memory for %d blocks of %zu scores",
                          threads, per_thread);
@@ -205,18 +210,22 @@ CPU_VECTOR_CLONES static void score_gradients(const float *P, float *dP, const f
 CPU_KERNEL(cpu_attention_backward)
 {
     attention_dims a = dims_of(c, 6);
-    const float *q = f32_values(c->in[0], SCRATCH_ATTN_Q), *k = f32_values(c->in[1], SCRATCH_ATTN_K),
-                *v = f32_values(c->in[2], SCRATCH_ATTN_V), *o = f32_values(c->in[3], SCRATCH_ATTN_O),
+    cpu_state *cpu = cpu_state_of(c->out[0]->be);
+    const float *q = f32_values(cpu, c->in[0], SCRATCH_ATTN_Q),
+                *k = f32_values(cpu, c->in[1], SCRATCH_ATTN_K),
+                *v = f32_values(cpu, c->in[2], SCRATCH_ATTN_V),
+                *o = f32_values(cpu, c->in[3], SCRATCH_ATTN_O),
                 *lse = (const float *)c->in[4]->data,
-                *dout = f32_values(c->in[5], SCRATCH_ATTN_DO);
+                *dout = f32_values(cpu, c->in[5], SCRATCH_ATTN_DO);
     if (!q || !k || !v || !o || !dout) return aspo_error_status();
     float *dq = (float *)c->out[0]->data, *dk = (float *)c->out[1]->data,
           *dv = (float *)c->out[2]->data;
     int64_t groups = a.B * a.Hkv, group = a.H / a.Hkv, D = a.D;
     int threads = omp_get_max_threads();
     size_t per_thread = 2 * (size_t)QUERY_BLOCK * (size_t)(a.Tk ? a.Tk : 1) + QUERY_BLOCK;
-    float *scratch = cpu_scratch(SCRATCH_ROWS, sizeof(float) * per_thread * (size_t)threads +
-                                                   sizeof(int32_t) * (size_t)(a.B * a.Tk));
+    float *scratch = cpu_scratch(cpu, SCRATCH_ROWS,
+                                 sizeof(float) * per_thread * (size_t)threads +
+                                     sizeof(int32_t) * (size_t)(a.B * a.Tk));
     if (!scratch)
         return aspo_fail(ASPO_ERR_OOM, "attention backward on cpu: no memory for %d blocks",
                          threads);

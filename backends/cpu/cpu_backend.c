@@ -44,22 +44,19 @@ static aspo_status cpu_synchronize(backend *be)
     return ASPO_OK;
 }
 
-static struct {
-    void *data;
-    size_t bytes;
-} scratch[SCRATCH_COUNT];
+cpu_state *cpu_state_of(const backend *be) { return be->impl; }
 
-void *cpu_scratch(enum cpu_scratch_slot slot, size_t bytes)
+void *cpu_scratch(cpu_state *cpu, enum cpu_scratch_slot slot, size_t bytes)
 {
-    if (bytes > scratch[slot].bytes) {
-        free(scratch[slot].data);
-        scratch[slot].data = aligned_alloc(64, (bytes + 63) & ~(size_t)63);
-        scratch[slot].bytes = scratch[slot].data ? bytes : 0;
+    if (bytes > cpu->scratch[slot].bytes) {
+        free(cpu->scratch[slot].data);
+        cpu->scratch[slot].data = aligned_alloc(64, (bytes + 63) & ~(size_t)63);
+        cpu->scratch[slot].bytes = cpu->scratch[slot].data ? bytes : 0;
     }
-    return scratch[slot].data;
+    return cpu->scratch[slot].data;
 }
 
-static backend cpu = {
+static const backend CPU_VTABLE = {
     .name = "cpu",
     .device_info = cpu_device_info,
     .alloc = cpu_alloc,
@@ -98,4 +95,9 @@ static backend cpu = {
     },
 };
 
-backend *cpu_backend(void) { return &cpu; }
+backend *cpu_backend(void)
+{
+    static backend *instance; /* one per process: the tests ask for it repeatedly */
+    if (!instance) instance = backend_instance_new(&CPU_VTABLE, sizeof(cpu_state));
+    return instance;
+}

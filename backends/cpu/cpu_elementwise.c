@@ -4,6 +4,7 @@
 
 #include "../../tensor/rng.h"
 #include "cpu_internal.h"
+#include "../../tensor/op_checks.h"
 #include "cpu_math.h"
 
 /* Loops over out's elements with (i0,i1,i2) rows in parallel and i3 inside. */
@@ -30,6 +31,7 @@ static bool flat_f32(const op_call *c)
 
 #define F32(t) ((float *)(t)->data)
 
+/* The kind in p.i[0] is one of `count`: the kind switches below compute no other. */
 static inline float apply_binary(binary_kind k, float a, float b)
 {
     switch (k) {
@@ -74,6 +76,8 @@ CPU_VECTOR_CLONES static void scale_flat(const float *x, float *y, float s, int6
 
 CPU_KERNEL(cpu_binary)
 {
+    aspo_status s = op_check_kind(c, "binary", BINARY_COUNT);
+    if (s) return s;
     binary_kind k = (binary_kind)c->p.i[0];
     tensor *out = c->out[0];
     int64_t n = tensor_numel(out);
@@ -218,9 +222,9 @@ CPU_VECTOR_CLONES static void quick_gelu_backward_flat(const float *x, const flo
 
 CPU_KERNEL(cpu_unary)
 {
+    aspo_status s = op_check_kind(c, "unary", UNARY_COUNT);
+    if (s) return s;
     unary_kind k = (unary_kind)c->p.i[0];
-    if ((unsigned)k >= UNARY_COUNT)
-        return aspo_fail(ASPO_ERR_UNSUPPORTED, "unary kind %d unknown on backend cpu", (int)k);
     tensor *out = c->out[0];
     int64_t n = tensor_numel(out);
     if (flat_f32(c)) {
@@ -251,6 +255,8 @@ CPU_KERNEL(cpu_unary)
 
 CPU_KERNEL(cpu_unary_backward)
 {
+    aspo_status s = op_check_kind(c, "unary backward", UNARY_COUNT);
+    if (s) return s;
     unary_kind k = (unary_kind)c->p.i[0];
     tensor *out = c->out[0];
     int64_t n = tensor_numel(out);

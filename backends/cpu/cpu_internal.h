@@ -47,7 +47,17 @@ enum cpu_scratch_slot {
     SCRATCH_ATTN_DO,
     SCRATCH_COUNT
 };
-void *cpu_scratch(enum cpu_scratch_slot slot, size_t bytes);
+/* The CPU backend instance's state, behind backend.impl. */
+typedef struct cpu_state {
+    struct {
+        void *data;
+        size_t bytes;
+    } scratch[SCRATCH_COUNT];
+} cpu_state;
+
+/* The state of a CPU backend instance; a kernel's is cpu_state_of(c->out[0]->be). */
+cpu_state *cpu_state_of(const backend *be);
+void *cpu_scratch(cpu_state *cpu, enum cpu_scratch_slot slot, size_t bytes);
 /* Elements [at, at+n) of contiguous t = src, each rounded once to t's dtype: a kernel that
  * computes a half-precision output in f32 scratch writes it out with this (cpu_copy.c). */
 void cpu_store_f32(const tensor *t, int64_t at, const float *src, int64_t n);

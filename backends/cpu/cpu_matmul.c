@@ -92,13 +92,14 @@ static void gemm_f32(const matrix *a, const matrix *b, float *out, int64_t ldo)
 }
 
 /* out (M,N) f32 row-major with leading dim ldo = a (M,K) @ b (K,N). */
-static aspo_status gemm(const matrix *a, const matrix *b, float *out, int64_t ldo)
+static aspo_status gemm(cpu_state *cpu, const matrix *a, const matrix *b, float *out,
+                        int64_t ldo)
 {
     int64_t M = a->rows, K = a->cols, N = b->cols;
     matrix aw = *a;
     if (a->dt != DT_F32) {
         /* Activations in half precision: widen A once (it is activation-sized). */
-        float *a_f32 = cpu_scratch(SCRATCH_MATMUL_A, (size_t)(M * K) * sizeof(float));
+        float *a_f32 = cpu_scratch(cpu, SCRATCH_MATMUL_A, (size_t)(M * K) * sizeof(float));
         if (!a_f32) return aspo_fail(ASPO_ERR_OOM, "matmul on cpu: no memory to widen A");
         widen(a, 0, K, a_f32);
         aw.data = (const char *)a_f32;
@@ -109,7 +110,7 @@ static aspo_status gemm(const matrix *a, const matrix *b, float *out, int64_t ld
         gemm_f32(&aw, b, out, ldo);
         return ASPO_OK;
     }
-    float *panel = cpu_scratch(SCRATCH_MATMUL_PANEL,
+    float *panel = cpu_scratch(cpu, SCRATCH_MATMUL_PANEL,
                                sizeof(float) * (size_t)PANEL * (size_t)(K > 0 ? K : 1));
     if (!panel)
         return aspo_fail(ASPO_ERR_OOM, "matmul on cpu: no memory for a %d x %lld panel", PANEL,
@@ -130,12 +131,13 @@ static aspo_status gemm(const matrix *a, const matrix *b, float *out, int64_t ld
 static aspo_status gemm_into(const matrix *a, const matrix *b, tensor *out, int64_t at,
                              int64_t rows, int64_t N)
 {
-    if (out->dt == DT_F32) return gemm(a, b, (float *)out->data + at, N);
+    cpu_state *cpu = cpu_state_of(out->be);
+    if (out->dt == DT_F32) return gemm(cpu, a, b, (float *)out->data + at, N);
     size_t n = (size_t)(rows * N);
-    float *o = cpu_scratch(SCRATCH_MATMUL_OUT, n * sizeof(float));
+    float *o = cpu_scratch(cpu, SCRATCH_MATMUL_OUT, n * sizeof(float));
     if (!o) return aspo_fail(ASPO_ERR_OOM, "matmul on cpu: no memory for a %s output",
                              dtype_name(out->dt));
-    aspo_status s = gemm(a, b, o, N);
+    aspo_status s = gemm(cpu, a, b, o, N);
     if (!s) cpu_store_f32(out, at, o, (int64_t)n);
     return s;
 }

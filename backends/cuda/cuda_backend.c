@@ -21,15 +21,14 @@
 #define DEVICE_ENV "ASPO_CUDA_DEVICE"
 #endif
 
-static cudaStream_t stream;
-static int ready;
-static cu_faults *faults;      /* device: what kernels found wrong in the user's data */
-static cu_faults *faults_host; /* pinned: their copy at each synchronization */
-static size_t pool_reserved_peak;
+static backend *instance; /* one per process: one device (multi-GPU is one process each) */
 
-cu_faults *cu_fault_slots(void) { return faults; }
+cu_state *cu_state_of_process(void) { return instance ? instance->impl : NULL; }
+static cu_state *state(void) { return instance->impl; }
 
-cudaStream_t cu_stream(void) { return stream; }
+cu_faults *cu_fault_slots(void) { return instance ? state()->faults : NULL; }
+
+cudaStream_t cu_stream(void) { return state()->stream; }
 
 aspo_status cu_check(cudaError_t r, const char *what)
 {
@@ -60,19 +59,18 @@ unsigned cu_blocks(int64_t n, unsigned threads)
 
 void *cu_scratch(size_t bytes)
 {
-    static void *buf;
-    static size_t size;
-    if (bytes > size) {
-        if (buf) cudaFreeAsync(buf, stream);
-        buf = NULL;
-        size = 0;
-        if (cu_check(cudaMallocAsync(&buf, bytes, stream), "cudaMallocAsync (scratch)")) {
-            cudaGetLastError(); /* clear it, or the next launch check reports it */
+    cu_state *st = state();
+    if (bytes > st->scratch_bytes) {
+        if (st->scratch) cudaFreeAsync(st->scratch, st->stream);
+        st->scratch = NULL;
+        st->scratch_bytes = 0;
+        if (cu_check(cudaMallocAsync(&st->scratch, bytes, st->stream), "cudaMallocAsync (scratch)")) {
+            (void)cudaGetLastError(); /* clear it, or the next launch check reports it */
             return NULL;
         }
-        size = bytes;
+        st->scratch_bytes = bytes;
     }
-    return buf;
+    return st->scratch;
 }
 
 static int wanted_device(void)
@@ -82,13 +80,13 @@ static int wanted_device(void)
     return v && *v ? atoi(v) : 0;
 }
 
-static aspo_status init(void)
+/* Opens the device (--device, ASPO_*_DEVICE, ASPO_DEVICE) into st. */
+static aspo_status init(cu_state *st)
 {
-    if (ready) return ASPO_OK;
     int n = 0;
     cudaError_t r = cudaGetDeviceCount(&n);
     if (r != cudaSuccess || n == 0)
-        return aspo_fail(ASPO_ERR_UNSUPPORTED, "--backend %s: no GPU found (%s)", BACKEND_NAME,
+        return aspo_fail(ASPO_ERR_NO_DEVICE, "--backend %s: no GPU found (%s)", BACKEND_NAME,
                          r != cudaSuccess ? cudaGetErrorString(r) : "0 devices");
     int want = wanted_device();
     if (want < 0 || want >= n) {
@@ -104,7 +102,7 @@ static aspo_status init(void)
                          list);
     }
     aspo_status s = cu_check(cudaSetDevice(want), "cudaSetDevice");
-    if (!s) s = cu_check(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking),
+    if (!s) s = cu_check(cudaStreamCreateWithFlags(&st->stream, cudaStreamNonBlocking),
                          "cudaStreamCreate");
     /* The stream-ordered allocator's pool returns freed memory to the device at every
      * synchronization by default (release threshold 0), and the next step allocates it
@@ -114,11 +112,12 @@ static aspo_status init(void)
     if (!s) s = cu_check(cudaDeviceGetDefaultMemPool(&pool, want), "cudaDeviceGetDefaultMemPool");
     if (!s) s = cu_check(cudaMemPoolSetAttribute(pool, cudaMemPoolAttrReleaseThreshold, &keep_all),
                          "cudaMemPoolSetAttribute (release threshold)");
-    if (!s) s = cu_check(cudaMalloc((void **)&faults, sizeof *faults), "cudaMalloc (fault slots)");
-    if (!s) s = cu_check(cudaHostAlloc((void **)&faults_host, sizeof *faults_host,
+    if (!s) s = cu_check(cudaMalloc((void **)&st->faults, sizeof *st->faults),
+                         "cudaMalloc (fault slots)");
+    if (!s) s = cu_check(cudaHostAlloc((void **)&st->faults_host, sizeof *st->faults_host,
                                        cudaHostAllocDefault), "cudaHostAlloc (fault slots)");
-    if (!s) s = cu_check(cudaMemsetAsync(faults, 0xff, sizeof *faults, stream), "cudaMemsetAsync");
-    if (!s) ready = 1;
+    if (!s) s = cu_check(cudaMemsetAsync(st->faults, 0xff, sizeof *st->faults, st->stream),
+                         "cudaMemsetAsync");
     return s;
 }
 
@@ -126,8 +125,7 @@ static aspo_status device_info(backend *be, char *name, size_t name_size, size_t
                                size_t *free_bytes)
 {
     (void)be;
-    aspo_status s = init();
-    if (s) return s;
+    aspo_status s;
     int dev = 0;
     struct cudaDeviceProp p;
     if ((s = cu_check(cudaGetDevice(&dev), "cudaGetDevice")) ||
@@ -140,12 +138,11 @@ static aspo_status device_info(backend *be, char *name, size_t name_size, size_t
 
 static void *be_alloc(backend *be, size_t bytes)
 {
-    (void)be;
     void *p = NULL;
     /* Stream-ordered: memory freed by earlier work on the stream is reused without a sync. */
-    if (init()) return NULL;
-    if (cu_check(cudaMallocAsync(&p, bytes ? bytes : 1, stream), "cudaMallocAsync")) {
-        cudaGetLastError(); /* out of memory is reported by the caller; clear the sticky error */
+    cu_state *st = be->impl;
+    if (cu_check(cudaMallocAsync(&p, bytes ? bytes : 1, st->stream), "cudaMallocAsync")) {
+        (void)cudaGetLastError(); /* out of memory is the caller's to report; clear it */
         return NULL;
     }
     return p;
@@ -153,34 +150,34 @@ static void *be_alloc(backend *be, size_t bytes)
 
 static void be_free(backend *be, void *p)
 {
-    (void)be;
-    if (p) cudaFreeAsync(p, stream);
+    cu_state *st = be->impl;
+    if (p) cudaFreeAsync(p, st->stream);
 }
 
 static aspo_status be_upload(backend *be, void *dst, const void *src, size_t bytes)
 {
     (void)be;
-    aspo_status s = init();
-    return s ? s : cu_upload(dst, src, bytes); /* staged: the host does not wait */
+    return cu_upload(dst, src, bytes); /* staged: the host does not wait */
 }
 
 /* Waits for the stream, then reports a fault the kernels recorded since the last wait (the
  * slots came back with the same wait) and clears it. */
-static aspo_status wait_and_check(void)
+static aspo_status wait_and_check(cu_state *st)
 {
-    aspo_status s = cu_check(cudaMemcpyAsync(faults_host, faults, sizeof *faults,
-                                             cudaMemcpyDeviceToHost, stream),
+    aspo_status s = cu_check(cudaMemcpyAsync(st->faults_host, st->faults, sizeof *st->faults,
+                                             cudaMemcpyDeviceToHost, st->stream),
                              "cudaMemcpyAsync (fault slots)");
-    if (!s) s = cu_check(cudaStreamSynchronize(stream), "cudaStreamSynchronize");
+    if (!s) s = cu_check(cudaStreamSynchronize(st->stream), "cudaStreamSynchronize");
     if (s) return s;
     static const char *const ops[CU_FAULT_KINDS] = {"embedding", "gather_logprobs",
                                                      "gather_logprobs backward"};
     for (int k = 0; k < CU_FAULT_KINDS; k++) {
-        unsigned long long first = faults_host->first[k];
+        unsigned long long first = st->faults_host->first[k];
         if (first == ~0ull) continue;
-        s = cu_check(cudaMemsetAsync(faults, 0xff, sizeof *faults, stream), "cudaMemsetAsync");
+        s = cu_check(cudaMemsetAsync(st->faults, 0xff, sizeof *st->faults, st->stream),
+                     "cudaMemsetAsync");
         if (s) return s; /* reported once: the slots start over */
-        long long row = (long long)(first >> 32), limit = (long long)faults_host->limit[k];
+        long long row = (long long)(first >> 32), limit = (long long)st->faults_host->limit[k];
         int32_t value = (int32_t)(uint32_t)first;
         if (k == CU_FAULT_EMBEDDING)
             return aspo_fail(ASPO_ERR_USAGE, "embedding on backend %s: ids[%lld] (row-major) = "
@@ -195,35 +192,31 @@ static aspo_status wait_and_check(void)
 
 static aspo_status be_download(backend *be, void *dst, const void *src, size_t bytes)
 {
-    (void)be;
+    cu_state *st = be->impl;
     if (!bytes) return ASPO_OK;
-    aspo_status s = cu_check(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, stream),
+    aspo_status s = cu_check(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, st->stream),
                              "cudaMemcpyAsync (download)");
-    return s ? s : wait_and_check();
+    return s ? s : wait_and_check(st);
 }
 
-static aspo_status be_synchronize(backend *be)
-{
-    (void)be;
-    return wait_and_check();
-}
+static aspo_status be_synchronize(backend *be) { return wait_and_check(be->impl); }
 
 /* The most device memory the pool has held (what the process takes from the device,
  * allocations and freed memory kept for reuse together). */
 static size_t reserved_peak(backend *be)
 {
-    (void)be;
+    cu_state *st = be->impl;
     cudaMemPool_t pool;
     int dev = 0;
     uint64_t high = 0;
-    if (ready && cudaGetDevice(&dev) == cudaSuccess &&
+    if (st && cudaGetDevice(&dev) == cudaSuccess &&
         cudaDeviceGetDefaultMemPool(&pool, dev) == cudaSuccess &&
         cudaMemPoolGetAttribute(pool, cudaMemPoolAttrReservedMemHigh, &high) == cudaSuccess)
-        pool_reserved_peak = (size_t)high;
-    return pool_reserved_peak;
+        st->pool_reserved_peak = (size_t)high;
+    return st ? st->pool_reserved_peak : 0;
 }
 
-static backend cu = {
+static const backend CU_VTABLE = {
     .name = BACKEND_NAME,
     .device_info = device_info,
     .alloc = be_alloc,
@@ -265,6 +258,12 @@ static backend cu = {
 
 backend *cuda_backend(void)
 {
-    if (init()) return NULL;
-    return &cu;
+    if (instance) return instance;
+    backend *made = backend_instance_new(&CU_VTABLE, sizeof(cu_state));
+    if (!made) return NULL;
+    if (init(made->impl)) { /* no device, or not the one asked for: the error says which */
+        free(made);
+        return NULL;
+    }
+    return instance = made;
 }

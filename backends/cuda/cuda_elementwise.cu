@@ -2,6 +2,7 @@
 // strides and dtypes, f32 math; the formulas are those of backends/cpu/cpu_elementwise.c.
 #include <math.h>
 
+#include "../../tensor/op_checks.h"
 #include "cuda_common.cuh"
 
 namespace {
@@ -52,8 +53,9 @@ __device__ float unary_forward(int k, float x)
     case UNARY_SQRT: return sqrtf(x);
     case UNARY_RSQRT: return 1.0f / sqrtf(x);
     case UNARY_NEG: return -x;
-    default: return x * x;
+    case UNARY_SQUARE: return x * x;
     }
+    return NAN; // unreached: the host refused unknown kinds (op_check_kind)
 }
 
 // d unary / dx at x, where y = unary(x).
@@ -74,8 +76,9 @@ __device__ float unary_derivative(int k, float x, float y)
     case UNARY_SQRT: return 0.5f / y;
     case UNARY_RSQRT: return -0.5f * y * y * y;
     case UNARY_NEG: return -1.0f;
-    default: return 2.0f * x;
+    case UNARY_SQUARE: return 2.0f * x;
     }
+    return NAN; // unreached: the host refused unknown kinds (op_check_kind)
 }
 
 __global__ void elementwise_kernel(cu_view a, cu_view b, cu_view c, cu_view o, int kind, int sub,
@@ -88,7 +91,8 @@ __global__ void elementwise_kernel(cu_view a, cu_view b, cu_view c, cu_view o, i
         switch (kind) {
         case EW_BINARY: {
             float y = cu_load(b, cu_offset_of(b, o.ne, i));
-            r = sub == BINARY_ADD ? x + y : sub == BINARY_SUB ? x - y : sub == BINARY_MUL ? x * y : x / y;
+            r = sub == BINARY_ADD ? x + y : sub == BINARY_SUB ? x - y : sub == BINARY_MUL ? x * y
+              : sub == BINARY_DIV ? x / y : NAN; // NaN: unreached (op_check_kind)
             break;
         }
         case EW_SCALE: r = f * x; break;
@@ -138,18 +142,24 @@ CU_KERNEL(cu_fill)
     return cu_check_launch("fill");
 }
 
-CU_KERNEL(cu_binary) { return elementwise(c, EW_BINARY, (int)c->p.i[0], 0); }
+CU_KERNEL(cu_binary)
+{
+    aspo_status s = op_check_kind(c, "binary", BINARY_COUNT);
+    return s ? s : elementwise(c, EW_BINARY, (int)c->p.i[0], 0);
+}
 CU_KERNEL(cu_scale) { return elementwise(c, EW_SCALE, 0, c->p.f[0]); }
 
 CU_KERNEL(cu_unary)
 {
-    if ((unsigned)c->p.i[0] >= UNARY_COUNT)
-        return aspo_fail(ASPO_ERR_UNSUPPORTED, "unary kind %d unknown on backend cuda",
-                         (int)c->p.i[0]);
-    return elementwise(c, EW_UNARY, (int)c->p.i[0], 0);
+    aspo_status s = op_check_kind(c, "unary", UNARY_COUNT);
+    return s ? s : elementwise(c, EW_UNARY, (int)c->p.i[0], 0);
 }
 
-CU_KERNEL(cu_unary_backward) { return elementwise(c, EW_UNARY_BACKWARD, (int)c->p.i[0], 0); }
+CU_KERNEL(cu_unary_backward)
+{
+    aspo_status s = op_check_kind(c, "unary backward", UNARY_COUNT);
+    return s ? s : elementwise(c, EW_UNARY_BACKWARD, (int)c->p.i[0], 0);
+}
 CU_KERNEL(cu_masked_fill) { return elementwise(c, EW_MASKED_FILL, 0, c->p.f[0]); }
 
 } // extern "C"

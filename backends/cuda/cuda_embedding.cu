@@ -133,22 +133,21 @@ CU_KERNEL(cu_embedding_backward)
         return s;
     }
     // csr = start (V+1), then token positions (N) grouped by id, in token order. The host
-    // copy is kept: its upload is asynchronous, and host_ids waited for the stream (so for
-    // the previous call's upload) before it is written again.
-    static int32_t *csr;
-    static size_t csr_bytes;
+    // copy is kept (cu_state.csr): its upload is asynchronous, and host_ids waited for the
+    // stream (so for the previous call's upload) before it is written again.
+    cu_state *st = cu_state_of_process();
     size_t bytes = sizeof(int32_t) * (size_t)(V + 1 + N);
-    if (bytes > csr_bytes) {
-        free(csr);
-        csr_bytes = 0;
-        if (!(csr = (int32_t *)malloc(bytes))) {
+    if (bytes > st->csr_bytes) {
+        free(st->csr);
+        st->csr_bytes = 0;
+        if (!(st->csr = (int32_t *)malloc(bytes))) {
             free(id);
             return aspo_fail(ASPO_ERR_OOM, "embedding backward on backend cuda: no host memory "
                              "for %" PRId64 " token positions", N);
         }
-        csr_bytes = bytes;
+        st->csr_bytes = bytes;
     }
-    int32_t *start = csr, *tokens = csr + V + 1;
+    int32_t *csr = st->csr, *start = csr, *tokens = csr + V + 1;
     memset(start, 0, sizeof(int32_t) * (size_t)(V + 1));
     for (int64_t n = 0; n < N; n++) start[id[n] + 1]++;
     for (int64_t v = 0; v < V; v++) start[v + 1] += start[v];

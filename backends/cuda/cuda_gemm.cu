@@ -191,10 +191,10 @@ void launch(int a_dt, int b_dt, const gemm_args &g, unsigned tiles, unsigned nz)
     }
 }
 
-// Streaming multiprocessors of the current device (asked once).
+// Streaming multiprocessors of the instance's device (asked once: cu_state.multiprocessors).
 int sm_count()
 {
-    static int n;
+    int &n = cu_state_of_process()->multiprocessors;
     if (!n) {
         int dev = 0;
         if (cudaGetDevice(&dev) != cudaSuccess ||

@@ -36,8 +36,7 @@ typedef struct cu_view {
 /* t as a 4-D view; with `like`, broadcast to like's shape (as cpu_view_of). */
 cu_view cu_view_of(const tensor *t, const tensor *like);
 
-/* The stream of every kernel launch and copy (work is ordered; the host waits only at
- * downloads and synchronize). */
+/* The stream of every kernel launch and copy. */
 cudaStream_t cu_stream(void);
 
 /* Checks a CUDA runtime result: an error naming the call (`what`) and CUDA's message.
@@ -66,6 +65,27 @@ typedef struct cu_faults {
 
 /* The device's fault slots (NULL before the backend is initialised). */
 cu_faults *cu_fault_slots(void);
+
+/* The backend instance's state (its `impl`): everything the backend and its kernels keep
+ * between calls. One instance per process (one device: multi-GPU runs are one process per
+ * device). */
+typedef struct cu_state {
+    cudaStream_t stream;    /* every kernel launch and copy; the host waits only at
+                               downloads and synchronize */
+    cu_faults *faults;      /* device: what kernels found wrong in the user's data */
+    cu_faults *faults_host; /* pinned: their copy at each synchronization */
+    void *scratch;          /* cu_scratch's buffer */
+    size_t scratch_bytes;
+    struct cu_staging *staging; /* cuda_staging.c's pinned upload ring, made on first use */
+    void *blas;             /* the cuBLAS handle (cuda_matmul.cu), made on first use */
+    int32_t *csr;           /* the embedding backward's host token positions */
+    size_t csr_bytes;
+    int multiprocessors;    /* 0 until asked */
+    size_t pool_reserved_peak;
+} cu_state;
+
+/* The instance's state (NULL before the backend is opened). */
+cu_state *cu_state_of_process(void);
 
 /* Blocks of `threads` covering n items as a 1-D grid under the device limit. */
 unsigned cu_blocks(int64_t n, unsigned threads);

@@ -224,19 +224,19 @@ aspo_status blas_status(cublasStatus_t st, const char *what)
                      "op matmul on backend cuda: %s: %s", what, cublasGetStatusString(st));
 }
 
-// The one cuBLAS handle, made on first use and bound to cu_stream(), so its GEMMs are ordered
-// with every other kernel. cuBLAS keeps its own workspace.
+// The instance's cuBLAS handle (cu_state.blas), made on first use and bound to cu_stream(), so
+// its GEMMs are ordered with every other kernel. cuBLAS keeps its own workspace.
 aspo_status blas_handle(cublasHandle_t *out)
 {
-    static cublasHandle_t handle;
-    static bool ready;
-    if (!ready) {
+    cu_state *st = cu_state_of_process();
+    if (!st->blas) {
+        cublasHandle_t handle;
         aspo_status s = blas_status(cublasCreate(&handle), "cublasCreate");
         if (!s) s = blas_status(cublasSetStream(handle, cu_stream()), "cublasSetStream");
         if (s) return s;
-        ready = true;
+        st->blas = (void *)handle;
     }
-    *out = handle;
+    *out = (cublasHandle_t)st->blas;
     return ASPO_OK;
 }
 

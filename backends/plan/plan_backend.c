@@ -9,66 +9,11 @@
 #include <string.h>
 #include <sys/mman.h>
 
-/* ---- addresses ---- */
-
-/* A PROT_NONE reservation costs no memory, only address space: 16 TiB holds the plan of
- * any model a GPU could train; smaller ones are tried when the process has less room
- * (sanitizers take part of it). Bumped, never reused except when everything is freed. */
-enum { PLAN_ALIGN = 256 };
-static char *reserved;
-static size_t reserved_bytes, top;
-static long live_allocations;
-
-static bool reserve(void)
-{
-    if (reserved) return true;
-    for (size_t size = (size_t)1 << 44; size >= ((size_t)1 << 30); size /= 2) {
-        void *p = mmap(NULL, size, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-        if (p != MAP_FAILED) {
-            reserved = p;
-            reserved_bytes = size;
-            return true;
-        }
-    }
-    return false;
-}
-
-static void *plan_alloc(backend *be, size_t bytes)
-{
-    (void)be;
-    size_t need = (bytes + PLAN_ALIGN - 1) & ~(size_t)(PLAN_ALIGN - 1);
-    if (!need) need = PLAN_ALIGN;
-    if (!reserve() || need > reserved_bytes - top) return NULL; /* "device full" */
-    void *p = reserved + top;
-    top += need;
-    live_allocations++;
-    return p;
-}
-
-static void plan_free(backend *be, void *p)
-{
-    (void)be;
-    if (p && --live_allocations == 0) top = 0;
-}
-
-static aspo_status plan_device_info(backend *be, char *name, size_t name_size, size_t *total,
-                                    size_t *free_bytes)
-{
-    (void)be;
-    snprintf(name, name_size, "plan (counts bytes, allocates none)");
-    reserve();
-    *total = reserved_bytes;
-    *free_bytes = reserved_bytes - top;
-    return ASPO_OK;
-}
-
-/* ---- copies: small uploads are kept so the host can read them back ---- */
-
 /* Under 1 MiB: the token ids of up to 256k positions, but not the 1 MiB blocks that
  * param_store_allocate clears a store with (copying 50 GB of zeros would make a plan of a
  * 7B model slow). A ring of slots whose buffers are reused, so the host memory held stays
  * bounded whatever a run uploads. */
-enum { SHADOW_SLOTS = 64, SHADOW_MAX_ENTRY = (1 << 20) - 1 };
+enum { PLAN_ALIGN = 256, SHADOW_SLOTS = 64, SHADOW_MAX_ENTRY = (1 << 20) - 1 };
 
 typedef struct shadow {
     const char *addr; /* NULL: empty slot */
@@ -77,8 +22,67 @@ typedef struct shadow {
     size_t capacity;
 } shadow;
 
-static shadow shadows[SHADOW_SLOTS];
-static int next_slot;
+/* The backend instance's state, behind backend.impl. */
+typedef struct plan_state {
+    /* A PROT_NONE reservation costs no memory, only address space: 16 TiB holds the plan
+     * of any model a GPU could train; smaller ones are tried when the process has less room
+     * (sanitizers take part of it). Bumped, never reused except when everything is freed. */
+    char *reserved;
+    size_t reserved_bytes, top;
+    long live_allocations;
+    /* copies of small uploads, a ring: next_slot is the oldest */
+    shadow shadows[SHADOW_SLOTS];
+    int next_slot;
+} plan_state;
+
+static plan_state *plan_state_of(const backend *be) { return be->impl; }
+
+/* ---- addresses ---- */
+
+static bool reserve(plan_state *plan)
+{
+    if (plan->reserved) return true;
+    for (size_t size = (size_t)1 << 44; size >= ((size_t)1 << 30); size /= 2) {
+        void *p = mmap(NULL, size, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+        if (p != MAP_FAILED) {
+            plan->reserved = p;
+            plan->reserved_bytes = size;
+            return true;
+        }
+    }
+    return false;
+}
+
+static void *plan_alloc(backend *be, size_t bytes)
+{
+    plan_state *plan = plan_state_of(be);
+    size_t need = (bytes + PLAN_ALIGN - 1) & ~(size_t)(PLAN_ALIGN - 1);
+    if (!need) need = PLAN_ALIGN;
+    if (!reserve(plan) || need > plan->reserved_bytes - plan->top) return NULL; /* "device full" */
+    void *p = plan->reserved + plan->top;
+    plan->top += need;
+    plan->live_allocations++;
+    return p;
+}
+
+static void plan_free(backend *be, void *p)
+{
+    plan_state *plan = plan_state_of(be);
+    if (p && --plan->live_allocations == 0) plan->top = 0;
+}
+
+static aspo_status plan_device_info(backend *be, char *name, size_t name_size, size_t *total,
+                                    size_t *free_bytes)
+{
+    plan_state *plan = plan_state_of(be);
+    snprintf(name, name_size, "plan (counts bytes, allocates none)");
+    reserve(plan);
+    *total = plan->reserved_bytes;
+    *free_bytes = plan->reserved_bytes - plan->top;
+    return ASPO_OK;
+}
+
+/* ---- copies: small uploads are kept so the host can read them back ---- */
 
 static void shadow_drop(shadow *s)
 {
@@ -88,14 +92,15 @@ static void shadow_drop(shadow *s)
 
 static aspo_status plan_upload(backend *be, void *dst, const void *src, size_t bytes)
 {
-    (void)be;
+    plan_state *plan = plan_state_of(be);
+    shadow *shadows = plan->shadows;
     const char *lo = dst, *hi = lo + bytes;
     for (int i = 0; i < SHADOW_SLOTS; i++) /* overwritten: the old copy is stale */
         if (shadows[i].addr && shadows[i].addr < hi && lo < shadows[i].addr + shadows[i].bytes)
             shadow_drop(&shadows[i]);
     if (!bytes || bytes > SHADOW_MAX_ENTRY) return ASPO_OK;
-    shadow *s = &shadows[next_slot];
-    next_slot = (next_slot + 1) % SHADOW_SLOTS;
+    shadow *s = &shadows[plan->next_slot];
+    plan->next_slot = (plan->next_slot + 1) % SHADOW_SLOTS;
     shadow_drop(s);
     if (bytes > s->capacity) {
         free(s->copy);
@@ -111,10 +116,10 @@ static aspo_status plan_upload(backend *be, void *dst, const void *src, size_t b
 
 static aspo_status plan_download(backend *be, void *dst, const void *src, size_t bytes)
 {
-    (void)be;
+    const plan_state *plan = plan_state_of(be);
     const char *lo = src;
     for (int k = 1; k <= SHADOW_SLOTS; k++) { /* newest first */
-        const shadow *s = &shadows[(next_slot - k + SHADOW_SLOTS) % SHADOW_SLOTS];
+        const shadow *s = &plan->shadows[(plan->next_slot - k + SHADOW_SLOTS) % SHADOW_SLOTS];
         if (s->addr && s->addr <= lo && lo + bytes <= s->addr + s->bytes) {
             memcpy(dst, s->copy + (lo - s->addr), bytes);
             return ASPO_OK;
@@ -140,7 +145,7 @@ static aspo_status plan_kernel(const op_call *call)
     return ASPO_OK;
 }
 
-static backend plan = {
+static const backend PLAN_VTABLE = {
     .name = "plan",
     .device_info = plan_device_info,
     .alloc = plan_alloc,
@@ -152,7 +157,9 @@ static backend plan = {
 
 backend *plan_backend(void)
 {
-    if (!plan.kernels[0])
-        for (int op = 0; op < OP_COUNT; op++) plan.kernels[op] = plan_kernel;
-    return &plan;
+    static backend *instance; /* one per process, as the other backends */
+    if (instance) return instance;
+    if (!(instance = backend_instance_new(&PLAN_VTABLE, sizeof(plan_state)))) return NULL;
+    for (int op = 0; op < OP_COUNT; op++) instance->kernels[op] = plan_kernel;
+    return instance;
 }

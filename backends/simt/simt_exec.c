@@ -136,6 +136,33 @@ void simt_device_trap(const char *what, const char *file, int line)
 
 /* ---- scheduling ---- */
 
+/* The next lane of t's warp that is ready to run, after t in lane order; NULL when there is
+ * none, or under the random schedule (where the scheduler picks the order). */
+static simt_thread *next_ready(simt_block *b, const simt_thread *t)
+{
+    if (simt_config()->random_schedule) return NULL;
+    int lo = t->warp * b->lanes, hi = lo + b->lanes < b->n ? lo + b->lanes : b->n;
+    for (int k = 1; k < hi - lo; k++) {
+        simt_thread *u = &b->threads[lo + (t->lane + k) % (hi - lo)];
+        if (u->state == T_READY) return u;
+    }
+    return NULL;
+}
+
+/* t stops (it waits, or has exited): the next ready lane of its warp runs at once, without
+ * a round trip through the scheduler (half the switches of a warp function); the scheduler
+ * when there is none. */
+static void switch_away(simt_block *b, simt_thread *t, bool exiting)
+{
+    simt_thread *u = next_ready(b, t);
+    if (u) {
+        tls_thread = u;
+        simt_fiber_switch(&t->fiber, &u->fiber, exiting);
+    } else {
+        simt_fiber_switch(&t->fiber, &b->scheduler, exiting);
+    }
+}
+
 static void thread_entry(void *arg)
 {
     simt_thread *t = arg;
@@ -143,7 +170,8 @@ static void thread_entry(void *arg)
     simt_fiber_started(&b->scheduler);
     b->launch->thunk(b->launch->closure);
     t->state = T_EXITED;
-    simt_fiber_switch(&t->fiber, &b->scheduler, true);
+    b->live--;
+    switch_away(b, t, true);
     abort(); /* an exited fiber is never resumed */
 }
 
@@ -154,10 +182,7 @@ static void resume(simt_block *b, simt_thread *t)
     tls_thread = NULL;
 }
 
-static void wait_here(simt_block *b, simt_thread *t)
-{
-    simt_fiber_switch(&t->fiber, &b->scheduler, false);
-}
+static void wait_here(simt_block *b, simt_thread *t) { switch_away(b, t, false); }
 
 static uint64_t next_random(uint64_t *s)
 {
@@ -332,10 +357,9 @@ static void run_block(simt_block *b)
                 for (int li = 0; li < hi - lo; li++) {
                     simt_thread *t = &b->threads[lo + lane_order[li]];
                     if (t->state != T_READY) continue;
-                    resume(b, t);
+                    resume(b, t); /* it, and the lanes it hands over to, run */
                     ran = true;
                     if (b->failed) return;
-                    if (t->state == T_EXITED) b->live--;
                 }
             } while (ran);
             warp_stuck(b, lo, hi);

@@ -160,8 +160,12 @@ void simt_fiber_started(simt_fiber *scheduler)
 {
 #ifdef SIMT_ASAN
     /* The switch into a new fiber ends here, not in simt_fiber_switch: tell ASan, and learn
-     * the scheduler's stack so switches back announce it. */
-    __sanitizer_finish_switch_fiber(NULL, &scheduler->asan_bottom, &scheduler->asan_size);
+     * the scheduler's stack (the OS thread's first fiber is started by the scheduler; later
+     * ones may come from another fiber) so switches back announce it. */
+    if (!scheduler->asan_bottom)
+        __sanitizer_finish_switch_fiber(NULL, &scheduler->asan_bottom, &scheduler->asan_size);
+    else
+        __sanitizer_finish_switch_fiber(NULL, NULL, NULL);
 #else
     (void)scheduler;
 #endif

@@ -3,6 +3,7 @@
 #include "vk_backend.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 
 #include "vk_internal.h"
 
@@ -18,50 +19,33 @@ vk_view vk_view_of(const tensor *t, const tensor *like)
 static aspo_status device_info(backend *be, char *name, size_t name_size, size_t *total,
                                size_t *free_bytes)
 {
-    (void)be;
-    aspo_status s = vk_init();
-    if (s) return s;
-    vk_context *c = vk_ctx();
+    const vk_state *vk = vk_state_of(be);
     VkPhysicalDeviceMemoryProperties mp;
-    vkGetPhysicalDeviceMemoryProperties(c->phys, &mp);
-    uint32_t heap = mp.memoryTypes[c->device_memory_type].heapIndex;
-    snprintf(name, name_size, "%s (Vulkan)", c->device_name);
+    vkGetPhysicalDeviceMemoryProperties(vk->phys, &mp);
+    uint32_t heap = mp.memoryTypes[vk->device_memory_type].heapIndex;
+    snprintf(name, name_size, "%s (Vulkan)", vk->device_name);
     *total = (size_t)mp.memoryHeaps[heap].size;
     *free_bytes = *total; /* VK_EXT_memory_budget would say more; not required */
     return ASPO_OK;
 }
 
-static void *be_alloc(backend *be, size_t bytes)
-{
-    (void)be;
-    return vk_alloc(bytes);
-}
+static void *be_alloc(backend *be, size_t bytes) { return vk_alloc(vk_state_of(be), bytes); }
 
-static void be_free(backend *be, void *p)
-{
-    (void)be;
-    vk_free(p);
-}
+static void be_free(backend *be, void *p) { vk_free(vk_state_of(be), p); }
 
 static aspo_status be_upload(backend *be, void *dst, const void *src, size_t bytes)
 {
-    (void)be;
-    return bytes ? vk_upload(dst, src, bytes) : ASPO_OK;
+    return bytes ? vk_upload(vk_state_of(be), dst, src, bytes) : ASPO_OK;
 }
 
 static aspo_status be_download(backend *be, void *dst, const void *src, size_t bytes)
 {
-    (void)be;
-    return bytes ? vk_download(dst, src, bytes) : ASPO_OK;
+    return bytes ? vk_download(vk_state_of(be), dst, src, bytes) : ASPO_OK;
 }
 
-static aspo_status be_synchronize(backend *be)
-{
-    (void)be;
-    return vk_flush();
-}
+static aspo_status be_synchronize(backend *be) { return vk_flush(vk_state_of(be)); }
 
-static backend vk = {
+static const backend VULKAN_VTABLE = {
     .name = "vulkan",
     .device_info = device_info,
     .alloc = be_alloc,
@@ -102,6 +86,14 @@ static backend vk = {
 
 backend *vulkan_backend(void)
 {
-    if (vk_init()) return NULL;
-    return &vk;
+    static backend *instance; /* one per process: the device is opened once */
+    if (instance) return instance;
+    backend *made = backend_instance_new(&VULKAN_VTABLE, sizeof(vk_state));
+    if (!made) return NULL;
+    if (vk_init(made->impl)) { /* the error names what is missing; a later call tries again */
+        vk_release(made->impl);
+        free(made);
+        return NULL;
+    }
+    return instance = made;
 }

@@ -8,9 +8,7 @@
 
 #include "vk_internal.h"
 
-static vk_context ctx;
-
-vk_context *vk_ctx(void) { return &ctx; }
+vk_state *vk_state_of(const backend *be) { return be->impl; }
 
 static const char *result_name(VkResult r)
 {
@@ -28,13 +26,19 @@ static const char *result_name(VkResult r)
     }
 }
 
+static aspo_status fail_result(aspo_status s, VkResult r, const char *what)
+{
+    return aspo_fail(s, "vulkan: %s: %s (VkResult %d)", what, result_name(r), (int)r);
+}
+
 aspo_status vk_check(VkResult r, const char *what)
 {
     if (r == VK_SUCCESS) return ASPO_OK;
-    aspo_status s = r == VK_ERROR_OUT_OF_DEVICE_MEMORY || r == VK_ERROR_OUT_OF_HOST_MEMORY
-                        ? ASPO_ERR_OOM
-                        : ASPO_ERR_UNSUPPORTED;
-    return aspo_fail(s, "vulkan: %s: %s (VkResult %d)", what, result_name(r), (int)r);
+    if (r == VK_ERROR_OUT_OF_DEVICE_MEMORY || r == VK_ERROR_OUT_OF_HOST_MEMORY)
+        return fail_result(ASPO_ERR_OOM, r, what);
+    /* Only instance creation returns it: the loader found no driver (ICD) for Vulkan 1.2. */
+    if (r == VK_ERROR_INCOMPATIBLE_DRIVER) return fail_result(ASPO_ERR_NO_DEVICE, r, what);
+    return fail_result(ASPO_ERR_UNSUPPORTED, r, what);
 }
 
 static VKAPI_ATTR VkBool32 VKAPI_CALL on_message(VkDebugUtilsMessageSeverityFlagBitsEXT sev,
@@ -42,9 +46,9 @@ static VKAPI_ATTR VkBool32 VKAPI_CALL on_message(VkDebugUtilsMessageSeverityFlag
                                                  const VkDebugUtilsMessengerCallbackDataEXT *d,
                                                  void *user)
 {
-    (void)type, (void)user;
+    (void)type;
     if (sev < VK_DEBUG_UTILS_MESSAGE_SEVERITY_WARNING_BIT_EXT) return VK_FALSE;
-    ctx.validation_messages++;
+    ((vk_state *)user)->validation_messages++;
     fprintf(stderr, "aspo: vulkan validation: %s\n", d->pMessage);
     return VK_FALSE;
 }
@@ -55,7 +59,7 @@ static bool validation_wanted(void)
     return v && *v && strcmp(v, "0");
 }
 
-static aspo_status create_instance(void)
+static aspo_status create_instance(vk_state *vk)
 {
     VkApplicationInfo app = {.sType = VK_STRUCTURE_TYPE_APPLICATION_INFO,
                              .pApplicationName = "aspo", .apiVersion = VK_API_VERSION_1_2};
@@ -68,7 +72,7 @@ static aspo_status create_instance(void)
                                .ppEnabledLayerNames = layers,
                                .enabledExtensionCount = validate ? 1 : 0,
                                .ppEnabledExtensionNames = exts};
-    VkResult r = vkCreateInstance(&ci, NULL, &ctx.instance);
+    VkResult r = vkCreateInstance(&ci, NULL, &vk->instance);
     if (r != VK_SUCCESS)
         return vk_check(r, validate ? "creating the instance with VK_LAYER_KHRONOS_validation "
                                       "(ASPO_VULKAN_VALIDATION=1; Debian: vulkan-validationlayers)"
@@ -76,7 +80,7 @@ static aspo_status create_instance(void)
                                       "such as mesa-vulkan-drivers)");
     if (!validate) return ASPO_OK;
     PFN_vkCreateDebugUtilsMessengerEXT create =
-        (PFN_vkCreateDebugUtilsMessengerEXT)vkGetInstanceProcAddr(ctx.instance,
+        (PFN_vkCreateDebugUtilsMessengerEXT)vkGetInstanceProcAddr(vk->instance,
                                                                   "vkCreateDebugUtilsMessengerEXT");
     VkDebugUtilsMessengerCreateInfoEXT mi = {
         .sType = VK_STRUCTURE_TYPE_DEBUG_UTILS_MESSENGER_CREATE_INFO_EXT,
@@ -85,9 +89,9 @@ static aspo_status create_instance(void)
         .messageType = VK_DEBUG_UTILS_MESSAGE_TYPE_GENERAL_BIT_EXT |
                        VK_DEBUG_UTILS_MESSAGE_TYPE_VALIDATION_BIT_EXT |
                        VK_DEBUG_UTILS_MESSAGE_TYPE_PERFORMANCE_BIT_EXT,
-        .pfnUserCallback = on_message};
+        .pfnUserCallback = on_message, .pUserData = vk};
     if (!create) return aspo_fail(ASPO_ERR_UNSUPPORTED, "vulkan: no debug utils messenger");
-    return vk_check(create(ctx.instance, &mi, NULL, &ctx.messenger), "creating the messenger");
+    return vk_check(create(vk->instance, &mi, NULL, &vk->messenger), "creating the messenger");
 }
 
 /* What aspo needs of a device; "" when it has it all, else the first missing piece. */
@@ -140,17 +144,20 @@ static int wanted_device(void)
     return v && *v ? atoi(v) : -1;
 }
 
-static aspo_status pick_device(void)
+static aspo_status pick_device(vk_state *vk)
 {
     uint32_t n = 0;
-    VkResult r = vkEnumeratePhysicalDevices(ctx.instance, &n, NULL);
+    VkResult r = vkEnumeratePhysicalDevices(vk->instance, &n, NULL);
+    /* A driver is there but cannot reach its device (e.g. an ICD without its GPU). */
+    if (r == VK_ERROR_INITIALIZATION_FAILED)
+        return fail_result(ASPO_ERR_NO_DEVICE, r, "listing devices");
     if (r != VK_SUCCESS) return vk_check(r, "listing devices");
     if (n == 0)
-        return aspo_fail(ASPO_ERR_UNSUPPORTED, "vulkan: no Vulkan device found (install a driver, "
+        return aspo_fail(ASPO_ERR_NO_DEVICE, "vulkan: no Vulkan device found (install a driver, "
                          "e.g. Debian's mesa-vulkan-drivers for lavapipe on the CPU)");
     VkPhysicalDevice devs[16];
     if (n > 16) n = 16;
-    vkEnumeratePhysicalDevices(ctx.instance, &n, devs);
+    vkEnumeratePhysicalDevices(vk->instance, &n, devs);
     char list[2048];
     list_devices(devs, n, list, sizeof list);
     int want = wanted_device();
@@ -161,23 +168,26 @@ static aspo_status pick_device(void)
         if (want >= 0 && (int)i != want) continue;
         uint32_t fam;
         if (*missing_feature(devs[i], &fam)) continue;
-        ctx.phys = devs[i];
-        ctx.queue_family = fam;
-        vkGetPhysicalDeviceProperties(ctx.phys, &ctx.props);
-        snprintf(ctx.device_name, sizeof ctx.device_name, "%s", ctx.props.deviceName);
+        vk->phys = devs[i];
+        vk->queue_family = fam;
+        vkGetPhysicalDeviceProperties(vk->phys, &vk->props);
+        snprintf(vk->device_name, sizeof vk->device_name, "%s", vk->props.deviceName);
         return ASPO_OK;
     }
-    return aspo_fail(ASPO_ERR_UNSUPPORTED, "vulkan: %s what aspo needs (Vulkan 1.2 with "
+    /* None usable: this machine has no device for aspo. The one the user picked lacking a
+     * feature is not that: another device may serve. */
+    return aspo_fail(want >= 0 ? ASPO_ERR_UNSUPPORTED : ASPO_ERR_NO_DEVICE,
+                     "vulkan: %s what aspo needs (Vulkan 1.2 with "
                      "bufferDeviceAddress, storageBuffer16BitAccess, shaderInt16, shaderInt64 "
                      "and a compute queue); devices found: %s",
                      want >= 0 ? "the device asked for lacks" : "no device has", list);
 }
 
-static aspo_status create_device(void)
+static aspo_status create_device(vk_state *vk)
 {
     float prio = 1.0f;
     VkDeviceQueueCreateInfo qi = {.sType = VK_STRUCTURE_TYPE_DEVICE_QUEUE_CREATE_INFO,
-                                  .queueFamilyIndex = ctx.queue_family, .queueCount = 1,
+                                  .queueFamilyIndex = vk->queue_family, .queueCount = 1,
                                   .pQueuePriorities = &prio};
     VkPhysicalDeviceVulkan12Features f12 = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_VULKAN_1_2_FEATURES,
                                             .bufferDeviceAddress = VK_TRUE};
@@ -188,34 +198,35 @@ static aspo_status create_device(void)
                                    .features = {.shaderInt64 = VK_TRUE, .shaderInt16 = VK_TRUE}};
     VkDeviceCreateInfo di = {.sType = VK_STRUCTURE_TYPE_DEVICE_CREATE_INFO, .pNext = &f,
                              .queueCreateInfoCount = 1, .pQueueCreateInfos = &qi};
-    aspo_status s = vk_check(vkCreateDevice(ctx.phys, &di, NULL, &ctx.device), "creating the device");
+    aspo_status s =
+        vk_check(vkCreateDevice(vk->phys, &di, NULL, &vk->device), "creating the device");
     if (s) return s;
-    vkGetDeviceQueue(ctx.device, ctx.queue_family, 0, &ctx.queue);
+    vkGetDeviceQueue(vk->device, vk->queue_family, 0, &vk->queue);
 
     /* Memory types: device-local for tensors, host-visible coherent for the rings. */
     VkPhysicalDeviceMemoryProperties mp;
-    vkGetPhysicalDeviceMemoryProperties(ctx.phys, &mp);
-    ctx.device_memory_type = ctx.host_memory_type = UINT32_MAX;
+    vkGetPhysicalDeviceMemoryProperties(vk->phys, &mp);
+    vk->device_memory_type = vk->host_memory_type = UINT32_MAX;
     for (uint32_t i = 0; i < mp.memoryTypeCount; i++) {
         VkMemoryPropertyFlags fl = mp.memoryTypes[i].propertyFlags;
-        if ((fl & VK_MEMORY_PROPERTY_DEVICE_LOCAL_BIT) && ctx.device_memory_type == UINT32_MAX)
-            ctx.device_memory_type = i;
+        if ((fl & VK_MEMORY_PROPERTY_DEVICE_LOCAL_BIT) && vk->device_memory_type == UINT32_MAX)
+            vk->device_memory_type = i;
         VkMemoryPropertyFlags host = VK_MEMORY_PROPERTY_HOST_VISIBLE_BIT |
                                      VK_MEMORY_PROPERTY_HOST_COHERENT_BIT;
-        if ((fl & host) == host && ctx.host_memory_type == UINT32_MAX) ctx.host_memory_type = i;
+        if ((fl & host) == host && vk->host_memory_type == UINT32_MAX) vk->host_memory_type = i;
     }
-    if (ctx.device_memory_type == UINT32_MAX) ctx.device_memory_type = ctx.host_memory_type;
-    if (ctx.host_memory_type == UINT32_MAX)
+    if (vk->device_memory_type == UINT32_MAX) vk->device_memory_type = vk->host_memory_type;
+    if (vk->host_memory_type == UINT32_MAX)
         return aspo_fail(ASPO_ERR_UNSUPPORTED, "vulkan: %s has no host-visible coherent memory",
-                         ctx.device_name);
+                         vk->device_name);
 
     VkCommandPoolCreateInfo pi = {.sType = VK_STRUCTURE_TYPE_COMMAND_POOL_CREATE_INFO,
                                   .flags = VK_COMMAND_POOL_CREATE_RESET_COMMAND_BUFFER_BIT,
-                                  .queueFamilyIndex = ctx.queue_family};
-    if ((s = vk_check(vkCreateCommandPool(ctx.device, &pi, NULL, &ctx.pool), "command pool")))
+                                  .queueFamilyIndex = vk->queue_family};
+    if ((s = vk_check(vkCreateCommandPool(vk->device, &pi, NULL, &vk->pool), "command pool")))
         return s;
     VkCommandBufferAllocateInfo ai = {.sType = VK_STRUCTURE_TYPE_COMMAND_BUFFER_ALLOCATE_INFO,
-                                      .commandPool = ctx.pool,
+                                      .commandPool = vk->pool,
                                       .level = VK_COMMAND_BUFFER_LEVEL_PRIMARY,
                                       .commandBufferCount = 1};
     VkFenceCreateInfo fi = {.sType = VK_STRUCTURE_TYPE_FENCE_CREATE_INFO};
@@ -223,41 +234,58 @@ static aspo_status create_device(void)
     VkPipelineLayoutCreateInfo li = {.sType = VK_STRUCTURE_TYPE_PIPELINE_LAYOUT_CREATE_INFO,
                                      .pushConstantRangeCount = 1, .pPushConstantRanges = &pc};
     VkPipelineCacheCreateInfo ci = {.sType = VK_STRUCTURE_TYPE_PIPELINE_CACHE_CREATE_INFO};
-    if ((s = vk_check(vkAllocateCommandBuffers(ctx.device, &ai, &ctx.cmd), "command buffer")) ||
-        (s = vk_check(vkCreateFence(ctx.device, &fi, NULL, &ctx.fence), "fence")) ||
-        (s = vk_check(vkCreatePipelineLayout(ctx.device, &li, NULL, &ctx.layout), "pipeline layout")) ||
-        (s = vk_check(vkCreatePipelineCache(ctx.device, &ci, NULL, &ctx.pipeline_cache),
+    if ((s = vk_check(vkAllocateCommandBuffers(vk->device, &ai, &vk->cmd), "command buffer")) ||
+        (s = vk_check(vkCreateFence(vk->device, &fi, NULL, &vk->fence), "fence")) ||
+        (s = vk_check(vkCreatePipelineLayout(vk->device, &li, NULL, &vk->layout),
+                      "pipeline layout")) ||
+        (s = vk_check(vkCreatePipelineCache(vk->device, &ci, NULL, &vk->pipeline_cache),
                       "pipeline cache")))
         return s;
     /* The rings: kernel parameters and staging for host copies. */
-    if ((s = vk_block_create(4u << 20, true, &ctx.params)) ||
-        (s = vk_block_create(64u << 20, true, &ctx.staging)))
+    if ((s = vk_block_create(vk, 4u << 20, true, &vk->params)) ||
+        (s = vk_block_create(vk, 64u << 20, true, &vk->staging)))
         return s;
     return ASPO_OK;
 }
 
-aspo_status vk_init(void)
+static bool has_subgroup_arithmetic(VkPhysicalDevice phys)
 {
-    if (ctx.ready) return ASPO_OK;
-    aspo_status s = create_instance();
-    if (!s) s = pick_device();
-    if (!s) s = create_device();
+    VkPhysicalDeviceSubgroupProperties sp = {
+        .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SUBGROUP_PROPERTIES};
+    VkPhysicalDeviceProperties2 p2 = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_PROPERTIES_2,
+                                      .pNext = &sp};
+    vkGetPhysicalDeviceProperties2(phys, &p2);
+    return (sp.supportedStages & VK_SHADER_STAGE_COMPUTE_BIT) &&
+           (sp.supportedOperations & VK_SUBGROUP_FEATURE_ARITHMETIC_BIT);
+}
+
+aspo_status vk_init(vk_state *vk)
+{
+    aspo_status s = create_instance(vk);
+    if (!s) s = pick_device(vk);
+    if (!s) s = create_device(vk);
     if (s) return aspo_fail_prefix(s, "--backend vulkan: ");
-    ctx.ready = true;
+    vk->subgroup_arithmetic = has_subgroup_arithmetic(vk->phys);
     return ASPO_OK;
 }
 
-bool vk_subgroup_arithmetic(void)
+void vk_release(vk_state *vk)
 {
-    static int known = -1;
-    if (known < 0) {
-        VkPhysicalDeviceSubgroupProperties sp = {
-            .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SUBGROUP_PROPERTIES};
-        VkPhysicalDeviceProperties2 p2 = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_PROPERTIES_2,
-                                          .pNext = &sp};
-        vkGetPhysicalDeviceProperties2(ctx.phys, &p2);
-        known = (sp.supportedStages & VK_SHADER_STAGE_COMPUTE_BIT) &&
-                (sp.supportedOperations & VK_SUBGROUP_FEATURE_ARITHMETIC_BIT);
+    vk_pipelines_destroy(vk);
+    if (vk->device) {
+        vk_block_destroy(vk, &vk->params);
+        vk_block_destroy(vk, &vk->staging);
+        if (vk->pipeline_cache) vkDestroyPipelineCache(vk->device, vk->pipeline_cache, NULL);
+        if (vk->layout) vkDestroyPipelineLayout(vk->device, vk->layout, NULL);
+        if (vk->fence) vkDestroyFence(vk->device, vk->fence, NULL);
+        if (vk->pool) vkDestroyCommandPool(vk->device, vk->pool, NULL); /* and vk->cmd */
+        vkDestroyDevice(vk->device, NULL);
     }
-    return known;
+    if (vk->messenger) {
+        PFN_vkDestroyDebugUtilsMessengerEXT destroy =
+            (PFN_vkDestroyDebugUtilsMessengerEXT)vkGetInstanceProcAddr(
+                vk->instance, "vkDestroyDebugUtilsMessengerEXT");
+        if (destroy) destroy(vk->instance, vk->messenger, NULL);
+    }
+    if (vk->instance) vkDestroyInstance(vk->instance, NULL);
 }

@@ -1,8 +1,8 @@
-/* Shared by the Vulkan backend's files: the device context, device memory addressed by
- * buffer device address (a tensor's `data` is its device address, so views are pointer
- * arithmetic as on the CPU), the command stream (dispatches recorded into one command
- * buffer, submitted at sync points), pipelines built once from the SPIR-V embedded at
- * build time, and the kernel declarations.
+/* Shared by the Vulkan backend's files: the instance's state (behind backend.impl), device
+ * memory addressed by buffer device address (a tensor's `data` is its device address, so
+ * views are pointer arithmetic as on the CPU), the command stream (dispatches recorded into
+ * one command buffer, submitted at sync points), pipelines built once from the SPIR-V
+ * embedded at build time, and the kernel declarations.
  *
  * The kernel ABI: every shader reads one parameter block through a device address passed
  * as its only push constant (shaders/common.glsl). Tensors enter the block as vk_view
@@ -18,6 +18,8 @@
 #include <vulkan/vulkan.h>
 
 #include "../../tensor/tensor.h"
+
+typedef struct vk_state vk_state;
 
 /* std430 layout of `View` in shaders/common.glsl: 48 bytes. */
 typedef struct vk_view {
@@ -35,12 +37,13 @@ vk_view vk_view_of(const tensor *t, const tensor *like);
  * parameter block params[0..size) and (gx,gy,gz) workgroups. spec: specialization
  * constants 0..n_spec-1 (uint32 each); a pipeline is built once per (shader, constants).
  * Groups beyond the device's limit are an error naming the shader. */
-aspo_status vk_dispatch(const char *name, const uint32_t *spec, int n_spec, const void *params,
-                        size_t size, uint32_t gx, uint32_t gy, uint32_t gz);
+aspo_status vk_dispatch(vk_state *vk, const char *name, const uint32_t *spec, int n_spec,
+                        const void *params, size_t size, uint32_t gx, uint32_t gy, uint32_t gz);
 
 /* Workgroups of `per_group` invocations covering n items, as (x,y) under the device's
  * maxComputeWorkGroupCount[0] (shaders rebuild the linear index from gl_WorkGroupID.xy). */
-void vk_groups_1d(int64_t n, uint32_t per_group, uint32_t *gx, uint32_t *gy);
+void vk_groups_1d(const vk_state *vk, int64_t n, uint32_t per_group, uint32_t *gx,
+                  uint32_t *gy);
 
 /* ---- device, memory, commands (vk_device.c, vk_memory.c, vk_exec.c) ---- */
 
@@ -55,8 +58,9 @@ typedef struct vk_block {
     int n_free, cap_free;
 } vk_block;
 
-typedef struct vk_context {
-    bool ready;
+/* One backend instance's state: the device, its memory, the command stream, the pipelines
+ * and the kernels' buffers kept between calls. */
+struct vk_state {
     VkInstance instance;
     VkDebugUtilsMessengerEXT messenger;
     VkPhysicalDevice phys;
@@ -80,39 +84,56 @@ typedef struct vk_context {
     VkDeviceSize params_used, staging_used;
     int validation_messages; /* counted by the debug messenger */
     char device_name[256];
-} vk_context;
+    /* Whether compute shaders may use subgroup arithmetic (subgroupAdd, subgroupMax);
+     * shaders get it as a specialization constant and take a shared-memory path otherwise. */
+    bool subgroup_arithmetic;
+    /* the size of each allocation, by address (vk_memory.c) */
+    struct vk_live *lives;
+    int n_lives, cap_lives;
+    /* pipelines built so far (vk_pipeline.c) */
+    struct vk_cached_pipeline *pipelines;
+    int n_pipelines, cap_pipelines;
+    /* vk_scratch's buffer */
+    void *scratch;
+    size_t scratch_bytes;
+    /* the embedding backward's token positions grouped by id (vk_ops_embedding.c) */
+    int32_t *token_positions;
+    size_t token_positions_bytes;
+};
 
-vk_context *vk_ctx(void);
-/* Creates everything on first use; errors list the devices found and what is missing. */
-aspo_status vk_init(void);
+/* The state of a Vulkan backend instance; a kernel's is vk_state_of(c->out[0]->be). */
+vk_state *vk_state_of(const backend *be);
+/* Creates the instance, device, queue and rings; errors list the devices found and what is
+ * missing, ASPO_ERR_NO_DEVICE when none is usable. */
+aspo_status vk_init(vk_state *vk);
+/* Destroys what vk_init created, after a failed vk_init. */
+void vk_release(vk_state *vk);
 
-aspo_status vk_block_create(VkDeviceSize size, bool host_visible, vk_block *b);
-void vk_block_destroy(vk_block *b);
-void *vk_alloc(size_t bytes);
-void vk_free(void *ptr);
+aspo_status vk_block_create(vk_state *vk, VkDeviceSize size, bool host_visible, vk_block *b);
+void vk_block_destroy(vk_state *vk, vk_block *b);
+void *vk_alloc(vk_state *vk, size_t bytes);
+void vk_free(vk_state *vk, void *ptr);
 /* The block holding device address addr, and addr's offset in it; NULL if none. */
-vk_block *vk_find(uint64_t addr, VkDeviceSize *offset);
+vk_block *vk_find(vk_state *vk, uint64_t addr, VkDeviceSize *offset);
 
 /* Opens the command buffer if needed. */
-aspo_status vk_begin(void);
+aspo_status vk_begin(vk_state *vk);
 /* Submits what was recorded and waits; resets the rings. */
-aspo_status vk_flush(void);
-aspo_status vk_upload(void *dst, const void *src, size_t bytes);
-aspo_status vk_download(void *dst, const void *src, size_t bytes);
+aspo_status vk_flush(vk_state *vk);
+aspo_status vk_upload(vk_state *vk, void *dst, const void *src, size_t bytes);
+aspo_status vk_download(vk_state *vk, void *dst, const void *src, size_t bytes);
 
 /* The pipeline of shader `name` with the given constants (vk_pipeline.c). */
-aspo_status vk_pipeline(const char *name, const uint32_t *spec, int n_spec, VkPipeline *out);
-void vk_pipelines_destroy(void);
+aspo_status vk_pipeline(vk_state *vk, const char *name, const uint32_t *spec, int n_spec,
+                        VkPipeline *out);
+void vk_pipelines_destroy(vk_state *vk);
 
 /* Device memory for a kernel's intermediate values (partial sums), kept between calls and
  * grown on demand. One buffer serves every kernel: each dispatch is followed by a barrier,
  * so a later kernel's writes come after an earlier one's reads, and growing it frees the
  * old buffer only after the work that may use it (vk_free). NULL + error when the device
  * is full. */
-void *vk_scratch(size_t bytes);
-/* Whether compute shaders may use subgroup arithmetic (subgroupAdd, subgroupMax); shaders
- * get it as a specialization constant and take a shared-memory path otherwise. */
-bool vk_subgroup_arithmetic(void);
+void *vk_scratch(vk_state *vk, size_t bytes);
 
 /* An error from a Vulkan call, naming what was being done. */
 aspo_status vk_check(VkResult r, const char *what);

@@ -8,9 +8,8 @@
 
 enum { BLOCK_BYTES = 256u << 20, ALIGN = 256 };
 
-aspo_status vk_block_create(VkDeviceSize size, bool host_visible, vk_block *b)
+aspo_status vk_block_create(vk_state *vk, VkDeviceSize size, bool host_visible, vk_block *b)
 {
-    vk_context *c = vk_ctx();
     memset(b, 0, sizeof *b);
     b->size = size;
     VkBufferCreateInfo bi = {.sType = VK_STRUCTURE_TYPE_BUFFER_CREATE_INFO, .size = size,
@@ -19,50 +18,49 @@ aspo_status vk_block_create(VkDeviceSize size, bool host_visible, vk_block *b)
                                       VK_BUFFER_USAGE_TRANSFER_DST_BIT |
                                       VK_BUFFER_USAGE_SHADER_DEVICE_ADDRESS_BIT,
                              .sharingMode = VK_SHARING_MODE_EXCLUSIVE};
-    aspo_status s = vk_check(vkCreateBuffer(c->device, &bi, NULL, &b->buffer), "creating a buffer");
+    aspo_status s =
+        vk_check(vkCreateBuffer(vk->device, &bi, NULL, &b->buffer), "creating a buffer");
     if (s) return s;
     VkMemoryRequirements req;
-    vkGetBufferMemoryRequirements(c->device, b->buffer, &req);
+    vkGetBufferMemoryRequirements(vk->device, b->buffer, &req);
     VkMemoryAllocateFlagsInfo flags = {.sType = VK_STRUCTURE_TYPE_MEMORY_ALLOCATE_FLAGS_INFO,
                                        .flags = VK_MEMORY_ALLOCATE_DEVICE_ADDRESS_BIT};
     VkMemoryAllocateInfo ai = {.sType = VK_STRUCTURE_TYPE_MEMORY_ALLOCATE_INFO, .pNext = &flags,
                                .allocationSize = req.size,
-                               .memoryTypeIndex = host_visible ? c->host_memory_type
-                                                               : c->device_memory_type};
-    VkResult r = vkAllocateMemory(c->device, &ai, NULL, &b->memory);
+                               .memoryTypeIndex = host_visible ? vk->host_memory_type
+                                                               : vk->device_memory_type};
+    VkResult r = vkAllocateMemory(vk->device, &ai, NULL, &b->memory);
     if (r != VK_SUCCESS) {
-        vkDestroyBuffer(c->device, b->buffer, NULL);
+        vkDestroyBuffer(vk->device, b->buffer, NULL);
         b->buffer = VK_NULL_HANDLE;
         return vk_check(r, "allocating device memory");
     }
-    if ((s = vk_check(vkBindBufferMemory(c->device, b->buffer, b->memory, 0), "binding memory")) ||
+    if ((s = vk_check(vkBindBufferMemory(vk->device, b->buffer, b->memory, 0), "binding memory")) ||
         (host_visible &&
-         (s = vk_check(vkMapMemory(c->device, b->memory, 0, size, 0, &b->mapped), "mapping")))) {
-        vk_block_destroy(b);
+         (s = vk_check(vkMapMemory(vk->device, b->memory, 0, size, 0, &b->mapped), "mapping")))) {
+        vk_block_destroy(vk, b);
         return s;
     }
     VkBufferDeviceAddressInfo di = {.sType = VK_STRUCTURE_TYPE_BUFFER_DEVICE_ADDRESS_INFO,
                                     .buffer = b->buffer};
-    b->addr = vkGetBufferDeviceAddress(c->device, &di);
+    b->addr = vkGetBufferDeviceAddress(vk->device, &di);
     return ASPO_OK;
 }
 
-void vk_block_destroy(vk_block *b)
+void vk_block_destroy(vk_state *vk, vk_block *b)
 {
-    vk_context *c = vk_ctx();
-    if (b->buffer) vkDestroyBuffer(c->device, b->buffer, NULL);
-    if (b->memory) vkFreeMemory(c->device, b->memory, NULL);
+    if (b->buffer) vkDestroyBuffer(vk->device, b->buffer, NULL);
+    if (b->memory) vkFreeMemory(vk->device, b->memory, NULL);
     free(b->free);
     memset(b, 0, sizeof *b);
 }
 
-vk_block *vk_find(uint64_t addr, VkDeviceSize *offset)
+vk_block *vk_find(vk_state *vk, uint64_t addr, VkDeviceSize *offset)
 {
-    vk_context *c = vk_ctx();
-    int lo = 0, hi = c->n_blocks - 1;
+    int lo = 0, hi = vk->n_blocks - 1;
     while (lo <= hi) {
         int mid = (lo + hi) / 2;
-        vk_block *b = c->blocks[mid];
+        vk_block *b = vk->blocks[mid];
         if (addr < b->addr) hi = mid - 1;
         else if (addr >= b->addr + b->size) lo = mid + 1;
         else {
@@ -91,58 +89,53 @@ static bool take(vk_block *b, VkDeviceSize size, VkDeviceSize *off)
     return false;
 }
 
-static bool add_block(vk_block *b)
+static bool add_block(vk_state *vk, vk_block *b)
 {
-    vk_context *c = vk_ctx();
-    if (c->n_blocks == c->cap_blocks) {
-        int cap = c->cap_blocks ? 2 * c->cap_blocks : 16;
-        vk_block **grown = realloc(c->blocks, sizeof *grown * (size_t)cap);
+    if (vk->n_blocks == vk->cap_blocks) {
+        int cap = vk->cap_blocks ? 2 * vk->cap_blocks : 16;
+        vk_block **grown = realloc(vk->blocks, sizeof *grown * (size_t)cap);
         if (!grown) return false;
-        c->blocks = grown, c->cap_blocks = cap;
+        vk->blocks = grown, vk->cap_blocks = cap;
     }
-    int at = c->n_blocks;
-    while (at > 0 && c->blocks[at - 1]->addr > b->addr) at--;
-    memmove(c->blocks + at + 1, c->blocks + at, sizeof *c->blocks * (size_t)(c->n_blocks - at));
-    c->blocks[at] = b;
-    c->n_blocks++;
+    int at = vk->n_blocks;
+    while (at > 0 && vk->blocks[at - 1]->addr > b->addr) at--;
+    memmove(vk->blocks + at + 1, vk->blocks + at, sizeof *vk->blocks * (size_t)(vk->n_blocks - at));
+    vk->blocks[at] = b;
+    vk->n_blocks++;
     return true;
 }
 
 /* One size record in front of nothing: the size of each allocation is kept in a small
  * side table keyed by address (the free needs it). */
-typedef struct live { uint64_t addr; VkDeviceSize size; } live;
-static live *lives;
-static int n_lives, cap_lives;
+struct vk_live { uint64_t addr; VkDeviceSize size; };
 
-static bool remember(uint64_t addr, VkDeviceSize size)
+static bool remember(vk_state *vk, uint64_t addr, VkDeviceSize size)
 {
-    if (n_lives == cap_lives) {
-        int cap = cap_lives ? 2 * cap_lives : 256;
-        live *grown = realloc(lives, sizeof *grown * (size_t)cap);
+    if (vk->n_lives == vk->cap_lives) {
+        int cap = vk->cap_lives ? 2 * vk->cap_lives : 256;
+        struct vk_live *grown = realloc(vk->lives, sizeof *grown * (size_t)cap);
         if (!grown) return false;
-        lives = grown, cap_lives = cap;
+        vk->lives = grown, vk->cap_lives = cap;
     }
-    lives[n_lives++] = (live){addr, size};
+    vk->lives[vk->n_lives++] = (struct vk_live){addr, size};
     return true;
 }
 
-void *vk_alloc(size_t bytes)
+void *vk_alloc(vk_state *vk, size_t bytes)
 {
-    if (vk_init()) return NULL;
-    vk_context *c = vk_ctx();
     VkDeviceSize size = ((VkDeviceSize)bytes + ALIGN - 1) / ALIGN * ALIGN;
     if (!size) size = ALIGN;
     VkDeviceSize off;
-    for (int i = 0; i < c->n_blocks; i++)
-        if (take(c->blocks[i], size, &off)) {
-            uint64_t addr = c->blocks[i]->addr + off;
-            return remember(addr, size) ? (void *)(uintptr_t)addr : NULL;
+    for (int i = 0; i < vk->n_blocks; i++)
+        if (take(vk->blocks[i], size, &off)) {
+            uint64_t addr = vk->blocks[i]->addr + off;
+            return remember(vk, addr, size) ? (void *)(uintptr_t)addr : NULL;
         }
     /* A new block: the standard size, or the request's when larger (one tensor lives in one
      * buffer, so it cannot exceed the device's maxMemoryAllocationSize). */
     vk_block *b = calloc(1, sizeof *b);
     VkDeviceSize bsize = size > BLOCK_BYTES ? size : BLOCK_BYTES;
-    if (!b || vk_block_create(bsize, false, b)) {
+    if (!b || vk_block_create(vk, bsize, false, b)) {
         free(b);
         return NULL; /* the caller reports the out-of-memory with the request's size */
     }
@@ -150,9 +143,9 @@ void *vk_alloc(size_t bytes)
     b->cap_free = 16;
     b->free[0] = (struct vk_range){0, bsize};
     b->n_free = 1;
-    if (!add_block(b) || !take(b, size, &off)) return NULL;
+    if (!add_block(vk, b) || !take(b, size, &off)) return NULL;
     uint64_t addr = b->addr + off;
-    return remember(addr, size) ? (void *)(uintptr_t)addr : NULL;
+    return remember(vk, addr, size) ? (void *)(uintptr_t)addr : NULL;
 }
 
 /* Puts [off, off+size) back into b's free list, merging neighbours. */
@@ -181,34 +174,31 @@ static void give_back(vk_block *b, VkDeviceSize off, VkDeviceSize size)
     }
 }
 
-void vk_free(void *ptr)
+void vk_free(vk_state *vk, void *ptr)
 {
     if (!ptr) return;
-    vk_context *c = vk_ctx();
     /* Recorded work may still read or write this memory: finish it first. */
-    if (c->in_flight_work && vk_flush()) return;
+    if (vk->in_flight_work && vk_flush(vk)) return;
     uint64_t addr = (uint64_t)(uintptr_t)ptr;
-    for (int i = n_lives - 1; i >= 0; i--) {
-        if (lives[i].addr != addr) continue;
+    for (int i = vk->n_lives - 1; i >= 0; i--) {
+        if (vk->lives[i].addr != addr) continue;
         VkDeviceSize off;
-        vk_block *b = vk_find(addr, &off);
-        if (b) give_back(b, off, lives[i].size);
-        lives[i] = lives[--n_lives];
+        vk_block *b = vk_find(vk, addr, &off);
+        if (b) give_back(b, off, vk->lives[i].size);
+        vk->lives[i] = vk->lives[--vk->n_lives];
         return;
     }
 }
 
-void *vk_scratch(size_t bytes)
+void *vk_scratch(vk_state *vk, size_t bytes)
 {
-    static void *buf;
-    static size_t size;
-    if (bytes > size) {
-        vk_free(buf);
-        buf = vk_alloc(bytes);
-        size = buf ? bytes : 0;
-        if (!buf)
+    if (bytes > vk->scratch_bytes) {
+        vk_free(vk, vk->scratch);
+        vk->scratch = vk_alloc(vk, bytes);
+        vk->scratch_bytes = vk->scratch ? bytes : 0;
+        if (!vk->scratch)
             aspo_fail(ASPO_ERR_OOM, "vulkan: no device memory for %zu bytes of intermediate "
                       "values", bytes);
     }
-    return buf;
+    return vk->scratch;
 }

@@ -31,9 +31,10 @@ VK_KERNEL(vk_rope)
     rope_params p = {.x = vk_view_of(x, NULL), .cs = vk_view_of(c->in[1], NULL),
                      .sn = vk_view_of(c->in[2], NULL), .o = vk_view_of(c->out[0], NULL),
                      .transpose = c->p.i[0] != 0};
+    vk_state *vk = vk_state_of(c->out[0]->be);
     uint32_t gx, gy;
-    vk_groups_1d(pairs, 256, &gx, &gy);
-    return vk_dispatch("rope", NULL, 0, &p, sizeof p, gx, gy, 1);
+    vk_groups_1d(vk, pairs, 256, &gx, &gy);
+    return vk_dispatch(vk, "rope", NULL, 0, &p, sizeof p, gx, gy, 1);
 }
 
 /* ---- attention ---- */
@@ -65,9 +66,10 @@ static size_t backward_bytes(uint32_t br, uint32_t bc, uint32_t D)
 
 /* spec = {BR, BC, D, BR*BC}: the largest tiles up to 16 x 16 that fit, halving BR and BC
  * in turn. D > 0. */
-static aspo_status tile_sizes(const char *op, int64_t D, bool backward, uint32_t spec[4])
+static aspo_status tile_sizes(const vk_state *vk, const char *op, int64_t D, bool backward,
+                              uint32_t spec[4])
 {
-    size_t limit = vk_ctx()->props.limits.maxComputeSharedMemorySize;
+    size_t limit = vk->props.limits.maxComputeSharedMemorySize;
     uint32_t br = 16, bc = 16, d = D < 65536 ? (uint32_t)D : 65536;
     size_t need;
     while ((need = backward ? backward_bytes(br, bc, d) : forward_bytes(br, bc, d)) > limit &&
@@ -102,6 +104,7 @@ static uint32_t blocks(int64_t n, uint32_t block) { return (uint32_t)((n + block
  * out: o (B,H,Tq,D), lse (B,H,Tq). */
 VK_KERNEL(vk_attention)
 {
+    vk_state *vk = vk_state_of(c->out[0]->be);
     const tensor *q = c->in[0], *k = c->in[1];
     int64_t B = q->shape[0], H = q->shape[1], Tq = q->shape[2], D = q->shape[3];
     aspo_status s = attention_fits("attention", q, k);
@@ -110,7 +113,7 @@ VK_KERNEL(vk_attention)
         return aspo_fail(ASPO_ERR_UNSUPPORTED, "attention on backend vulkan: head size 0 "
                          "(q %" PRId64 " x %" PRId64 " x %" PRId64 " x 0)", B, H, Tq);
     uint32_t spec[4];
-    if ((s = tile_sizes("attention", D, false, spec))) return s;
+    if ((s = tile_sizes(vk, "attention", D, false, spec))) return s;
     bool masked = c->n_in > 3;
     attention_params p = {.q = vk_view_of(q, NULL), .k = vk_view_of(k, NULL),
                           .v = vk_view_of(c->in[2], NULL),
@@ -119,20 +122,21 @@ VK_KERNEL(vk_attention)
                           .H = (int32_t)H, .Hkv = (int32_t)k->shape[1], .Tq = (int32_t)Tq,
                           .Tk = (int32_t)k->shape[2], .causal = c->p.i[0] != 0,
                           .has_mask = masked, .scale = c->p.f[0]};
-    return vk_dispatch("attention", spec, 4, &p, sizeof p, blocks(Tq, spec[0]), (uint32_t)H,
-                       (uint32_t)B);
+    return vk_dispatch(vk, "attention", spec, 4, &p, sizeof p, blocks(Tq, spec[0]),
+                       (uint32_t)H, (uint32_t)B);
 }
 
 /* in: q, k, v, o, lse, do [, key_mask]; out: dq, dk, dv (overwritten). */
 VK_KERNEL(vk_attention_backward)
 {
+    vk_state *vk = vk_state_of(c->out[0]->be);
     const tensor *q = c->in[0], *k = c->in[1];
     int64_t B = q->shape[0], H = q->shape[1], Tq = q->shape[2], D = q->shape[3];
     int64_t Hkv = k->shape[1], Tk = k->shape[2];
     aspo_status s = attention_fits("attention backward", q, k);
     if (s || D == 0) return s; /* D == 0: every output is empty */
     uint32_t spec[5];
-    if ((s = tile_sizes("attention backward", D, true, spec))) return s;
+    if ((s = tile_sizes(vk, "attention backward", D, true, spec))) return s;
     bool masked = c->n_in > 6;
     attention_backward_params p = {
         .q = vk_view_of(q, NULL), .k = vk_view_of(k, NULL), .v = vk_view_of(c->in[2], NULL),
@@ -145,12 +149,12 @@ VK_KERNEL(vk_attention_backward)
     /* Pass 0 writes dk, dv by key block; pass 1 writes dq by query block. */
     spec[4] = 0;
     if (B * Hkv * Tk > 0 &&
-        (s = vk_dispatch("attention_backward", spec, 5, &p, sizeof p, blocks(Tk, spec[1]),
-                         (uint32_t)Hkv, (uint32_t)B)))
+        (s = vk_dispatch(vk, "attention_backward", spec, 5, &p, sizeof p,
+                         blocks(Tk, spec[1]), (uint32_t)Hkv, (uint32_t)B)))
         return s;
     spec[4] = 1;
     if (B * H * Tq > 0)
-        s = vk_dispatch("attention_backward", spec, 5, &p, sizeof p, blocks(Tq, spec[0]),
+        s = vk_dispatch(vk, "attention_backward", spec, 5, &p, sizeof p, blocks(Tq, spec[0]),
                         (uint32_t)H, (uint32_t)B);
     return s;
 }

@@ -1,15 +1,18 @@
 /* Copies, fills and the elementwise ops: one invocation per output element
  * (shaders/copy.comp, fill.comp, elementwise.comp). */
+#include "../../shaders/shader_kinds.h"
 #include "vk_internal.h"
+#include "../../tensor/op_checks.h"
 
 enum { GROUP = 256 }; /* local_size_x of these shaders */
 
 static aspo_status over_output(const char *shader, const tensor *out, const void *params,
                                size_t size)
 {
+    vk_state *vk = vk_state_of(out->be);
     uint32_t gx, gy;
-    vk_groups_1d(tensor_numel(out), GROUP, &gx, &gy);
-    return vk_dispatch(shader, NULL, 0, params, size, gx, gy, 1);
+    vk_groups_1d(vk, tensor_numel(out), GROUP, &gx, &gy);
+    return vk_dispatch(vk, shader, NULL, 0, params, size, gx, gy, 1);
 }
 
 VK_KERNEL(vk_copy)
@@ -32,8 +35,6 @@ typedef struct elementwise_params {
     int32_t pad_;
 } elementwise_params;
 
-enum { EW_BINARY, EW_SCALE, EW_UNARY, EW_UNARY_BACKWARD, EW_MASKED_FILL };
-
 static aspo_status elementwise(const op_call *c, int kind, int sub, float f)
 {
     const tensor *o = c->out[0];
@@ -44,16 +45,25 @@ static aspo_status elementwise(const op_call *c, int kind, int sub, float f)
     return over_output("elementwise", o, &p, sizeof p);
 }
 
-VK_KERNEL(vk_binary) { return elementwise(c, EW_BINARY, (int)c->p.i[0], 0); }
-VK_KERNEL(vk_scale) { return elementwise(c, EW_SCALE, 0, c->p.f[0]); }
+/* The kind in p.i[0] is one of `count`: the shader gives NaN for any other. */
+VK_KERNEL(vk_binary)
+{
+    aspo_status s = op_check_kind(c, "binary", BINARY_COUNT);
+    return s ? s : elementwise(c, ELEMENTWISE_BINARY, (int)c->p.i[0], 0);
+}
+
+VK_KERNEL(vk_scale) { return elementwise(c, ELEMENTWISE_SCALE, 0, c->p.f[0]); }
 
 VK_KERNEL(vk_unary)
 {
-    if ((unsigned)c->p.i[0] >= UNARY_COUNT)
-        return aspo_fail(ASPO_ERR_UNSUPPORTED, "unary kind %d unknown on backend vulkan",
-                         (int)c->p.i[0]);
-    return elementwise(c, EW_UNARY, (int)c->p.i[0], 0);
+    aspo_status s = op_check_kind(c, "unary", UNARY_COUNT);
+    return s ? s : elementwise(c, ELEMENTWISE_UNARY, (int)c->p.i[0], 0);
 }
 
-VK_KERNEL(vk_unary_backward) { return elementwise(c, EW_UNARY_BACKWARD, (int)c->p.i[0], 0); }
-VK_KERNEL(vk_masked_fill) { return elementwise(c, EW_MASKED_FILL, 0, c->p.f[0]); }
+VK_KERNEL(vk_unary_backward)
+{
+    aspo_status s = op_check_kind(c, "unary backward", UNARY_COUNT);
+    return s ? s : elementwise(c, ELEMENTWISE_UNARY_BACKWARD, (int)c->p.i[0], 0);
+}
+
+VK_KERNEL(vk_masked_fill) { return elementwise(c, ELEMENTWISE_MASKED_FILL, 0, c->p.f[0]); }

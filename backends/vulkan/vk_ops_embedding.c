@@ -42,12 +42,13 @@ static aspo_status fits_int32(const char *op, int64_t elements)
 /* ids (N) i32 from the device; the caller frees. */
 static aspo_status ids_to_host(const char *op, const tensor *ids, int32_t **out)
 {
+    vk_state *vk = vk_state_of(ids->be);
     int64_t N = tensor_numel(ids);
     *out = malloc(sizeof(int32_t) * (size_t)(N ? N : 1));
     if (!*out)
         return aspo_fail(ASPO_ERR_OOM, "%s on backend vulkan: no host memory for %" PRId64 " ids",
                          op, N);
-    aspo_status s = N ? vk_download(*out, ids->data, sizeof(int32_t) * (size_t)N) : ASPO_OK;
+    aspo_status s = N ? vk_download(vk, *out, ids->data, sizeof(int32_t) * (size_t)N) : ASPO_OK;
     if (s) {
         free(*out);
         *out = NULL;
@@ -62,11 +63,11 @@ typedef struct embedding_params {
     int32_t backward, N, C, V, pad_[2];
 } embedding_params;
 
-static aspo_status run_embedding(embedding_params *p, int64_t elements)
+static aspo_status run_embedding(vk_state *vk, embedding_params *p, int64_t elements)
 {
     uint32_t gx, gy;
-    vk_groups_1d(elements, GROUP, &gx, &gy);
-    return vk_dispatch("embedding", NULL, 0, p, sizeof *p, gx, gy, 1);
+    vk_groups_1d(vk, elements, GROUP, &gx, &gy);
+    return vk_dispatch(vk, "embedding", NULL, 0, p, sizeof *p, gx, gy, 1);
 }
 
 VK_KERNEL(vk_embedding)
@@ -84,32 +85,30 @@ VK_KERNEL(vk_embedding)
                           .dst = rows_view(c->out[0], N, C), .backward = 0, .N = (int32_t)N,
                           .C = (int32_t)C, .V = (int32_t)V};
     p.csr = p.ids.addr; /* unused; a valid address */
-    return run_embedding(&p, N * C);
+    return run_embedding(vk_state_of(c->out[0]->be), &p, N * C);
 }
 
-/* Device memory for the grouped token positions, kept between calls and grown as needed:
- * a later upload into it is ordered after the dispatches that read it (vk_exec.c puts a
- * barrier after every command). */
-static int32_t *csr_device;
-static size_t csr_bytes;
-
-static aspo_status upload_csr(const int32_t *csr, size_t bytes)
+/* Into vk->token_positions, device memory kept between calls and grown as needed: a later
+ * upload into it is ordered after the dispatches that read it (vk_exec.c puts a barrier
+ * after every command). */
+static aspo_status upload_csr(vk_state *vk, const int32_t *csr, size_t bytes)
 {
-    if (bytes > csr_bytes) {
-        vk_free(csr_device);
-        csr_bytes = 0;
-        if (!(csr_device = vk_alloc(bytes)))
+    if (bytes > vk->token_positions_bytes) {
+        vk_free(vk, vk->token_positions);
+        vk->token_positions_bytes = 0;
+        if (!(vk->token_positions = vk_alloc(vk, bytes)))
             return aspo_fail(ASPO_ERR_OOM, "embedding backward on backend vulkan: no device "
                              "memory for %zu bytes of token positions", bytes);
-        csr_bytes = bytes;
+        vk->token_positions_bytes = bytes;
     }
-    return vk_upload(csr_device, csr, bytes);
+    return vk_upload(vk, vk->token_positions, csr, bytes);
 }
 
 VK_KERNEL(vk_embedding_backward)
 {
     const tensor *ids = c->in[0], *dy = c->in[1];
     tensor *dtable = c->out[0];
+    vk_state *vk = vk_state_of(dtable->be);
     int64_t V = dtable->shape[0], C = dtable->shape[1], N = tensor_numel(ids);
     aspo_status s = fits_int32("embedding backward", (N * C > V * C ? N * C : V * C) + V + N + 1);
     if (s) return s;
@@ -133,13 +132,14 @@ VK_KERNEL(vk_embedding_backward)
     for (int64_t v = V; v > 0; v--) start[v] = start[v - 1]; /* the fill moved each start */
     start[0] = 0;
     free(id);
-    s = upload_csr(csr, sizeof(int32_t) * (size_t)(V + 1 + N));
+    s = upload_csr(vk, csr, sizeof(int32_t) * (size_t)(V + 1 + N));
     free(csr);
     if (s) return s;
     embedding_params p = {.src = rows_view(dy, N, C), .ids = rows_view(ids, 1, N),
-                          .dst = rows_view(dtable, V, C), .csr = (uint64_t)(uintptr_t)csr_device,
+                          .dst = rows_view(dtable, V, C),
+                          .csr = (uint64_t)(uintptr_t)vk->token_positions,
                           .backward = 1, .N = (int32_t)N, .C = (int32_t)C, .V = (int32_t)V};
-    return run_embedding(&p, V * C);
+    return run_embedding(vk, &p, V * C);
 }
 
 /* ---- gather_logprobs ---- */
@@ -175,9 +175,10 @@ VK_KERNEL(vk_gather_logprobs)
                        .ignore_index = c->p.i[0], .backward = 0, .N = (int32_t)N,
                        .V = (int32_t)V};
     p.lse_in = p.dlogp = p.out1; /* unused */
+    vk_state *vk = vk_state_of(c->out[0]->be);
     uint32_t gx, gy, spec[1] = {GROUP};
-    vk_groups_1d(N, 1, &gx, &gy);
-    return vk_dispatch("gather_logprobs", spec, 1, &p, sizeof p, gx, gy, 1);
+    vk_groups_1d(vk, N, 1, &gx, &gy);
+    return vk_dispatch(vk, "gather_logprobs", spec, 1, &p, sizeof p, gx, gy, 1);
 }
 
 /* in: logits, targets, lse, dlogp; out: dlogits (N,V). One invocation per element. */
@@ -194,7 +195,8 @@ VK_KERNEL(vk_gather_logprobs_backward)
                        .out0 = rows_view(c->out[0], N, V), .ignore_index = c->p.i[0],
                        .backward = 1, .N = (int32_t)N, .V = (int32_t)V};
     p.out1 = p.out0; /* unused */
+    vk_state *vk = vk_state_of(c->out[0]->be);
     uint32_t gx, gy, spec[1] = {GROUP};
-    vk_groups_1d(N * V, GROUP, &gx, &gy);
-    return vk_dispatch("gather_logprobs", spec, 1, &p, sizeof p, gx, gy, 1);
+    vk_groups_1d(vk, N * V, GROUP, &gx, &gy);
+    return vk_dispatch(vk, "gather_logprobs", spec, 1, &p, sizeof p, gx, gy, 1);
 }

@@ -28,9 +28,9 @@ static size_t slab_bytes(const tile_config *t)
     return sizeof(float) * t->bk * (t->bm + 1 + t->bn + 1);
 }
 
-static const tile_config *pick_tile(int64_t M, int64_t N, int64_t batch)
+static const tile_config *pick_tile(const vk_state *vk, int64_t M, int64_t N, int64_t batch)
 {
-    const VkPhysicalDeviceProperties *props = &vk_ctx()->props;
+    const VkPhysicalDeviceProperties *props = &vk->props;
     const tile_config *t = &TILE_LARGE;
     if (M < t->bm || N < t->bn ||
         slab_bytes(t) > props->limits.maxComputeSharedMemorySize)
@@ -120,11 +120,12 @@ VK_KERNEL(vk_matmul)
     uint32_t variant = (uint32_t)a->dt | (uint32_t)b->dt << 2 | (uint32_t)out->dt << 4 |
                        (uint32_t)a_k_unit << 6 | (uint32_t)b_n_unit << 7;
     int64_t batch = (int64_t)p.o.ne[0] * p.o.ne[1];
-    const tile_config *t = pick_tile(p.o.ne[2], p.o.ne[3], batch);
+    vk_state *vk = vk_state_of(out->be);
+    const tile_config *t = pick_tile(vk, p.o.ne[2], p.o.ne[3], batch);
     uint32_t spec[7] = {t->bm, t->bn, t->bk, t->tm, t->tn, (t->bm / t->tm) * (t->bn / t->tn),
                         variant};
     uint32_t gx = (uint32_t)((p.o.ne[3] + t->bn - 1) / t->bn);
     uint32_t gy = (uint32_t)((p.o.ne[2] + t->bm - 1) / t->bm);
     uint32_t gz = (uint32_t)batch;
-    return vk_dispatch("matmul", spec, 7, &p, sizeof p, gx, gy, gz);
+    return vk_dispatch(vk, "matmul", spec, 7, &p, sizeof p, gx, gy, gz);
 }

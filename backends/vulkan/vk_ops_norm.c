@@ -5,6 +5,7 @@
  * are contiguous (the op table says so), viewed as rows (R,C). */
 #include <limits.h>
 
+#include "../../shaders/shader_kinds.h"
 #include "vk_internal.h"
 
 enum {
@@ -12,9 +13,6 @@ enum {
     PART_MIN_ROWS = 16,   /* rows one column-sum invocation adds at least */
     MAX_PARTS = 64,       /* partial sums per column at most */
 };
-
-/* Row passes of norm.comp (its `kind`). */
-enum { RMS, RMS_DX, LAYER, LAYER_DX, L2, L2_DX };
 
 /* The parameter block of shaders/norm.comp. */
 typedef struct norm_params {
@@ -43,9 +41,9 @@ static aspo_status rows_of(const char *op, const tensor *x, int64_t *R, int64_t 
                      "elements (32-bit shader indices)", op, tensor_describe(x, b, sizeof b));
 }
 
-/* One norm.comp pass over R rows. Views the kind does not read are set to x: any valid
- * address will do. */
-static aspo_status row_pass(norm_params *p, int64_t R, int64_t C)
+/* One norm.comp pass over R rows (p->kind: NORM_* in shaders/shader_kinds.h). Views the
+ * kind does not read are set to x: any valid address will do. */
+static aspo_status row_pass(vk_state *vk, norm_params *p, int64_t R, int64_t C)
 {
     if (R == 0) return ASPO_OK;
     vk_view *views[] = {&p->w, &p->b, &p->mean, &p->rstd, &p->dy};
@@ -54,16 +52,17 @@ static aspo_status row_pass(norm_params *p, int64_t R, int64_t C)
     p->R = (int32_t)R;
     p->C = (int32_t)C;
     /* Short rows take a smaller workgroup: fewer idle invocations per row. */
-    uint32_t spec[2] = {C <= 64 ? 64 : C <= 128 ? 128 : GROUP, vk_subgroup_arithmetic()};
+    uint32_t spec[2] = {C <= 64 ? 64 : C <= 128 ? 128 : GROUP, vk->subgroup_arithmetic};
     uint32_t gx, gy;
-    vk_groups_1d(R, 1, &gx, &gy);
-    return vk_dispatch("norm", spec, 2, p, sizeof *p, gx, gy, 1);
+    vk_groups_1d(vk, R, 1, &gx, &gy);
+    return vk_dispatch(vk, "norm", spec, 2, p, sizeof *p, gx, gy, 1);
 }
 
 /* dweight and/or dbias (NULL when not wanted), f32 (C): sums over rows of dy*h and dy,
  * with h as norm_columns.comp says; mean is NULL for rmsnorm. */
-static aspo_status column_sums(const tensor *x, const tensor *dy, const tensor *mean,
-                               const tensor *rstd, tensor *dw, tensor *db, int64_t R, int64_t C)
+static aspo_status column_sums(vk_state *vk, const tensor *x, const tensor *dy,
+                               const tensor *mean, const tensor *rstd, tensor *dw, tensor *db,
+                               int64_t R, int64_t C)
 {
     int64_t rows_per_part = (R + MAX_PARTS - 1) / MAX_PARTS;
     if (rows_per_part < PART_MIN_ROWS) rows_per_part = PART_MIN_ROWS;
@@ -79,17 +78,18 @@ static aspo_status column_sums(const tensor *x, const tensor *dy, const tensor *
     p.pw = p.pb = p.dw;
     uint32_t tiles = (uint32_t)((C + GROUP - 1) / GROUP);
     if (parts > 1) { /* partials (parts, C) for each wanted output, then their sums */
-        float *partial = vk_scratch(sizeof(float) * (size_t)(2 * parts * C));
+        float *partial = vk_scratch(vk, sizeof(float) * (size_t)(2 * parts * C));
         if (!partial) return aspo_error_status();
         vk_view all = {.addr = (uint64_t)(uintptr_t)partial, .dt = DT_F32,
                        .ne = {1, 1, (int32_t)parts, (int32_t)C}, .st = {0, 0, (int32_t)C, 1}};
         p.pw = p.pb = all;
         p.pb.addr += sizeof(float) * (uint64_t)(parts * C);
     }
-    aspo_status s = vk_dispatch("norm_columns", NULL, 0, &p, sizeof p, tiles, (uint32_t)parts, 1);
+    aspo_status s =
+        vk_dispatch(vk, "norm_columns", NULL, 0, &p, sizeof p, tiles, (uint32_t)parts, 1);
     if (s || parts == 1) return s;
     p.stage = 1;
-    return vk_dispatch("norm_columns", NULL, 0, &p, sizeof p, tiles, 1, 1);
+    return vk_dispatch(vk, "norm_columns", NULL, 0, &p, sizeof p, tiles, 1, 1);
 }
 
 /* The wanted backward outputs in order (tensor/ops_norm.c); NULL for those not wanted. */
@@ -106,13 +106,14 @@ static void backward_outputs(const op_call *c, tensor **dx, tensor **dweight, te
 /* in: x, weight; out: y, rstd (R). */
 VK_KERNEL(vk_rmsnorm)
 {
+    vk_state *vk = vk_state_of(c->out[0]->be);
     int64_t R, C;
     aspo_status s = rows_of("rmsnorm", c->in[0], &R, &C);
     if (s) return s;
     norm_params p = {.x = vk_view_of(c->in[0], NULL), .w = vk_view_of(c->in[1], NULL),
                      .rstd = vk_view_of(c->out[1], NULL), .o = vk_view_of(c->out[0], NULL),
-                     .kind = RMS, .eps = c->p.f[0]};
-    return row_pass(&p, R, C);
+                     .kind = NORM_RMS, .eps = c->p.f[0]};
+    return row_pass(vk, &p, R, C);
 }
 
 /* in: x, weight, rstd, dy; out: the wanted subset of dx, dweight. */
@@ -121,29 +122,31 @@ VK_KERNEL(vk_rmsnorm_backward)
     const tensor *x = c->in[0], *w = c->in[1], *rstd = c->in[2], *dy = c->in[3];
     tensor *dx, *dw;
     backward_outputs(c, &dx, &dw, NULL);
+    vk_state *vk = vk_state_of(c->out[0]->be);
     int64_t R, C;
     aspo_status s = rows_of("rmsnorm backward", x, &R, &C);
     if (s) return s;
     if (dx) {
         norm_params p = {.x = vk_view_of(x, NULL), .w = vk_view_of(w, NULL),
                          .rstd = vk_view_of(rstd, NULL), .dy = vk_view_of(dy, NULL),
-                         .o = vk_view_of(dx, NULL), .kind = RMS_DX};
-        if ((s = row_pass(&p, R, C))) return s;
+                         .o = vk_view_of(dx, NULL), .kind = NORM_RMS_DX};
+        if ((s = row_pass(vk, &p, R, C))) return s;
     }
-    return dw ? column_sums(x, dy, NULL, rstd, dw, NULL, R, C) : ASPO_OK;
+    return dw ? column_sums(vk, x, dy, NULL, rstd, dw, NULL, R, C) : ASPO_OK;
 }
 
 /* in: x, weight, bias; out: y, mean (R), rstd (R). */
 VK_KERNEL(vk_layernorm)
 {
+    vk_state *vk = vk_state_of(c->out[0]->be);
     int64_t R, C;
     aspo_status s = rows_of("layernorm", c->in[0], &R, &C);
     if (s) return s;
     norm_params p = {.x = vk_view_of(c->in[0], NULL), .w = vk_view_of(c->in[1], NULL),
                      .b = vk_view_of(c->in[2], NULL), .mean = vk_view_of(c->out[1], NULL),
                      .rstd = vk_view_of(c->out[2], NULL), .o = vk_view_of(c->out[0], NULL),
-                     .kind = LAYER, .eps = c->p.f[0]};
-    return row_pass(&p, R, C);
+                     .kind = NORM_LAYER, .eps = c->p.f[0]};
+    return row_pass(vk, &p, R, C);
 }
 
 /* in: x, weight, mean, rstd, dy; out: the wanted subset of dx, dweight, dbias. */
@@ -152,27 +155,30 @@ VK_KERNEL(vk_layernorm_backward)
     const tensor *x = c->in[0], *w = c->in[1], *mean = c->in[2], *rstd = c->in[3], *dy = c->in[4];
     tensor *dx, *dw, *db;
     backward_outputs(c, &dx, &dw, &db);
+    vk_state *vk = vk_state_of(c->out[0]->be);
     int64_t R, C;
     aspo_status s = rows_of("layernorm backward", x, &R, &C);
     if (s) return s;
     if (dx) {
         norm_params p = {.x = vk_view_of(x, NULL), .w = vk_view_of(w, NULL),
                          .mean = vk_view_of(mean, NULL), .rstd = vk_view_of(rstd, NULL),
-                         .dy = vk_view_of(dy, NULL), .o = vk_view_of(dx, NULL), .kind = LAYER_DX};
-        if ((s = row_pass(&p, R, C))) return s;
+                         .dy = vk_view_of(dy, NULL), .o = vk_view_of(dx, NULL),
+                         .kind = NORM_LAYER_DX};
+        if ((s = row_pass(vk, &p, R, C))) return s;
     }
-    return dw || db ? column_sums(x, dy, mean, rstd, dw, db, R, C) : ASPO_OK;
+    return dw || db ? column_sums(vk, x, dy, mean, rstd, dw, db, R, C) : ASPO_OK;
 }
 
 /* in: x; out: y, signed inv_norm (R). */
 VK_KERNEL(vk_l2norm)
 {
+    vk_state *vk = vk_state_of(c->out[0]->be);
     int64_t R, C;
     aspo_status s = rows_of("l2norm", c->in[0], &R, &C);
     if (s) return s;
     norm_params p = {.x = vk_view_of(c->in[0], NULL), .rstd = vk_view_of(c->out[1], NULL),
-                     .o = vk_view_of(c->out[0], NULL), .kind = L2, .eps = c->p.f[0]};
-    return row_pass(&p, R, C);
+                     .o = vk_view_of(c->out[0], NULL), .kind = NORM_L2, .eps = c->p.f[0]};
+    return row_pass(vk, &p, R, C);
 }
 
 /* in: y, inv_norm, dy; out: dx (the only gradient). */
@@ -182,10 +188,12 @@ VK_KERNEL(vk_l2norm_backward)
     tensor *dx, *unused;
     backward_outputs(c, &dx, &unused, NULL);
     ASPO_ASSERT(dx && !unused);
+    vk_state *vk = vk_state_of(c->out[0]->be);
     int64_t R, C;
     aspo_status s = rows_of("l2norm backward", y, &R, &C);
     if (s) return s;
     norm_params p = {.x = vk_view_of(y, NULL), .rstd = vk_view_of(c->in[1], NULL),
-                     .dy = vk_view_of(c->in[2], NULL), .o = vk_view_of(dx, NULL), .kind = L2_DX};
-    return row_pass(&p, R, C);
+                     .dy = vk_view_of(c->in[2], NULL), .o = vk_view_of(dx, NULL),
+                     .kind = NORM_L2_DX};
+    return row_pass(vk, &p, R, C);
 }

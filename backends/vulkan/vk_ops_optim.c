@@ -42,9 +42,10 @@ VK_KERNEL(vk_adamw)
         .step_size = (float)((double)lr / (double)c->p.f[5]),
         .bc2_sqrt = (float)sqrt((double)c->p.f[6]),
     };
+    vk_state *vk = vk_state_of(c->out[0]->be);
     uint32_t gx, gy;
-    vk_groups_1d(n, GROUP, &gx, &gy);
-    return vk_dispatch("adamw", NULL, 0, &p, sizeof p, gx, gy, 1);
+    vk_groups_1d(vk, n, GROUP, &gx, &gy);
+    return vk_dispatch(vk, "adamw", NULL, 0, &p, sizeof p, gx, gy, 1);
 }
 
 /* The parameter block of shaders/dropout.comp. */
@@ -73,7 +74,8 @@ VK_KERNEL(vk_dropout)
                         .seed = (uint64_t)c->p.i[0], .counter = (uint64_t)c->p.i[1],
                         .threshold = (uint32_t)ceilf(p * 16777216.0f),
                         .scale = 1.0f / (1.0f - p)};
+    vk_state *vk = vk_state_of(out->be);
     uint32_t gx, gy;
-    vk_groups_1d((n + 3) / 4, GROUP, &gx, &gy);
-    return vk_dispatch("dropout", NULL, 0, &d, sizeof d, gx, gy, 1);
+    vk_groups_1d(vk, (n + 3) / 4, GROUP, &gx, &gy);
+    return vk_dispatch(vk, "dropout", NULL, 0, &d, sizeof d, gx, gy, 1);
 }

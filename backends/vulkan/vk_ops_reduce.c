@@ -69,7 +69,7 @@ _Static_assert(sizeof(sum_params) == 128, "sum_params mirrors sum.comp's Params 
  * GROUP/OX lanes over the reduction: lanes along the innermost dim when it is reduced,
  * else neighbouring outputs side by side; lanes beyond the reduction's length would idle,
  * so they go to more outputs. */
-static aspo_status sum_launch(sum_params *p, int64_t parts)
+static aspo_status sum_launch(vk_state *vk, sum_params *p, int64_t parts)
 {
     uint32_t ox, ry;
     if (p->red[3] > 1) {
@@ -82,14 +82,15 @@ static aspo_status sum_launch(sum_params *p, int64_t parts)
     }
     p->chunk = (int32_t)((p->n_red + parts - 1) / parts);
     uint32_t gx, gy;
-    vk_groups_1d(p->n_out, ox, &gx, &gy);
-    return vk_dispatch("sum", &ox, 1, p, sizeof *p, gx, gy, (uint32_t)parts);
+    vk_groups_1d(vk, p->n_out, ox, &gx, &gy);
+    return vk_dispatch(vk, "sum", &ox, 1, p, sizeof *p, gx, gy, (uint32_t)parts);
 }
 
 VK_KERNEL(vk_sum)
 {
     const tensor *x = c->in[0];
     tensor *out = c->out[0];
+    vk_state *vk = vk_state_of(out->be);
     aspo_status s = check_int32("sum", x);
     if (s || (s = check_int32("sum", out))) return s;
     sum_params p = {.x = vk_view_of(x, NULL), .o = vk_view_of(out, NULL)};
@@ -105,13 +106,13 @@ VK_KERNEL(vk_sum)
      * parts that fill the device, written to scratch (parts, n_out), then add the parts. */
     int64_t groups = (n_out + 31) / 32, parts = (SUM_TARGET_GROUPS + groups - 1) / groups;
     if (parts > n_red / (GROUP * SUM_MIN_PER_LANE)) parts = n_red / (GROUP * SUM_MIN_PER_LANE);
-    if (parts < 2) return sum_launch(&p, 1);
+    if (parts < 2) return sum_launch(vk, &p, 1);
     if (parts > SUM_MAX_PARTS) parts = SUM_MAX_PARTS;
-    float *partial = vk_scratch(sizeof(float) * (size_t)(parts * n_out));
+    float *partial = vk_scratch(vk, sizeof(float) * (size_t)(parts * n_out));
     if (!partial) return aspo_error_status();
     sum_params p1 = p; /* part z's sums at partial + z * n_out, in out's element order */
     p1.o = contiguous_f32(partial, p.o.ne);
-    if ((s = sum_launch(&p1, parts))) return s;
+    if ((s = sum_launch(vk, &p1, parts))) return s;
     /* The parts lie along a reduced dim d of out (size 1 there, > 1 in x). */
     int d = 0;
     while (p.red[d] == 1) d++;
@@ -119,7 +120,7 @@ VK_KERNEL(vk_sum)
                      .n_out = p.n_out, .n_red = (int32_t)parts};
     p2.x.ne[d] = p2.red[d] = (int32_t)parts;
     p2.x.st[d] = p.n_out;
-    return sum_launch(&p2, 1);
+    return sum_launch(vk, &p2, 1);
 }
 
 /* ---- sum of squares ---- */
@@ -134,27 +135,28 @@ _Static_assert(sizeof(sumsq_params) == 112, "sumsq_params mirrors reduce_sumsq.c
 VK_KERNEL(vk_sumsq)
 {
     const tensor *x = c->in[0];
+    vk_state *vk = vk_state_of(c->out[0]->be);
     aspo_status s = check_int32("sumsq", x);
     if (s) return s;
     int64_t n = tensor_numel(x);
     uint32_t groups = (uint32_t)((n + GROUP * SUMSQ_PER_THREAD - 1) / (GROUP * SUMSQ_PER_THREAD));
     if (groups < 1) groups = 1;
     if (groups > SUMSQ_MAX_GROUPS) groups = SUMSQ_MAX_GROUPS;
-    uint32_t spec[2] = {GROUP, vk_subgroup_arithmetic()};
+    uint32_t spec[2] = {GROUP, vk->subgroup_arithmetic};
     vk_view out = vk_view_of(c->out[0], NULL);
     vk_view xv = vector_view(x->data, x->dt, n); /* contiguous (the op table says so) */
     if (groups == 1) {
         sumsq_params p = {.x = xv, .o = out, .n = (int32_t)n, .square = 1};
-        return vk_dispatch("reduce_sumsq", spec, 2, &p, sizeof p, 1, 1, 1);
+        return vk_dispatch(vk, "reduce_sumsq", spec, 2, &p, sizeof p, 1, 1, 1);
     }
     /* Partial sums per workgroup, then one workgroup adds them. */
-    float *partial = vk_scratch(sizeof(float) * groups);
+    float *partial = vk_scratch(vk, sizeof(float) * groups);
     if (!partial) return aspo_error_status();
     sumsq_params p1 = {.x = xv, .o = vector_view(partial, DT_F32, groups), .n = (int32_t)n,
                        .square = 1};
     sumsq_params p2 = {.x = p1.o, .o = out, .n = (int32_t)groups, .square = 0};
-    if ((s = vk_dispatch("reduce_sumsq", spec, 2, &p1, sizeof p1, groups, 1, 1))) return s;
-    return vk_dispatch("reduce_sumsq", spec, 2, &p2, sizeof p2, 1, 1, 1);
+    if ((s = vk_dispatch(vk, "reduce_sumsq", spec, 2, &p1, sizeof p1, groups, 1, 1))) return s;
+    return vk_dispatch(vk, "reduce_sumsq", spec, 2, &p2, sizeof p2, 1, 1, 1);
 }
 
 /* ---- softmax ---- */
@@ -178,10 +180,11 @@ static aspo_status softmax_rows(const char *op, const tensor *x, const tensor *d
                         .o = vk_view_of(o, NULL), .R = (int32_t)R, .C = (int32_t)C,
                         .log_softmax = log_softmax, .backward = dy != NULL};
     /* Short rows take a smaller workgroup: fewer idle invocations per row. */
-    uint32_t spec[2] = {C <= 64 ? 64 : C <= 128 ? 128 : GROUP, vk_subgroup_arithmetic()};
+    vk_state *vk = vk_state_of(o->be);
+    uint32_t spec[2] = {C <= 64 ? 64 : C <= 128 ? 128 : GROUP, vk->subgroup_arithmetic};
     uint32_t gx, gy;
-    vk_groups_1d(R, 1, &gx, &gy);
-    return vk_dispatch("softmax", spec, 2, &p, sizeof p, gx, gy, 1);
+    vk_groups_1d(vk, R, 1, &gx, &gy);
+    return vk_dispatch(vk, "softmax", spec, 2, &p, sizeof p, gx, gy, 1);
 }
 
 VK_KERNEL(vk_softmax)

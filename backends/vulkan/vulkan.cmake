@@ -20,7 +20,10 @@ endif()
 if(ASPO_HAVE_VULKAN)
   message(STATUS "Vulkan backend: on (glslc ${GLSLC})")
   file(GLOB ASPO_SHADERS CONFIGURE_DEPENDS ${CMAKE_CURRENT_SOURCE_DIR}/shaders/*.comp)
-  file(GLOB ASPO_SHADER_INCLUDES CONFIGURE_DEPENDS ${CMAKE_CURRENT_SOURCE_DIR}/shaders/*.glsl)
+  # Shaders #include shaders/*.glsl and *.h, and tensor/op_kinds.h (the kinds C numbers too).
+  file(GLOB ASPO_SHADER_INCLUDES CONFIGURE_DEPENDS ${CMAKE_CURRENT_SOURCE_DIR}/shaders/*.glsl
+       ${CMAKE_CURRENT_SOURCE_DIR}/shaders/*.h)
+  list(APPEND ASPO_SHADER_INCLUDES ${CMAKE_CURRENT_SOURCE_DIR}/tensor/op_kinds.h)
   set(spv_files)
   foreach(src ${ASPO_SHADERS})
     get_filename_component(name ${src} NAME_WE)
@@ -29,7 +32,7 @@ if(ASPO_HAVE_VULKAN)
       OUTPUT ${spv}
       COMMAND ${CMAKE_COMMAND} -E make_directory ${CMAKE_CURRENT_BINARY_DIR}/shaders
       COMMAND ${GLSLC} --target-env=vulkan1.2 -O -I ${CMAKE_CURRENT_SOURCE_DIR}/shaders
-              -o ${spv} ${src}
+              -I ${CMAKE_CURRENT_SOURCE_DIR}/tensor -o ${spv} ${src}
       DEPENDS ${src} ${ASPO_SHADER_INCLUDES}
       COMMENT "glslc ${name}.comp"
       VERBATIM)

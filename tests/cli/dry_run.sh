@@ -48,7 +48,7 @@ check "bf16 halves the frozen weights" [ $(( $(json_field "$WORK/out.txt" weight
 # --- mistakes ----------------------------------------------------------------------------
 expect_error "--plan-seq with --data" 2 "describe a synthetic batch" \
     aspo_run --model "$M" --data "$DATA/text.jsonl" --dry-run --plan-seq 64
-expect_error "unknown target" 2 "a plan is for cpu, vulkan, cuda or hip" \
+expect_error "unknown target" 2 "a plan is for cpu, vulkan, cuda, hip or simt" \
     "$ASPO" run --model "$C" --dry-run --backend tpu
 expect_error "--plan-image on a LLaMA" 2 "text-only LLaMA" \
     "$ASPO" run --model "$C" --dry-run --plan-image

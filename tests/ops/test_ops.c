@@ -11,7 +11,9 @@
 #include <string.h>
 
 #include "op_cases.h"
+#include "backends/registry.h"
 #include "tensor/autograd.h"
+#include "tensor/op_backward.h"
 #include "tensor/rng.h"
 #include "tensor/runtime.h"
 #include "tests/check.h"
@@ -288,6 +290,48 @@ done:
     for (int i = 0; i < c->n_inputs; i++) free(values[i]);
 }
 
+/* Every op with a kernel slot has a kernel on be, and some case ran it there: a new op or
+ * backend cannot go untested. */
+static void check_coverage(backend *be)
+{
+    for (int op = 0; op < OP_COUNT; op++) {
+        if (op_table[op].flags & OP_FLAG_NO_KERNEL) continue;
+        CHECK(be->kernels[op] != NULL, "op %s has no kernel on backend %s", op_table[op].name,
+              be->name);
+        CHECK(be->calls[op] > 0, "op %s never ran on backend %s: no op case reaches it",
+              op_table[op].name, be->name);
+    }
+}
+
+/* A unary or binary kind past the last one this build knows is an error naming it and the
+ * backend, on every backend: no kernel may compute something by a default branch. */
+static void check_unknown_kinds(backend *be)
+{
+    static const struct {
+        op_id op;
+        int n_in, kind;
+        const char *what;
+    } cases[] = {
+        {OP_UNARY, 1, UNARY_COUNT, "unary kind"},
+        {OP_UNARY_BACKWARD, 3, UNARY_COUNT, "unary backward kind"},
+        {OP_BINARY, 2, BINARY_COUNT, "binary kind"},
+    };
+    runtime_init(be, 0);
+    tensor *x = tensor_from_host(DT_F32, DIMS(4), (float[]){1, 2, 3, 4});
+    tensor *y = tensor_empty(DT_F32, DIMS(4));
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        op_call c = {.op = cases[i].op, .n_in = cases[i].n_in, .n_out = 1, .in = {x, x, x},
+                     .out = {y}, .p.i = {cases[i].kind}};
+        aspo_status s = x && y ? op_run_kernel(&c) : aspo_error_status();
+        const char *msg = aspo_error_message();
+        CHECK(s == ASPO_ERR_UNSUPPORTED && strstr(msg, cases[i].what) && strstr(msg, be->name),
+              "%s %d on %s: status %d, %s", op_table[cases[i].op].name, cases[i].kind, be->name,
+              (int)s, msg);
+        aspo_error_clear();
+    }
+    runtime_shutdown();
+}
+
 int main(int argc, char **argv)
 {
     int a = 1;
@@ -303,11 +347,9 @@ int main(int argc, char **argv)
         if (!backend_get(only_backend)) {
             /* Skipped only when the machine has no device for it; anything else (a missing
              * validation layer, a bad ASPO_VULKAN_DEVICE) is a failure. */
-            const char *why = aspo_error_message();
-            bool no_device = strstr(why, "no Vulkan device found") ||
-                             strstr(why, "no device has") || strstr(why, "incompatible driver") ||
-                             strstr(why, "no GPU found");
-            printf("%s: backend %s: %s\n", no_device ? "SKIP" : "FAIL", only_backend, why);
+            bool no_device = aspo_error_status() == ASPO_ERR_NO_DEVICE;
+            printf("%s: backend %s: %s\n", no_device ? "SKIP" : "FAIL", only_backend,
+                   aspo_error_message());
             return no_device ? 77 : 1;
         }
     } else if (!only_backend) {
@@ -334,5 +376,24 @@ int main(int argc, char **argv)
             if (check_failed > before) fprintf(stderr, "  case %s failed\n", c->name);
         }
     printf("%d op cases run\n", ran);
+    if (!filter) { /* the whole suite: each backend it ran has run every op */
+        check_coverage(backend_cpu());
+        check_unknown_kinds(backend_cpu());
+        char name[32];
+        for (const char *p = names; *p;) {
+            size_t len = strcspn(p, ",");
+            snprintf(name, sizeof name, "%.*s", (int)len, p);
+            p += len + (p[len] == ',');
+            if (strcmp(name, "cpu") && (!only_backend || !strcmp(name, only_backend))) {
+                backend *be = backend_get(name);
+                if (be) {
+                    check_coverage(be);
+                    check_unknown_kinds(be);
+                } else {
+                    aspo_error_clear(); /* no device: not compared, said above */
+                }
+            }
+        }
+    }
     return check_summary("ops");
 }

@@ -116,6 +116,53 @@ __global__ void dynamic_kernel(float *out)
     out[threadIdx.x] = buf[blockDim.x - 1 - threadIdx.x];
 }
 
+// out16[i] = x[i] rounded to f16 (kind 0) or bf16 (kind 1) by the device's conversions,
+// back[i] = that half widened again.
+__global__ void convert_kernel(const float *x, uint16_t *out16, float *back, int n, int kind)
+{
+    CU_FOR(i, n)
+    {
+        if (kind == 0) {
+            __half h = __float2half_rn(x[i]);
+            out16[i] = __half_as_ushort(h);
+            back[i] = __half2float(h);
+        } else {
+            __nv_bfloat16 b = __float2bfloat16(x[i]);
+            out16[i] = __bfloat16_as_ushort(b);
+            back[i] = __bfloat162float(b);
+        }
+    }
+}
+
+// Every warp function at once, per thread i (lane l of its warp, warp w): out[i*8 + k] for
+// k = shfl from lane (l*3 % W), shfl_up 3, shfl_down 5, shfl_xor 6 within groups of 16,
+// ballot of odd values (as two 32-bit halves), any(v > 200), all(v >= 0).
+__global__ void warp_functions_kernel(const int *in, int *out)
+{
+    int i = threadIdx.x, l = i % warpSize, v = in[i];
+    unsigned long long all = ~0ull;
+    out[i * 8 + 0] = __shfl_sync(all, v, (l * 3) % warpSize);
+    out[i * 8 + 1] = __shfl_up_sync(all, v, 3);
+    out[i * 8 + 2] = __shfl_down_sync(all, v, 5);
+    out[i * 8 + 3] = __shfl_xor_sync(all, v, 6, 16);
+    unsigned long long b = __ballot_sync(all, v & 1);
+    out[i * 8 + 4] = (int)(unsigned)b;
+    out[i * 8 + 5] = (int)(unsigned)(b >> 32);
+    out[i * 8 + 6] = __any_sync(all, v > 200);
+    out[i * 8 + 7] = __all_sync(all, v >= 0);
+}
+
+// Atomics from every thread of every block: a float sum, an int count, a max and a CAS
+// claim (exactly one thread wins slot 0).
+__global__ void atomics_kernel(float *sum, int *count, int *max, int *claim)
+{
+    int i = (int)(blockIdx.x * blockDim.x + threadIdx.x);
+    atomicAdd(sum, 0.5f);
+    atomicAdd(count, 1);
+    atomicMax(max, (i * 37) % 1000);
+    if (atomicCAS(claim, -1, i) == -1) atomicAdd(claim + 1, 1);
+}
+
 // ---- helpers ----
 
 cudaStream_t stream;
@@ -165,8 +212,10 @@ void check_missing_barrier(const float *in_h)
     CHECK(right, "rotate with its barrier: wrong values");
     if (simt_race_checking()) {
         SIMT_LAUNCH(1, N, 0, stream, rotate_kernel)(in, out, 0);
-        expect("missing __syncthreads", sync(), "race on shared memory", "thread (1,0,0) writes",
-               "thread (0,0,0) read");
+        // Thread i writes tile[i] that thread i - 1 reads, with no barrier between: which of
+        // the two the report names first depends on the schedule (ASPO_SIMT_SCHEDULE).
+        expect("missing __syncthreads", sync(), "race on shared memory", "rotate_kernel",
+               "with no barrier between them");
     } else {
         printf("note: race check off (ASan build or ASPO_SIMT_RACECHECK=0): the missing-barrier "
                "case is not run\n");
@@ -191,7 +240,7 @@ void check_warp_width(const float *in_h)
         CHECK_CLOSE(got, want, 1e-5, "warp-32 shuffles on 32-lane warps");
     } else {
         expect("warp-32 shuffles on 64-lane warps", sync(), "which the mask leaves out",
-               "in lane 32", "warp_sum_kernel");
+               "a 32-bit full mask names only lanes 0-31", "warp_sum_kernel");
     }
     SIMT_LAUNCH(1, N, 0, stream, warp_slots_kernel)(in, out);
     if (simt_warp_lanes() == 32) {
@@ -275,6 +324,112 @@ void check_reused_host_buffer()
     cudaFree(dev);
 }
 
+// The device's half and bf16 conversions round as the hardware does (to nearest even,
+// overflow to inf, subnormals kept), the same bits as the CPU backend's (tensor/dtype.h), on
+// edge values and on a sweep of bit patterns; NaN stays NaN (its payload is the device's).
+void check_half_conversions()
+{
+    enum { M = 4096 };
+    static float x[M];
+    const float edges[] = {0.0f, -0.0f, 1.0f, 65504.0f, 65519.99f, 65520.0f, -65520.0f, 1e-8f,
+                           5.960464e-8f, 2.980232e-8f, 8.940697e-8f, 6.097555e-5f, 6.103516e-5f,
+                           1.0009765625f, 1.00048828125f, 3.4028235e38f, INFINITY, -INFINITY,
+                           NAN, 1.0039062f, 1.0078125f, 1.17549435e-38f, 9.2e-41f};
+    int n = 0;
+    for (float e : edges) x[n++] = e;
+    for (uint32_t k = 0; n < M; k++, n++) { // bit patterns over the whole range
+        uint32_t u = k * 0x9E3779B1u;
+        memcpy(&x[n], &u, 4);
+    }
+    float *dx = device_floats(x, M), *back = device_floats(NULL, M);
+    uint16_t *d16 = NULL, h16[M];
+    static float hback[M];
+    cudaMalloc((void **)&d16, sizeof h16);
+    for (int kind = 0; kind < 2; kind++) {
+        SIMT_LAUNCH(cu_blocks(M, 256), 256, 0, stream, convert_kernel)(dx, d16, back, M, kind);
+        expect("conversions", sync(), NULL);
+        cudaMemcpy(h16, d16, sizeof h16, cudaMemcpyDeviceToHost);
+        cudaMemcpy(hback, back, sizeof hback, cudaMemcpyDeviceToHost);
+        int bad = 0, first = -1;
+        for (int i = 0; i < M; i++) {
+            uint16_t want = kind == 0 ? f32_to_f16(x[i]) : f32_to_bf16(x[i]);
+            float wide = kind == 0 ? f16_to_f32(want) : bf16_to_f32(want);
+            bool ok = x[i] != x[i] ? hback[i] != hback[i]
+                                   : h16[i] == want && memcmp(&hback[i], &wide, 4) == 0;
+            if (!ok && first < 0) first = i;
+            bad += !ok;
+        }
+        CHECK(bad == 0, "%s conversions: %d of %d differ from the CPU's, the first %.9g -> 0x%04x "
+              "(want 0x%04x)", kind ? "bf16" : "f16", bad, M, first < 0 ? 0.0 : (double)x[first],
+              first < 0 ? 0 : h16[first], first < 0 ? 0 : kind == 0 ? f32_to_f16(x[first])
+                                                                  : f32_to_bf16(x[first]));
+    }
+    cudaFree(dx);
+    cudaFree(back);
+    cudaFree(d16);
+}
+
+// The warp functions give what CUDA's documentation says, at this run's warp width.
+void check_warp_functions()
+{
+    int W = simt_warp_lanes(), in[N], out[N * 8], *din, *dout;
+    for (int i = 0; i < N; i++) in[i] = (i * 53) % 251;
+    cudaMalloc((void **)&din, sizeof in);
+    cudaMalloc((void **)&dout, sizeof out);
+    cudaMemcpy(din, in, sizeof in, cudaMemcpyHostToDevice);
+    SIMT_LAUNCH(1, N, 0, stream, warp_functions_kernel)(din, dout);
+    expect("warp functions", sync(), NULL);
+    cudaMemcpy(out, dout, sizeof out, cudaMemcpyDeviceToHost);
+    int bad = 0, first = -1;
+    for (int i = 0; i < N; i++) {
+        int l = i % W, base = i - l;
+        unsigned long long ballot = 0;
+        int any = 0, every = 1;
+        for (int k = 0; k < W; k++) {
+            int v = in[base + k];
+            ballot |= (unsigned long long)(v & 1) << k;
+            any |= v > 200;
+            every &= v >= 0;
+        }
+        int x = l ^ 6;
+        int want[8] = {in[base + (l * 3) % W], l >= 3 ? in[i - 3] : in[i],
+                       l + 5 < W ? in[i + 5] : in[i], in[x / 16 > l / 16 ? i : base + x],
+                       (int)(unsigned)ballot, (int)(unsigned)(ballot >> 32), any, every};
+        for (int k = 0; k < 8; k++)
+            if (out[i * 8 + k] != want[k]) bad++, first = first < 0 ? i * 8 + k : first;
+    }
+    CHECK(bad == 0, "warp functions (%d lanes): %d results differ, the first thread %d "
+          "function %d: %d, want other", W, bad, first / 8, first % 8, first < 0 ? 0 : out[first]);
+    cudaFree(din);
+    cudaFree(dout);
+}
+
+// Atomics are atomic across threads and blocks (blocks run on several OS threads).
+void check_atomics()
+{
+    enum { BLOCKS = 16 };
+    float *sum;
+    int *ints, h[5];
+    float hs = 0;
+    cudaMalloc((void **)&sum, sizeof(float));
+    cudaMalloc((void **)&ints, 5 * sizeof(int));
+    int init[5] = {0, -1, -1, 0, 0};
+    cudaMemcpy(ints, init, sizeof init, cudaMemcpyHostToDevice);
+    cudaMemcpy(sum, &hs, sizeof hs, cudaMemcpyHostToDevice);
+    SIMT_LAUNCH(BLOCKS, N, 0, stream, atomics_kernel)(sum, ints, ints + 1, ints + 2);
+    expect("atomics", sync(), NULL);
+    cudaMemcpy(h, ints, sizeof h, cudaMemcpyDeviceToHost);
+    cudaMemcpy(&hs, sum, sizeof hs, cudaMemcpyDeviceToHost);
+    int want_max = 0;
+    for (int i = 0; i < BLOCKS * N; i++) want_max = (i * 37) % 1000 > want_max ? (i * 37) % 1000 : want_max;
+    CHECK(hs == 0.5f * BLOCKS * N && h[0] == BLOCKS * N && h[1] == want_max && h[2] >= 0 &&
+              h[3] == 1,
+          "atomics: sum %g (want %g), count %d, max %d (want %d), claimed by %d, winners %d",
+          hs, 0.5 * BLOCKS * N, h[0], h[1], want_max, h[2], h[3]);
+    cudaFree(sum);
+    cudaFree(ints);
+}
+
 void check_barrier_and_lanes()
 {
     float *out = device_floats(NULL, N);
@@ -284,7 +439,7 @@ void check_barrier_and_lanes()
     expect("divergent barrier", sync(), "divergent barrier: threads 0-99", "100-255",
            "early_exit_kernel");
     SIMT_LAUNCH(1, N, 0, stream, exited_lane_kernel)(out);
-    expect("shuffle naming an exited lane", sync(), "lane 1", "exited");
+    expect("shuffle naming an exited lane", sync(), "lane 1 (thread 1)", "exited");
     cudaFree(out);
 }
 
@@ -344,6 +499,9 @@ int main(int argc, char **argv)
     check_warp_width(in);
     check_out_of_bounds(in);
     check_reused_host_buffer();
+    check_half_conversions();
+    check_warp_functions();
+    check_atomics();
     check_barrier_and_lanes();
     check_limits();
     cudaStreamDestroy(stream);
