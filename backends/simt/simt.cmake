@@ -29,15 +29,22 @@ if(simt_wanted)
   set(ASPO_SIMT_KERNEL_FLAGS -x c++ -ffp-contract=off -g1 -Wno-unknown-pragmas) # #pragma unroll
   if(NOT ASPO_SANITIZE)
     list(APPEND ASPO_SIMT_KERNEL_FLAGS -fsanitize=thread --param=tsan-instrument-func-entry-exit=0)
+  else()
+    # The sanitizer build is Debug: at -O0 a training step through the fibers takes minutes.
+    # -O1 (ASan's usual level) keeps every check and is several times faster.
+    list(APPEND ASPO_SIMT_KERNEL_FLAGS -O1)
   endif()
   file(GLOB simt_kernels CONFIGURE_DEPENDS ${CMAKE_CURRENT_SOURCE_DIR}/backends/cuda/*.cu)
   set_source_files_properties(${simt_kernels} PROPERTIES LANGUAGE CXX
     COMPILE_DEFINITIONS ASPO_SIMT=1 COMPILE_OPTIONS "${ASPO_SIMT_KERNEL_FLAGS}")
   file(GLOB simt_c_sources CONFIGURE_DEPENDS ${CMAKE_CURRENT_SOURCE_DIR}/backends/cuda/*.c)
   set_source_files_properties(${simt_c_sources} PROPERTIES COMPILE_DEFINITIONS ASPO_SIMT=1)
-  list(APPEND ASPO_SOURCES ${simt_kernels} ${simt_c_sources}
-       ${simt_dir}/simt_fiber.c ${simt_dir}/simt_exec.c ${simt_dir}/simt_race.c
-       ${simt_dir}/simt_stream.c ${simt_dir}/simt_cublas.c)
+  set(simt_layer ${simt_dir}/simt_fiber.c ${simt_dir}/simt_exec.c ${simt_dir}/simt_race.c
+      ${simt_dir}/simt_stream.c ${simt_dir}/simt_cublas.c)
+  if(ASPO_SANITIZE)
+    set_source_files_properties(${simt_layer} ${simt_c_sources} PROPERTIES COMPILE_OPTIONS -O1)
+  endif()
+  list(APPEND ASPO_SOURCES ${simt_kernels} ${simt_c_sources} ${simt_layer})
   list(APPEND ASPO_LIBS ${CMAKE_DL_LIBS})
   add_compile_definitions(ASPO_HAVE_SIMT=1)
   set(ASPO_HAVE_SIMT ON)

@@ -368,20 +368,22 @@ void simt_race_atomic(const void *addr, size_t bytes, const void *pc)
     do {                                                                                       \
         if (simt_race_active) check(a, n, write, atomic, PC);                                  \
     } while (0)
+/* The signatures are gcc's own declarations of these builtins (an ASan build declares them
+ * too, and a mismatch is a warning). */
 void __tsan_init(void) { instrumented = true; }
 void __tsan_func_entry(void *pc) { (void)pc; }
-void __tsan_func_exit(void) {}
-void __tsan_vptr_update(void **p, void *v) { (void)p, (void)v; }
-void __tsan_vptr_read(void **p) { (void)p; }
-void __tsan_read_range(void *a, unsigned long n) { CHECK_ACCESS(a, n, false, false); }
-void __tsan_write_range(void *a, unsigned long n) { CHECK_ACCESS(a, n, true, false); }
+void __tsan_func_exit(void *unused) { (void)unused; }
+void __tsan_vptr_update(void *p, void *v) { (void)p, (void)v; }
+void __tsan_vptr_read(void *p) { (void)p; }
+void __tsan_read_range(void *a, long n) { CHECK_ACCESS(a, (size_t)n, false, false); }
+void __tsan_write_range(void *a, long n) { CHECK_ACCESS(a, (size_t)n, true, false); }
 
 #define ACCESS(n)                                                                              \
-    void __tsan_read##n(void *a) { CHECK_ACCESS(a, n, false, false); }                           \
-    void __tsan_write##n(void *a) { CHECK_ACCESS(a, n, true, false); }                           \
-    void __tsan_unaligned_read##n(void *a) { CHECK_ACCESS(a, n, false, false); }                 \
-    void __tsan_unaligned_write##n(void *a) { CHECK_ACCESS(a, n, true, false); }                 \
-    void __tsan_volatile_read##n(void *a) { CHECK_ACCESS(a, n, false, false); }                  \
+    void __tsan_read##n(void *a) { CHECK_ACCESS(a, n, false, false); }                         \
+    void __tsan_write##n(void *a) { CHECK_ACCESS(a, n, true, false); }                         \
+    void __tsan_unaligned_read##n(void *a) { CHECK_ACCESS(a, n, false, false); }               \
+    void __tsan_unaligned_write##n(void *a) { CHECK_ACCESS(a, n, true, false); }               \
+    void __tsan_volatile_read##n(void *a) { CHECK_ACCESS(a, n, false, false); }                \
     void __tsan_volatile_write##n(void *a) { CHECK_ACCESS(a, n, true, false); }
 ACCESS(1)
 ACCESS(2)
@@ -393,56 +395,61 @@ ACCESS(16)
  * kernel's own atomics): done for real, and noted as atomic accesses. Every memory order is
  * taken as sequentially consistent. */
 #define ATOMICS(n, T)                                                                          \
-    T __tsan_atomic##n##_load(const volatile T *a, int mo)                                     \
+    T __tsan_atomic##n##_load(const volatile void *a, int mo)                                  \
     {                                                                                          \
         (void)mo;                                                                              \
-        CHECK_ACCESS((const void *)a, n / 8, false, true);                                        \
-        return __atomic_load_n(a, __ATOMIC_SEQ_CST);                                           \
+        CHECK_ACCESS((const void *)a, n / 8, false, true);                                     \
+        return __atomic_load_n((const volatile T *)a, __ATOMIC_SEQ_CST);                       \
     }                                                                                          \
-    void __tsan_atomic##n##_store(volatile T *a, T v, int mo)                                  \
+    void __tsan_atomic##n##_store(volatile void *a, T v, int mo)                               \
     {                                                                                          \
         (void)mo;                                                                              \
-        CHECK_ACCESS((const void *)a, n / 8, true, true);                                         \
-        __atomic_store_n(a, v, __ATOMIC_SEQ_CST);                                              \
+        CHECK_ACCESS((const void *)a, n / 8, true, true);                                      \
+        __atomic_store_n((volatile T *)a, v, __ATOMIC_SEQ_CST);                                \
     }                                                                                          \
-    T __tsan_atomic##n##_exchange(volatile T *a, T v, int mo)                                  \
+    T __tsan_atomic##n##_exchange(volatile void *a, T v, int mo)                               \
     {                                                                                          \
         (void)mo;                                                                              \
-        CHECK_ACCESS((const void *)a, n / 8, true, true);                                         \
-        return __atomic_exchange_n(a, v, __ATOMIC_SEQ_CST);                                    \
+        CHECK_ACCESS((const void *)a, n / 8, true, true);                                      \
+        return __atomic_exchange_n((volatile T *)a, v, __ATOMIC_SEQ_CST);                      \
     }                                                                                          \
     RMW(n, T, fetch_add) RMW(n, T, fetch_sub) RMW(n, T, fetch_and) RMW(n, T, fetch_or)        \
     RMW(n, T, fetch_xor) RMW(n, T, fetch_nand)                                                 \
-    int __tsan_atomic##n##_compare_exchange_strong(volatile T *a, T *c, T v, int mo, int fmo)  \
+    _Bool __tsan_atomic##n##_compare_exchange_strong(volatile void *a, void *c, T v, int mo,   \
+                                                     int fmo)                                  \
     {                                                                                          \
         (void)mo, (void)fmo;                                                                   \
-        CHECK_ACCESS((const void *)a, n / 8, true, true);                                         \
-        return __atomic_compare_exchange_n(a, c, v, false, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST); \
+        CHECK_ACCESS((const void *)a, n / 8, true, true);                                      \
+        return __atomic_compare_exchange_n((volatile T *)a, (T *)c, v, false,                  \
+                                           __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);                \
     }                                                                                          \
-    int __tsan_atomic##n##_compare_exchange_weak(volatile T *a, T *c, T v, int mo, int fmo)    \
+    _Bool __tsan_atomic##n##_compare_exchange_weak(volatile void *a, void *c, T v, int mo,     \
+                                                   int fmo)                                    \
     {                                                                                          \
         (void)mo, (void)fmo;                                                                   \
-        CHECK_ACCESS((const void *)a, n / 8, true, true);                                         \
-        return __atomic_compare_exchange_n(a, c, v, true, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST); \
+        CHECK_ACCESS((const void *)a, n / 8, true, true);                                      \
+        return __atomic_compare_exchange_n((volatile T *)a, (T *)c, v, true,                   \
+                                           __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);                \
     }                                                                                          \
-    T __tsan_atomic##n##_compare_exchange_val(volatile T *a, T c, T v, int mo, int fmo)        \
+    T __tsan_atomic##n##_compare_exchange_val(volatile void *a, T c, T v, int mo, int fmo)     \
     {                                                                                          \
         (void)mo, (void)fmo;                                                                   \
-        CHECK_ACCESS((const void *)a, n / 8, true, true);                                         \
-        __atomic_compare_exchange_n(a, &c, v, false, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);      \
+        CHECK_ACCESS((const void *)a, n / 8, true, true);                                      \
+        __atomic_compare_exchange_n((volatile T *)a, &c, v, false, __ATOMIC_SEQ_CST,           \
+                                    __ATOMIC_SEQ_CST);                                         \
         return c;                                                                              \
     }
 #define RMW(n, T, op)                                                                          \
-    T __tsan_atomic##n##_##op(volatile T *a, T v, int mo)                                      \
+    T __tsan_atomic##n##_##op(volatile void *a, T v, int mo)                                   \
     {                                                                                          \
         (void)mo;                                                                              \
-        CHECK_ACCESS((const void *)a, n / 8, true, true);                                         \
-        return __atomic_##op(a, v, __ATOMIC_SEQ_CST);                                          \
+        CHECK_ACCESS((const void *)a, n / 8, true, true);                                      \
+        return __atomic_##op((volatile T *)a, v, __ATOMIC_SEQ_CST);                            \
     }
-ATOMICS(8, uint8_t)
-ATOMICS(16, uint16_t)
-ATOMICS(32, uint32_t)
-ATOMICS(64, uint64_t)
+ATOMICS(8, unsigned char)
+ATOMICS(16, unsigned short)
+ATOMICS(32, unsigned int)
+ATOMICS(64, unsigned long)
 
 void __tsan_atomic_thread_fence(int mo)
 {
