@@ -13,6 +13,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "tensor/file_open.h"
+
 /* Row errors are written into a caller's buffer first: with skip_bad_lines they are only
  * counted (the first one kept), so they must not become the thread's error. */
 typedef dataset_row_msg row_msg;
@@ -393,8 +395,10 @@ aspo_status dataset_load_jsonl(const char *path, const dataset_options *opt,
     memset(out, 0, sizeof *out);
     if (!path) return aspo_fail(ASPO_ERR_USAGE, "dataset: no path given");
     bool skip = opt && opt->skip_bad_lines;
-    FILE *f = fopen(path, "rb");
-    if (!f) return aspo_fail(ASPO_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    /* Only a regular file: a FIFO would block forever. No size limit: the rows are read one
+     * line at a time, and datasets of many gigabytes are fine. */
+    FILE *f = file_open_regular(path, "dataset", 0, NULL);
+    if (!f) return aspo_error_status();
     if (!(out->path = strdup(path))) {
         fclose(f);
         return aspo_fail(ASPO_ERR_OOM, "%s: out of memory", path);

@@ -227,6 +227,20 @@ aspo_status pair_assemble(const pair_ids *in, bool text_row, int32_t bos_id, int
                              in->n_rejected, text_row, eos_id, opt, &rr, tc)) &&
         !(st = make_sequence(out->prompt_ids, out->n_prompt_ids, &rc, opt, &out->chosen, tc)))
         st = make_sequence(out->prompt_ids, out->n_prompt_ids, &rr, opt, &out->rejected, tc);
+    for (int k = 0; k < 2 && !st; k++) {
+        /* keep_end cut a response longer than max_length together with the whole prompt:
+         * nothing would predict its first token. Found here, at load, with the row's place,
+         * not at the batch that holds it. */
+        const pair_sequence *seq = k ? &out->rejected : &out->chosen;
+        const response *r = k ? &rr : &rc;
+        if (seq->n_prompt < 1)
+            st = aspo_fail(ASPO_ERR_FORMAT, "%s: the %s response is %" PRId64 " tokens, so "
+                           "max_length %" PRId64 " (keep_end) cuts the whole %" PRId64
+                           "-token prompt off it and no prompt token precedes the response; "
+                           "raise --max-length, set --max-completion-length, or shorten the "
+                           "response", at, k ? "rejected" : "chosen", r->n, opt->max_length,
+                           out->n_prompt_ids);
+    }
     response_free(&rc);
     response_free(&rr);
     if (st) {
@@ -275,10 +289,11 @@ static aspo_status encode(const tokenizer *tok, const preference_row *row, const
 }
 
 /* Pre-tokenized ids must exist in the tokenizer's vocabulary (the embedding has no row
- * for the others). */
-static aspo_status check_vocab(const tokenizer *tok, const preference_row *row)
+ * for the others), or the model's when there is no tokenizer (limit: 0 = none). */
+static aspo_status check_vocab(const tokenizer *tok, int64_t limit, const preference_row *row)
 {
-    int32_t v = tokenizer_vocab_size(tok);
+    int64_t v = tok ? tokenizer_vocab_size(tok) : limit;
+    if (v <= 0) return ASPO_OK;
     const int32_t *ids[3] = {row->prompt_ids, row->chosen_ids, row->rejected_ids};
     const int64_t n[3] = {row->n_prompt_ids, row->n_chosen_ids, row->n_rejected_ids};
     static const char *const field[3] = {"prompt_input_ids", "chosen_input_ids",
@@ -288,9 +303,9 @@ static aspo_status check_vocab(const tokenizer *tok, const preference_row *row)
             if (ids[f][i] >= v)
                 return aspo_fail(ASPO_ERR_FORMAT,
                                  "%s: field '%s' element %" PRId64 " is %" PRId32
-                                 ", outside the tokenizer's vocabulary of %" PRId32 " ids",
-                                 preference_row_where(row), field[f], i,
-                                 ids[f][i], v);
+                                 ", outside the %s vocabulary of %" PRId64 " ids",
+                                 preference_row_where(row), field[f], i, ids[f][i],
+                                 tok ? "tokenizer's" : "model's", v);
     return ASPO_OK;
 }
 
@@ -397,7 +412,7 @@ aspo_status pair_tokenize(const tokenizer *tok, const preference_row *row,
                          "model takes text only; give a LLaVA model", 
                          preference_row_where(row), row->image);
     if (preference_row_is_tokenized(row)) {
-        if (tok && (st = check_vocab(tok, row))) return st;
+        if ((st = check_vocab(tok, opt->vocab_size, row))) return st;
         pair_ids in = {row->prompt_ids, row->chosen_ids, row->rejected_ids, row->n_prompt_ids,
                        row->n_chosen_ids, row->n_rejected_ids, NULL, NULL, NULL, NULL};
         st = pair_assemble(&in, false, -1, -1, opt, preference_row_where(row), -1, out,

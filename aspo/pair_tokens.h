@@ -48,6 +48,9 @@ typedef struct tokenize_options {
      * encoded piece by piece, as LLaVA's tokenizer_image_token does. */
     bool images;
     int32_t image_token;
+    /* Pre-tokenized ids must lie below the tokenizer's vocabulary size, or below this one
+     * when there is no tokenizer (0: no limit); aspo score sets the model's. */
+    int64_t vocab_size;
 } tokenize_options;
 
 /* TRL 0.14.0 DPOConfig defaults, raw template, add_bos. */

@@ -180,6 +180,16 @@ typedef struct score_job {
     pair_logps *logps;     /* (ds.n_rows) */
 } score_job;
 
+/* Whether dir holds a tokenizer (tokenizer.json or tokenizer.model). */
+static bool tokenizer_files_exist(const char *dir)
+{
+    char path[4200];
+    snprintf(path, sizeof path, "%s/tokenizer.json", dir);
+    if (access(path, R_OK) == 0) return true;
+    snprintf(path, sizeof path, "%s/tokenizer.model", dir);
+    return access(path, R_OK) == 0;
+}
+
 static aspo_status tokenize_all(score_job *j)
 {
     const score_config *cfg = j->cfg;
@@ -195,11 +205,15 @@ static aspo_status tokenize_all(score_job *j)
                                  &topt.template)) ||
         (s = truncation_mode_parse(cfg->truncation_mode, &topt.mode)))
         return s;
-    /* A tokenizer is needed for text rows only; aspo run pads with its pad (or EOS) id. */
-    bool text = cfg->tokenizer != NULL;
+    /* The tokenizer as aspo run loads it whenever there is one, also for pre-tokenized rows:
+     * their ids are checked against its vocabulary by the same rule in both commands (and it
+     * gives the padding id). Pre-tokenized rows and a model directory without tokenizer
+     * files: the model's vocabulary is the limit. */
+    bool text = cfg->tokenizer != NULL || tokenizer_files_exist(cfg->model);
     for (int64_t i = 0; i < j->ds.n_rows; i++) text |= !preference_row_is_tokenized(&j->ds.rows[i]);
     if (text && (s = tokenizer_load(cfg->tokenizer ? cfg->tokenizer : cfg->model, &j->tok)))
         return s;
+    topt.vocab_size = j->model.lm->cfg.vocab_size;
     j->pairs = calloc((size_t)j->ds.n_rows, sizeof *j->pairs);
     if (!j->pairs) return aspo_fail(ASPO_ERR_OOM, "no host memory for %lld pairs", (long long)j->ds.n_rows);
     for (int64_t i = 0; i < j->ds.n_rows && !s; i++)

@@ -27,6 +27,34 @@ printf '{"prompt_input_ids": [1, 5], "chosen_input_ids": [1000, 2], "rejected_in
     >"$WORK/big_id.jsonl"
 expect_error "token id past the vocabulary" 1 "big_id\.jsonl:1: field 'chosen_input_ids' element 0 is 1000" \
     run --model "$M" --data "$WORK/big_id.jsonl"
+# A response longer than max_length: keep_end cuts the whole prompt off with it. Refused at
+# load with the row's place, before any step runs (once it failed at the batch that held it).
+long=$(printf 'word %.0s' $(seq 1 40))
+printf '{"prompt": "a question", "chosen": "%s", "rejected": "no"}\n' "$long" >"$WORK/long_response.jsonl"
+expect_error "a response longer than max_length" 1 \
+    "long_response\.jsonl:1: the chosen response is [0-9]+ tokens, so max_length 16 \(keep_end\) cuts the whole" \
+    run --model "$M" --data "$WORK/long_response.jsonl" --max-length 16
+expect_error "a response longer than max_length, in aspo score" 1 \
+    "long_response\.jsonl:1: the chosen response is [0-9]+ tokens, so max_length 16" \
+    "$ASPO" score --tokenizer "$TOK" --model "$M" --data "$WORK/long_response.jsonl" \
+    --out "$WORK/scored.jsonl" --max-length 16
+# A FIFO as --data would block the open forever; /dev/zero would be read until memory ran
+# out: only regular files are read (timeout: a hang fails instead of stalling the suite).
+mkfifo "$WORK/fifo.jsonl"
+expect_error "a FIFO as --data" 1 "dataset .*fifo\.jsonl is a FIFO \(named pipe\); only regular files are read" \
+    timeout 20 "$ASPO" run --tokenizer "$TOK" --out "$OUT" --quiet --model "$M" --data "$WORK/fifo.jsonl"
+expect_error "/dev/zero as --data" 1 "dataset /dev/zero is a character device; only regular files" \
+    timeout 20 "$ASPO" run --tokenizer "$TOK" --out "$OUT" --quiet --model "$M" --data /dev/zero
+# An id inside the model's vocabulary (1100) but past the tokenizer's (1000): one rule for
+# run and score (score once took it because it loaded no tokenizer for such rows).
+"$ASPO" init-model --out "$WORK/big_vocab" --vocab 1100 --dim 64 --layers 1 >/dev/null
+printf '{"prompt_input_ids": [1, 5], "chosen_input_ids": [1050, 2], "rejected_input_ids": [7, 2]}\n' \
+    >"$WORK/past_tokenizer.jsonl"
+expect_error "id past the tokenizer, run" 1 "past_tokenizer\.jsonl:1: field 'chosen_input_ids' element 0 is 1050" \
+    run --model "$WORK/big_vocab" --data "$WORK/past_tokenizer.jsonl"
+expect_error "id past the tokenizer, score" 1 "past_tokenizer\.jsonl:1: field 'chosen_input_ids' element 0 is 1050" \
+    "$ASPO" score --tokenizer "$TOK" --model "$WORK/big_vocab" --data "$WORK/past_tokenizer.jsonl" \
+    --out "$WORK/scored.jsonl"
 "$ASPO" init-model --out "$WORK/small_vocab" --vocab 500 --dim 64 --layers 1 >/dev/null
 expect_error "tokenizer larger than the model's vocabulary" 2 \
     "has 1000 tokens but the model .*small_vocab has vocab_size 500" \
