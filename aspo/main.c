@@ -101,6 +101,10 @@ static int cmd_run(int argc, char **argv)
     if (!s) {
         command_set_threads(cfg.threads);
         command_set_device(cfg.device);
+        static const char *const lora_flags[] = {"lora-r", "lora-alpha", "lora-targets", "rslora",
+                                                 "lora-dropout"};
+        for (size_t i = 0; i < sizeof lora_flags / sizeof *lora_flags; i++)
+            cfg.lora_given |= options_given(TRAIN_SPECS, &src, lora_flags[i]);
         train_summary sum;
         s = train_run(&cfg, &sum);
         if (!s && !cfg.quiet && !cfg.dry_run) /* a plan printed its own report */

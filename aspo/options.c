@@ -61,6 +61,19 @@ static aspo_status store(const option_spec *s, void *values, const char *text, c
     return ASPO_OK;
 }
 
+static void mark_given(const option_spec *specs, const option_spec *s, options_source *src)
+{
+    size_t k = (size_t)(s - specs);
+    if (k < 128) src->given[k / 64] |= 1ull << (k % 64);
+}
+
+bool options_given(const option_spec *specs, const options_source *src, const char *name)
+{
+    const option_spec *s = find(specs, name, strlen(name));
+    size_t k = s ? (size_t)(s - specs) : 128;
+    return k < 128 && (src->given[k / 64] >> (k % 64) & 1);
+}
+
 static aspo_status apply_config(const option_spec *specs, void *values, const char *path,
                                 options_source *src)
 {
@@ -91,6 +104,7 @@ static aspo_status apply_config(const option_spec *specs, void *values, const ch
                              s->kind == OPT_STRING ? "a string" : "a number or boolean, not a string");
         aspo_status st = store(s, values, rendered, where);
         if (st) return st;
+        mark_given(specs, s, src);
     }
     return ASPO_OK;
 }
@@ -100,27 +114,33 @@ aspo_status options_parse(const option_spec *specs, void *values, int argc, char
 {
     *help = false;
     src->config = NULL;
+    src->given[0] = src->given[1] = 0;
     for (int i = 0; i < argc; i++)
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
             *help = true;
             return ASPO_OK;
         }
-    /* The config file first, so that flags override it. */
+    /* The config file first, so that flags override it; one file only (a second would
+     * be ignored or merged in some order the user did not choose). */
+    const char *config = NULL;
     for (int i = 0; i < argc; i++) {
         const char *path = NULL;
         if (!strcmp(argv[i], "--config")) {
             if (i + 1 >= argc) return aspo_fail(ASPO_ERR_USAGE, "--config needs a file");
-            path = argv[i + 1];
+            path = argv[++i];
         } else if (!strncmp(argv[i], "--config=", 9)) {
             path = argv[i] + 9;
         }
-        if (path) {
-            bool has_config = find(specs, "config", 6) != NULL;
-            if (!has_config) return aspo_fail(ASPO_ERR_USAGE, "this command takes no --config");
-            aspo_status s = apply_config(specs, values, path, src);
-            if (s) return s;
-            break;
-        }
+        if (!path) continue;
+        if (!find(specs, "config", 6)) return aspo_fail(ASPO_ERR_USAGE, "this command takes no --config");
+        if (config)
+            return aspo_fail(ASPO_ERR_USAGE, "--config given twice (%s and %s); give one file",
+                             config, path);
+        config = path;
+    }
+    if (config) {
+        aspo_status s = apply_config(specs, values, config, src);
+        if (s) return s;
     }
     for (int i = 0; i < argc; i++) {
         const char *arg = argv[i];
@@ -140,6 +160,7 @@ aspo_status options_parse(const option_spec *specs, void *values, int argc, char
         snprintf(where, sizeof where, "--%s", s->name);
         aspo_status st = store(s, values, value, where);
         if (st) return st;
+        mark_given(specs, s, src);
     }
     return ASPO_OK;
 }

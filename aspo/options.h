@@ -26,6 +26,7 @@ typedef struct option_spec {
 /* Strings taken from a config file stay valid until options_release. */
 typedef struct options_source {
     void *config; /* the parsed JSON document, or NULL */
+    unsigned long long given[2]; /* bit k: spec k was set, on the command line or in --config */
 } options_source;
 
 /* specs ends with a {NULL} entry. *help is set when --help/-h was given (nothing else is
@@ -33,6 +34,9 @@ typedef struct options_source {
 aspo_status options_parse(const option_spec *specs, void *values, int argc, char **argv,
                           bool *help, options_source *src);
 void options_release(options_source *src);
+/* Whether flag `name` was given (on the command line or in --config), not left at its
+ * default: some defaults give way to what a file says (an --adapter's own LoRA settings). */
+bool options_given(const option_spec *specs, const options_source *src, const char *name);
 /* Prints "flags:" and one line per spec with its default taken from `defaults`. */
 void options_print(FILE *f, const option_spec *specs, const void *defaults);
 

@@ -46,6 +46,10 @@ aspo_status trainer_open_model(const train_config *cfg, uint64_t seed, bool need
     o.lora = (lora_config){(int)cfg->lora_r, (float)cfg->lora_alpha, (float)cfg->lora_dropout,
                            cfg->rslora};
     o.lora_targets = cfg->lora_targets;
+    if (cfg->adapter && !cfg->lora_given) { /* r 0: the adapter's r, alpha and targets */
+        o.lora.r = 0;
+        o.lora_targets = NULL;
+    }
     o.lora_seed = seed;
     o.checkpoint_layers = cfg->gradient_checkpointing;
     o.train_projector = cfg->train_projector;

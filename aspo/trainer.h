@@ -17,6 +17,7 @@ typedef struct train_config {
     double beta, alpha, label_smoothing;
     const char *unit, *weights, *ppl_from, *k_scope;
     long lora_r;
+    bool lora_given; /* a LoRA flag was given: else --adapter's own r, alpha, targets */
     double lora_alpha, lora_dropout;
     bool rslora, gradient_checkpointing, skip_bad_lines, no_bos;
     const char *lora_targets, *dtype, *chat_template, *truncation_mode, *scheduler;

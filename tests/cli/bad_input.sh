@@ -119,8 +119,19 @@ expect_error "adapter shapes do not fit" 1 \
 expect_error "adapter dir missing" 1 "nonexistent/adapter_config\.json" \
     run "${text[@]}" --adapter "$WORK/nonexistent"
 expect_ok "adapter that fits" run "${text[@]}" --adapter "$WORK/out"
+# An adapter's own r, alpha and targets when no LoRA flag says otherwise (the flags'
+# defaults, r 8, once refused this r 4 adapter); an explicit flag that disagrees is refused.
+expect_ok "adapter of r 4" aspo_run "${text[@]}" --out "$WORK/r4" --max-steps 1 --quiet \
+    --lora-r 4 --lora-alpha 8 --lora-targets q_proj,v_proj
+expect_ok "--adapter takes the adapter's r, alpha and targets" run "${text[@]}" --adapter "$WORK/r4"
+expect_error "--adapter with a LoRA flag that disagrees" 2 "the adapter has r=4, lora_alpha=8.* options ask for r=8" \
+    run "${text[@]}" --adapter "$WORK/r4" --lora-r 8
 
 # --- The --config file ----------------------------------------------------------------
+printf '{"lr": 0.001}\n' >"$WORK/c1.json"
+printf '{"batch-size": 2}\n' >"$WORK/c2.json"
+expect_error "a second --config" 2 "--config given twice \(.*c1\.json and .*c2\.json\); give one file" \
+    run "${text[@]}" --config "$WORK/c1.json" --config "$WORK/c2.json"
 expect_error "unknown config field" 2 "config_unknown_field\.json: unknown field \"learning_rate\"" \
     run "${text[@]}" --config "$DATA/config_unknown_field.json"
 printf '{"lr": "fast"}' >"$WORK/cfg_type.json"
