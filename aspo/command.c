@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "aspo/trainer.h"
 #include "backends/registry.h"
 #include "aspo/commands.h"
 #include "tensor/backend.h"
@@ -15,6 +16,7 @@ enum { EXIT_USAGE = 2 };
 int command_fail(aspo_status s)
 {
     fprintf(stderr, "aspo: error: %s\n", aspo_error_message());
+    if (s == ASPO_ERR_STOPPED) return 128 + train_stop_signal(); /* as a shell reports a signal */
     return s == ASPO_ERR_USAGE ? EXIT_USAGE : 1;
 }
 

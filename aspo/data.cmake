@@ -4,4 +4,4 @@
 list(APPEND ASPO_SOURCES aspo/dataset.c aspo/dataset_seva.c aspo/chat_template.c aspo/pair_tokens.c)
 # The trainer of `aspo run` (model + data + method + optimizer).
 list(APPEND ASPO_SOURCES aspo/policy.c aspo/image_rows.c aspo/image_features.c aspo/pair_batch.c aspo/train_flags.c aspo/train_data.c aspo/tiny_llama.c aspo/tiny_llava.c
-     aspo/train_step.c aspo/checkpoint.c aspo/trainer.c)
+     aspo/train_step.c aspo/checkpoint.c aspo/trainer.c aspo/run_output.c)

@@ -67,6 +67,7 @@ static train_config demo_config(const demo_options *o, const demo_plan *p, const
     c.model = model;
     c.data = data;
     c.out = out;
+    c.overwrite = true; /* the demo's directory is its own: each run replaces the last */
     c.loss = o->loss;
     c.alpha = 0;
     c.unit = "sentence";

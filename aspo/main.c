@@ -1,5 +1,6 @@
 /* The command line: `aspo <command> [flags]`. Usage errors exit 2, failures 1, each with
  * one `aspo: error: ...` line on stderr. */
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -158,6 +159,9 @@ static int cmd_init_model(int argc, char **argv)
 
 int main(int argc, char **argv)
 {
+    /* A write past a file size limit (ulimit -f) fails with EFBIG, which aspo reports with
+     * the file's name, instead of the signal ending the process without a word. */
+    signal(SIGXFSZ, SIG_IGN);
     if (argc < 2) {
         fputs(USAGE, stderr);
         return EXIT_USAGE;

@@ -1,6 +1,8 @@
 /* The training loop of `aspo run`: data, model with LoRA, AdamW with a warmup schedule and
  * clipping, gradient accumulation, metrics under TRL's names, checkpoints and resume. */
+#include <errno.h>
 #include <float.h>
+#include <signal.h>
 #include <jansson.h>
 #include <math.h>
 #include <stdlib.h>
@@ -11,6 +13,7 @@
 #include "aspo/trainer_internal.h"
 #include "aspo/clock.h"
 #include "aspo/dry_run.h"
+#include "aspo/run_output.h"
 #include "models/weights.h"
 #include "tensor/runtime.h"
 
@@ -130,9 +133,10 @@ static aspo_status evaluate(trainer *t, batch_result *out)
     return ASPO_OK;
 }
 
-static void write_metrics(FILE *f, const trainer *t, const char *prefix, int64_t step,
-                          double epoch, const batch_result *r, double lr, double grad_norm,
-                          double tokens_per_s)
+/* One metrics.jsonl line; a failed write (disk full, a file size limit) is an error. */
+static aspo_status write_metrics(FILE *f, const trainer *t, const char *prefix, int64_t step,
+                                 double epoch, const batch_result *r, double lr,
+                                 double grad_norm, double tokens_per_s)
 {
     json_t *o = json_object();
     json_object_set_new(o, "step", json_integer(step));
@@ -153,10 +157,13 @@ static void write_metrics(FILE *f, const trainer *t, const char *prefix, int64_t
         if (t->scaler.enabled) json_object_set_new(o, "loss_scale", json_real(t->scaler.scale));
     }
     char *line = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(9));
-    if (line) fprintf(f, "%s\n", line);
-    fflush(f);
-    free(line);
     json_decref(o);
+    bool ok = line && fprintf(f, "%s\n", line) >= 0 && fflush(f) == 0;
+    free(line);
+    if (!ok)
+        return aspo_fail(ASPO_ERR_IO, "%s/metrics.jsonl: cannot write step %lld's line: %s",
+                         t->cfg->out, (long long)step, line ? strerror(errno) : "out of memory");
+    return ASPO_OK;
 }
 
 /* metrics.jsonl of a resumed run keeps only the lines up to the checkpoint's step. */
@@ -205,6 +212,56 @@ static aspo_status at_step(aspo_status s, int64_t step)
     return aspo_fail_replace(s, "step %lld: %s; nothing of this step was saved, the "
                              "checkpoints of earlier steps are kept (--resume)",
                              (long long)step, cause);
+}
+
+/* SIGINT and SIGTERM during training: the step under way finishes, a checkpoint holds it,
+ * and the run ends with ASPO_ERR_STOPPED (exit 128 + the signal). The handler only notes
+ * the signal and gives the next one its default action: a second Ctrl-C ends the process
+ * at once (checkpoints are written whole or not at all). Before the loop nothing is lost,
+ * and the default action stays. */
+static volatile sig_atomic_t stop_signal;
+static int stopped_by;
+
+int train_stop_signal(void) { return stopped_by; }
+
+static void note_stop(int sig)
+{
+    stop_signal = sig;
+    signal(sig, SIG_DFL);
+}
+
+/* Catches SIGINT and SIGTERM (not one the process was told to ignore, as nohup and a
+ * shell's background jobs are), or gives back what was there before. */
+static void catch_stops(bool on)
+{
+    static const int sigs[2] = {SIGINT, SIGTERM};
+    static struct sigaction before[2];
+    for (int i = 0; i < 2; i++) {
+        if (!on) {
+            sigaction(sigs[i], &before[i], NULL);
+            continue;
+        }
+        sigaction(sigs[i], NULL, &before[i]);
+        if (before[i].sa_handler == SIG_IGN) continue;
+        struct sigaction sa = {0};
+        sa.sa_handler = note_stop;
+        sigemptyset(&sa.sa_mask);
+        sigaction(sigs[i], &sa, NULL);
+    }
+    if (!on) stop_signal = 0;
+}
+
+static aspo_status stop_after_step(trainer *t, adamw *opt, const train_state *st,
+                                   int64_t total, bool saved)
+{
+    const train_config *cfg = t->cfg;
+    stopped_by = stop_signal;
+    aspo_status s = saved ? ASPO_OK : checkpoint_save(t, opt, st, cfg->out);
+    if (s) return s;
+    return aspo_fail(ASPO_ERR_STOPPED, "stopped by %s after step %lld of %lld; %s/checkpoint-%lld "
+                     "holds it: run the same command with --resume auto to go on",
+                     stopped_by == SIGINT ? "SIGINT" : "SIGTERM", (long long)st->step,
+                     (long long)total, cfg->out, (long long)st->step);
 }
 
 static aspo_status train_loop(trainer *t, adamw *opt, const lr_schedule *sched, int64_t total,
@@ -276,17 +333,22 @@ static aspo_status train_loop(trainer *t, adamw *opt, const lr_schedule *sched, 
         sum->last_loss = step_result.loss;
         double elapsed = now_seconds() - start;
         double tok_s = elapsed > 0 ? (double)step_result.tokens / (elapsed / (double)(st->step - start_step)) : 0;
-        write_metrics(metrics, t, "", st->step, (double)st->step / (double)steps_per_epoch,
-                      &step_result, lr, norm, tok_s);
+        s = write_metrics(metrics, t, "", st->step, (double)st->step / (double)steps_per_epoch,
+                          &step_result, lr, norm, tok_s);
+        if (s) break;
         progress(cfg, st->step, total, &step_result, tok_s, elapsed);
         /* Evaluate before saving: a step whose eval loss is NaN leaves no checkpoint. */
         if (cfg->eval_steps && t->data.n_eval && st->step % cfg->eval_steps == 0) {
             batch_result ev;
             s = at_step(evaluate(t, &ev), st->step);
-            if (!s) write_metrics(metrics, t, "eval/", st->step, (double)st->step / (double)steps_per_epoch, &ev, 0, 0, 0);
+            if (!s) s = write_metrics(metrics, t, "eval/", st->step, (double)st->step / (double)steps_per_epoch, &ev, 0, 0, 0);
         }
-        if (!s && cfg->save_steps && st->step % cfg->save_steps == 0 && st->step < total)
+        bool saved = false;
+        if (!s && cfg->save_steps && st->step % cfg->save_steps == 0 && st->step < total) {
             s = checkpoint_save(t, opt, st, cfg->out);
+            saved = true;
+        }
+        if (!s && stop_signal && st->step < total) s = stop_after_step(t, opt, st, total, saved);
     }
     free(order);
     free(index);
@@ -388,23 +450,28 @@ static aspo_status run(trainer *t, train_summary *sum)
     if (!s && t->data.n_eval && !st.step && !(s = evaluate(t, &ev))) {
         sum->eval_accuracy_before = ev.stats.rewards_accuracies;
         sum->eval_margin_before = ev.stats.rewards_margins;
-        write_metrics(metrics, t, "eval/", 0, 0, &ev, 0, 0, 0);
+        s = write_metrics(metrics, t, "eval/", 0, 0, &ev, 0, 0, 0);
     }
-    if (!s) s = train_loop(t, &opt, &sched, total, steps_per_epoch, &st, metrics, sum);
-    if (!s) s = policy_save_adapter(&t->model, cfg->out);
+    if (!s) {
+        catch_stops(true);
+        s = train_loop(t, &opt, &sched, total, steps_per_epoch, &st, metrics, sum);
+        catch_stops(false);
+    }
+    if (!s) s = run_output_save_adapter(&t->model, cfg->out);
     if (!s && t->data.n_eval && !(s = evaluate(t, &ev))) {
         sum->eval_accuracy_after = ev.stats.rewards_accuracies;
         sum->eval_margin_after = ev.stats.rewards_margins;
         /* the loop already wrote this step's eval line when eval_steps divides it */
         if (!cfg->eval_steps || st.step % cfg->eval_steps)
-            write_metrics(metrics, t, "eval/", st.step, (double)st.step / (double)steps_per_epoch,
-                          &ev, 0, 0, 0);
+            s = write_metrics(metrics, t, "eval/", st.step,
+                              (double)st.step / (double)steps_per_epoch, &ev, 0, 0, 0);
     }
     sum->steps = st.step;
     if (!cfg->quiet && t->cache.dir)
         fprintf(stderr, "vision cache %s: %lld images read from it, %lld computed\n",
                 t->cache.dir, (long long)t->cache.hits, (long long)t->cache.misses);
-    if (metrics) fclose(metrics);
+    if (metrics && fclose(metrics) != 0 && !s)
+        s = aspo_fail(ASPO_ERR_IO, "%s/metrics.jsonl: cannot write: %s", cfg->out, strerror(errno));
     adamw_free(&opt);
     return s;
 }
@@ -432,8 +499,8 @@ aspo_status train_run(const train_config *cfg, train_summary *summary)
     if (!cfg->model || !cfg->data)
         return aspo_fail(ASPO_ERR_USAGE, "run needs --model DIR and --data FILE");
     backend *be = backend_get(cfg->backend);
-    if (!be) return ASPO_ERR_USAGE;
-    aspo_status s = weights_make_dir(cfg->out);
+    if (!be) return aspo_error_status();
+    aspo_status s = run_output_prepare(cfg->out, cfg->resume != NULL, cfg->overwrite, cfg->adapter);
     if (s) return s;
     runtime_init(be, 0);
     runtime_set_seed((uint64_t)cfg->seed);

@@ -18,6 +18,7 @@ typedef struct train_config {
     const char *unit, *weights, *ppl_from, *k_scope;
     long lora_r;
     bool lora_given; /* a LoRA flag was given: else --adapter's own r, alpha, targets */
+    bool overwrite;  /* --out may hold an earlier run's files: they are removed first */
     double lora_alpha, lora_dropout;
     bool rslora, gradient_checkpointing, skip_bad_lines, no_bos;
     const char *lora_targets, *dtype, *chat_template, *truncation_mode, *scheduler;
@@ -67,5 +68,7 @@ typedef struct train_summary {
 
 /* Runs training; summary may be NULL. */
 aspo_status train_run(const train_config *cfg, train_summary *summary);
+/* The signal that stopped the last run (ASPO_ERR_STOPPED), for the exit status; 0 if none. */
+int train_stop_signal(void);
 
 #endif

@@ -71,6 +71,7 @@ const char *aspo_status_name(aspo_status status)
     case ASPO_ERR_UNSUPPORTED: return "unsupported";
     case ASPO_ERR_NUMERIC: return "numeric";
     case ASPO_ERR_NO_DEVICE: return "no device";
+    case ASPO_ERR_STOPPED: return "stopped";
     }
     return "unknown";
 }

@@ -20,6 +20,7 @@ typedef enum aspo_status {
     ASPO_ERR_UNSUPPORTED, /* an op, dtype or feature the backend does not provide */
     ASPO_ERR_NUMERIC,     /* NaN or Inf where a finite value is required */
     ASPO_ERR_NO_DEVICE,   /* the backend is built in, but this machine has no device for it */
+    ASPO_ERR_STOPPED,     /* a signal stopped the run after a step; its checkpoint is written */
 } aspo_status;
 
 /* Records the message (printf-style) and returns `status`, so callers write

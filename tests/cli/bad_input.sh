@@ -8,7 +8,7 @@ source "$(dirname "$0")/lib.sh" "$@"
 M=$WORK/model
 make_model "$M"
 OUT=$WORK/out
-run() { aspo_run --out "$OUT" --quiet --max-steps 1 "$@"; }
+run() { aspo_run --out "$OUT" --overwrite --quiet --max-steps 1 "$@"; }
 text=(--model "$M" --data "$DATA/text.jsonl")
 
 # --- The data file --------------------------------------------------------------------
@@ -63,13 +63,13 @@ check "no adapter after data errors" [ ! -e "$OUT/adapter_model.safetensors" ]
 
 # --skip-bad-lines: the three bad lines (malformed, missing field, empty response) are
 # counted and left out, the first one is reported, and training goes on with the rest.
-expect_ok "--skip-bad-lines" aspo_run --out "$OUT" --model "$M" --data "$DATA/bad_lines.jsonl" \
+expect_ok "--skip-bad-lines" aspo_run --out "$OUT" --overwrite --model "$M" --data "$DATA/bad_lines.jsonl" \
     --skip-bad-lines --batch-size 1
 check "skip: count in the data line" grep -q "3 pairs (3 train, 0 eval, 3 bad lines skipped)" "$WORK/err.txt"
 check "skip: first bad line named" grep -q "^aspo: warning: .*left out 3 bad lines; the first: .*bad_lines\.jsonl:2:" "$WORK/err.txt"
 check "skip: trained on the rest" grep -q "^done: 3 steps" "$WORK/err.txt"
 check "skip: adapter written" [ -s "$OUT/adapter_model.safetensors" ]
-expect_ok "--skip-bad-lines --quiet still warns" aspo_run --out "$OUT" --model "$M" \
+expect_ok "--skip-bad-lines --quiet still warns" aspo_run --out "$OUT" --overwrite --model "$M" \
     --data "$DATA/bad_lines.jsonl" --skip-bad-lines --quiet --max-steps 1
 check "skip: warning under --quiet" grep -q "left out 3 bad lines" "$WORK/err.txt"
 printf '{"prompt": "a", "chosen":\n\n' >"$WORK/all_bad.jsonl"
@@ -118,7 +118,11 @@ expect_error "adapter shapes do not fit" 1 \
     run "${text[@]}" --adapter "$WORK/a128"
 expect_error "adapter dir missing" 1 "nonexistent/adapter_config\.json" \
     run "${text[@]}" --adapter "$WORK/nonexistent"
-expect_ok "adapter that fits" run "${text[@]}" --adapter "$WORK/out"
+expect_ok "an adapter of this model" aspo_run "${text[@]}" --out "$WORK/fits" --max-steps 1 --quiet
+expect_ok "adapter that fits" run "${text[@]}" --adapter "$WORK/fits"
+expect_error "--overwrite of the --adapter's own directory" 2 \
+    "--overwrite would remove the adapter that --adapter .*/out reads: it is --out" \
+    run "${text[@]}" --adapter "$WORK/out"
 # An adapter's own r, alpha and targets when no LoRA flag says otherwise (the flags'
 # defaults, r 8, once refused this r 4 adapter); an explicit flag that disagrees is refused.
 expect_ok "adapter of r 4" aspo_run "${text[@]}" --out "$WORK/r4" --max-steps 1 --quiet \

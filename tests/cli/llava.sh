@@ -108,7 +108,7 @@ expect_error "missing image names the line" 1 "missing_image.jsonl:[0-9]+.*image
 for bad in corrupt.png truncated.png corrupt.jpg truncated.jpg empty.png zero_width.png text.png text.jpg; do
     printf '{"prompt": "What is this?", "chosen": "A thing. It is red.", "rejected": "Nothing.", "image": "%s"}\n' "$bad" >"$WORK/bad_$bad.jsonl"
     expect_error "bad image $bad" 1 "bad_$bad.jsonl:1.*$bad" llava_run --model "$HF" \
-        --image-root "$FIX/image" --data "$WORK/bad_$bad.jsonl" --out "$WORK/e3" --max-steps 1 --alpha 0 --loss dpo
+        --image-root "$FIX/image" --data "$WORK/bad_$bad.jsonl" --out "$WORK/e3" --overwrite --max-steps 1 --alpha 0 --loss dpo
 done
 printf '{"prompt": "What is this?", "chosen": "A photo.", "rejected": "No.", "image": "photo.jpg"}\n' >"$WORK/big.jsonl"
 expect_error "over-limit image" 1 "big.jsonl:1.*photo.jpg" llava_run --model "$HF" \

@@ -104,7 +104,7 @@ close_all() {
 check "grad-accum: same loss and grad norm per step" close_all "$WORK/ga1/metrics.jsonl" "$WORK/ga2/metrics.jsonl"
 
 # --- Usage errors exit 2, failures exit 1 -------------------------------------------------
-run_text=(--model "$M" --data "$DATA/text.jsonl" --out "$WORK/usage" --quiet)
+run_text=(--model "$M" --data "$DATA/text.jsonl" --out "$WORK/usage" --overwrite --quiet)
 expect_error "unknown flag" 2 "unknown flag '--bogus'" aspo_run "${run_text[@]}" --bogus
 expect_error "bad number" 2 "--lr: 'fast' is not a number" aspo_run "${run_text[@]}" --lr fast
 expect_error "out of range" 2 "--batch-size: '0' is not a whole number" aspo_run "${run_text[@]}" --batch-size 0
