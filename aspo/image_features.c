@@ -3,6 +3,7 @@
 #include "aspo/image_features.h"
 
 #include <errno.h>
+#include <math.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <stdio.h>
@@ -13,6 +14,7 @@
 
 #include "aspo/image_rows.h"
 #include "models/weights.h"
+#include "tensor/file_open.h"
 #include "tensor/runtime.h"
 #include "tensor/tensor_ops.h"
 
@@ -74,18 +76,28 @@ static bool cache_path(const vision_cache *c, const char *path, char *out, size_
     return snprintf(out, size, "%s/%016" PRIx64 ".f32", c->dir, h) < (int)size;
 }
 
-/* The cached features when the file is there and whole; anything else is a miss. */
+/* The cached features when the file is there and whole; anything else is a miss. Features
+ * that are not all finite (a damaged file with a whole header) are a miss too, said once
+ * with the file's name: the image's features are computed again and the file rewritten. */
 static bool cache_get(const vision_cache *c, const char *file, float *out)
 {
-    FILE *f = fopen(file, "rb");
-    if (!f) return false;
+    FILE *f = file_open_regular(file, "vision cache file", 0, NULL);
+    if (!f) {
+        aspo_error_clear(); /* absent (or not a file): a miss */
+        return false;
+    }
     cache_header h;
     size_t n = (size_t)(c->N * c->Cv);
     bool ok = fread(&h, sizeof h, 1, f) == 1 && !memcmp(h.magic, MAGIC, 8) && h.key == c->key &&
               h.N == c->N && h.Cv == c->Cv && fread(out, sizeof(float), n, f) == n &&
               fgetc(f) == EOF;
     fclose(f);
-    return ok;
+    size_t bad = 0;
+    for (size_t i = 0; ok && i < n; i++) bad += !isfinite(out[i]);
+    if (bad)
+        fprintf(stderr, "aspo: warning: --vision-cache: %s holds %zu non-finite values; its image's "
+                "features are computed again\n", file, bad);
+    return ok && !bad;
 }
 
 /* Written as <file>.tmp and renamed: a killed run leaves no half file under the name. */

@@ -36,6 +36,7 @@ const option_spec TRAIN_SPECS[] = {
     F("adapter", OPT_STRING, adapter, "PEFT adapter to start from", NULL, 0, 0),
     F("resume", OPT_STRING, resume, "checkpoint directory to resume, or 'auto' for the newest in --out", NULL, 0, 0),
     F("overwrite", OPT_BOOL, overwrite, "--out may hold an earlier run: its files are removed first", NULL, 0, 0),
+    F("allow-setting-changes", OPT_BOOL, allow_setting_changes, "--resume although loss, data, batch, lr or steps differ from the checkpoint's", NULL, 0, 0),
     F("loss", OPT_STRING, loss, "preference loss", LOSSES, 0, 0),
     F("beta", OPT_FLOAT, beta, "DPO beta", NULL, 1e-6, 1e6),
     F("alpha", OPT_FLOAT, alpha, "ASPO weight of image similarity; -1 = 0.5 with images, 0 on text-only data", NULL, -1, 1),

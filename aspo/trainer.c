@@ -424,7 +424,7 @@ static aspo_status run(trainer *t, train_summary *sum)
                          .base_lr = cfg->lr,
                          .warmup_steps = schedule_warmup_steps(total, cfg->warmup_ratio, 0),
                          .total_steps = total};
-    train_state st = {0};
+    train_state st = {.total = total};
     if (!(s = schedule_check(&sched)) && cfg->resume)
         s = checkpoint_load(t, &opt, cfg->resume, cfg->out, &st);
     if (!s) runtime_current()->rng_counter = st.rng_counter;

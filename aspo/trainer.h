@@ -19,6 +19,7 @@ typedef struct train_config {
     long lora_r;
     bool lora_given; /* a LoRA flag was given: else --adapter's own r, alpha, targets */
     bool overwrite;  /* --out may hold an earlier run's files: they are removed first */
+    bool allow_setting_changes; /* --resume with settings that differ from the checkpoint's */
     double lora_alpha, lora_dropout;
     bool rslora, gradient_checkpointing, skip_bad_lines, no_bos;
     const char *lora_targets, *dtype, *chat_template, *truncation_mode, *scheduler;

@@ -83,11 +83,15 @@ aspo_status train_batch(trainer *t, const int64_t *pair_index, int n, double sca
 typedef struct train_state {
     int64_t step;          /* optimizer steps done */
     uint64_t rng_counter;  /* dropout counter of the runtime */
+    int64_t total;         /* the run's steps (--max-steps, or epochs of the data) */
 } train_state;
 
 aspo_status checkpoint_save(const trainer *t, const adamw *opt, const train_state *st,
                             const char *out_dir);
-/* dir: a checkpoint directory, or "auto" for the newest under out_dir. */
+/* dir: a checkpoint directory, or "auto" for the newest under out_dir. The settings that
+ * make the run what it is (loss, data, batch, learning rate, steps) must be the
+ * checkpoint's, unless cfg->allow_setting_changes; st->total is this run's, compared. The
+ * adapter and the optimizer state read back must be finite. */
 aspo_status checkpoint_load(trainer *t, adamw *opt, const char *dir, const char *out_dir,
                             train_state *st);
 

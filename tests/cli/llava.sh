@@ -67,6 +67,17 @@ expect_ok "damaged cache" "$ASPO" run --threads 1 --image-root "$IMG/images" --m
     --lr 1e-3 --lora-r 4 --vision-cache "$WORK/vcache"
 check "damaged cache: recomputed" grep -q "10 images read from it, 6 computed" "$WORK/err.txt"
 check "damaged cache: the same metrics" [ "$(metrics_sans_time "$WORK/vc-none/metrics.jsonl")" = "$(metrics_sans_time "$WORK/vc-damaged/metrics.jsonl")" ]
+# A whole file whose features are NaN (0xff bytes after its header): named, computed again.
+nan_file=$(ls "$WORK"/vcache/*.f32 | head -n 1)
+size=$(stat -c %s "$nan_file")
+{ head -c 32 "$nan_file"; head -c $((size - 32)) /dev/zero | tr '\0' '\377'; } >"$nan_file.nan"
+mv "$nan_file.nan" "$nan_file"
+expect_ok "NaN cache file" "$ASPO" run --threads 1 --image-root "$IMG/images" --model "$HF" \
+    --data "$IMG/pairs.jsonl" --loss dpo --out "$WORK/vc-nan" --batch-size 4 --epochs 2 \
+    --lr 1e-3 --lora-r 4 --vision-cache "$WORK/vcache"
+check "NaN cache file: named in a warning" \
+    grep -q "^aspo: warning: --vision-cache: $nan_file holds [0-9]* non-finite values" "$WORK/err.txt"
+check "NaN cache file: the same metrics" [ "$(metrics_sans_time "$WORK/vc-none/metrics.jsonl")" = "$(metrics_sans_time "$WORK/vc-nan/metrics.jsonl")" ]
 
 # --- the original layout: its mm_vision_tower directory is a full CLIP, shared for S --------
 expect_ok "original layout ASPO" llava_run --model "$ORIG" --tokenizer "$FIX/tokenizer/vicuna" --data "$IMG/pairs.jsonl" \

@@ -72,5 +72,38 @@ expect_error "resume with another seed" 2 "checkpoint-4/trainer_state\.json was 
     aspo_run "${flags[@]}" --out "$WORK/other" --resume "$REF/checkpoint-4" --seed 7
 expect_error "resume with another LoRA rank" 1 "checkpoint-4/adapter_model\.safetensors: .*has shape" \
     aspo_run "${flags[@]}" --out "$WORK/other" --resume "$REF/checkpoint-4" --lora-r 8
+# Settings that change what the run means are refused by name (once only --seed was
+# checked), unless --allow-setting-changes; a step count below the checkpoint never fits.
+expect_error "resume with another --lr" 2 "checkpoint-4/trainer_state\.json: the checkpoint's run had lr 0\.001.*gives 0\.002.*--allow-setting-changes" \
+    aspo_run "${flags[@]}" --out "$WORK/other" --resume "$REF/checkpoint-4" --lr 2e-3
+expect_error "resume with another --loss" 2 "the checkpoint's run had loss \"aspo\", this command gives \"dpo\"" \
+    aspo_run "${flags[@]}" --out "$WORK/other" --resume "$REF/checkpoint-4" --loss dpo
+expect_error "resume with another --batch-size" 2 "the checkpoint's run had batch_size 1, this command gives 2" \
+    aspo_run "${flags[@]}" --out "$WORK/other" --resume "$REF/checkpoint-4" --batch-size 2
+sed 's/The sky is green/The sky is red/' "$DATA/text.jsonl" >"$WORK/edited.jsonl"
+edited=("${flags[@]}")
+for i in "${!edited[@]}"; do [ "${edited[$i]}" = "$DATA/text.jsonl" ] && edited[$i]=$WORK/edited.jsonl; done
+expect_error "resume on edited data" 2 "the checkpoint's run had data_fingerprint" \
+    aspo_run "${edited[@]}" --out "$WORK/other" --resume "$REF/checkpoint-4"
+expect_error "resume past --max-steps" 2 "checkpoint is at step 4, past this run's 3 steps" \
+    aspo_run "${flags[@]}" --out "$WORK/other" --resume "$REF/checkpoint-4" --max-steps 3
+cp -r "$REF/checkpoint-4" "$WORK/cp-lr"
+expect_ok "--allow-setting-changes" aspo_run "${flags[@]}" --out "$WORK/allowed" --resume "$WORK/cp-lr" \
+    --lr 2e-3 --allow-setting-changes --max-steps 6
+check "--allow-setting-changes: a warning names lr" grep -q "^aspo: warning: --resume: lr was 0.001, now 0.002" "$WORK/err.txt"
+# A checkpoint whose optimizer state holds NaN: named, not resumed into NaN steps. The
+# safetensors data starts after the 8-byte length and the header; its last 8 bytes become NaN.
+cp -r "$REF/checkpoint-4" "$WORK/cp-nan"
+f=$WORK/cp-nan/optimizer.safetensors
+size=$(stat -c %s "$f")
+{ head -c $((size - 8)) "$f"; printf '\377\377\377\377\377\377\377\377'; } >"$f.nan" && mv "$f.nan" "$f"
+expect_error "NaN in a checkpoint's optimizer state" 1 "cp-nan/optimizer\.safetensors: exp_avg(_sq)? of .* holds 2 non-finite values" \
+    aspo_run "${flags[@]}" --out "$WORK/nan" --resume "$WORK/cp-nan"
+cp -r "$REF/checkpoint-4" "$WORK/cp-nan-adapter"
+f=$WORK/cp-nan-adapter/adapter_model.safetensors
+size=$(stat -c %s "$f")
+{ head -c $((size - 4)) "$f"; printf '\377\377\377\377'; } >"$f.nan" && mv "$f.nan" "$f"
+expect_error "NaN in a checkpoint's adapter" 1 "cp-nan-adapter/adapter_model\.safetensors: tensor .*lora_[AB]\.weight holds 1 non-finite values" \
+    aspo_run "${flags[@]}" --out "$WORK/nan2" --resume "$WORK/cp-nan-adapter"
 
 summary
