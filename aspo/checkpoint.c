@@ -16,6 +16,7 @@
 #include "models/weights.h"
 #include "tensor/file_open.h"
 #include "tensor/json_file.h"
+#include "tensor/json_guard.h"
 #include "tensor/runtime.h"
 
 /* FNV-1a over the data file's bytes, as "<bytes>:<hash>": the same data under another
@@ -63,6 +64,7 @@ aspo_status checkpoint_save(const trainer *t, const adamw *opt, const train_stat
     }
     if (!s) {
         char data[64];
+        uint64_t mark = json_guard_mark();
         s = data_fingerprint(t->cfg->data, data, sizeof data);
         json_t *state = s ? NULL : json_pack("{s:I, s:I, s:I, s:s, s:o}", "global_step",
                                              (json_int_t)st->step, "rng_counter",
@@ -75,14 +77,18 @@ aspo_status checkpoint_save(const trainer *t, const adamw *opt, const train_stat
                                 json_integer((json_int_t)t->scaler.good_steps));
         }
         snprintf(path, sizeof path, "%s/trainer_state.json", tmp);
-        if (!s && (!state || json_dump_file(state, path, JSON_INDENT(2) | JSON_SORT_KEYS) != 0))
-            s = aspo_fail(ASPO_ERR_IO, "%s: cannot write the trainer state", path);
+        char *text = state ? json_dumps(state, JSON_INDENT(2) | JSON_SORT_KEYS) : NULL;
         json_decref(state);
+        if (!s) s = json_guard_check(mark, path); /* a field may be missing */
+        if (!s && !text) s = aspo_fail(ASPO_ERR_OOM, "%s: out of memory", path);
+        if (!s) s = weights_write_file(path, text, strlen(text)); /* fsynced, as the others */
+        free(text);
     }
     if (!s) {
         weights_remove_dir(final); /* a rerun over an old output directory */
         if (rename(tmp, final) != 0)
             s = aspo_fail(ASPO_ERR_IO, "cannot rename %s to %s: %s", tmp, final, strerror(errno));
+        else file_sync_parent(final);
     }
     if (s) weights_remove_dir(tmp);
     return s;
@@ -115,9 +121,14 @@ static aspo_status check_settings(const trainer *t, const train_state *st, json_
 {
     if (!json_is_object(saved)) return ASPO_OK;
     char data[64];
+    uint64_t mark = json_guard_mark();
     aspo_status s = data_fingerprint(t->cfg->data, data, sizeof data);
     if (s) return s;
     json_t *now = run_settings(t->cfg, st, data);
+    if (!now || (s = json_guard_check(mark, path))) {
+        json_decref(now);
+        return s ? s : aspo_fail(ASPO_ERR_OOM, "%s: out of memory comparing settings", path);
+    }
     const char *key;
     json_t *was;
     json_object_foreach(saved, key, was) {

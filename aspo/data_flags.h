@@ -24,7 +24,7 @@ extern const char *const DATA_FLAG_DTYPES[], *const DATA_FLAG_TEMPLATES[],
     DATA_FLAG(type, "tokenizer", OPT_STRING, tokenizer, "tokenizer file or directory (default: --model)", NULL, 0, 0), \
     DATA_FLAG(type, "data", OPT_STRING, data, "preference file: JSONL, or SeVa's JSON list", NULL, 0, 0), \
     DATA_FLAG(type, "image-root", OPT_STRING, image_root, "directory the rows' image names are relative to", NULL, 0, 0), \
-    DATA_FLAG(type, "max-image-pixels", OPT_INT, max_image_pixels, "refuse images with more pixels (0 = 64M)", NULL, 0, 1LL << 40), \
+    DATA_FLAG(type, "max-image-pixels", OPT_INT, max_image_pixels, "refuse images that would need more pixels decoded, padded or resized (0 = 64M)", NULL, 0, 1LL << 40), \
     DATA_FLAG(type, "dtype", OPT_STRING, dtype, "storage dtype of frozen weights (auto = the file's)", DATA_FLAG_DTYPES, 0, 0), \
     DATA_FLAG(type, "activation-dtype", OPT_STRING, activation_dtype, "hidden states' dtype: f32, or the frozen weights' bf16/f16 as PyTorch autocast computes (auto: the weights' on cuda and hip, f32 elsewhere)", DATA_FLAG_DTYPES, 0, 0), \
     DATA_FLAG(type, "max-length", OPT_INT, max_length, "prompt + response tokens (0 = no limit)", NULL, 0, 1 << 24), \

@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "tensor/file_open.h"
+#include "tensor/json_guard.h"
 
 /* Row errors are written into a caller's buffer first: with skip_bad_lines they are only
  * counted (the first one kept), so they must not become the thread's error. */
@@ -305,8 +306,17 @@ static aspo_status parse_line(const char *text, size_t len, const char *source, 
                               preference_row *row, row_msg *m, bool *malformed)
 {
     json_error_t err;
+    uint64_t mark = json_guard_mark();
     /* Duplicate keys would make "which prompt?" ambiguous. */
     json_t *obj = json_loadb(text, len, JSON_REJECT_DUPLICATES, &err);
+    if (json_guard_check(mark, source)) { /* the object may have lost characters */
+        json_decref(obj);
+        memset(row, 0, sizeof *row);
+        *malformed = false;
+        snprintf(m->text, sizeof m->text, "%s:%" PRId64 ": out of memory reading the line",
+                 source, line);
+        return ASPO_ERR_OOM;
+    }
     *malformed = !obj;
     if (!obj) {
         memset(row, 0, sizeof *row);

@@ -9,6 +9,8 @@
 #include <jansson.h>
 #include <string.h>
 
+#include "tensor/json_guard.h"
+
 static const dataset_keys seva_keys = {
     .prompt = "question", .chosen = "chosen", .rejected = "reject", .image = "image_id",
     .image_required = true, /* SeVa's script writes it for every pair */
@@ -45,7 +47,13 @@ aspo_status dataset_read_json_list(FILE *f, const char *head, size_t head_len,
     list_input in = {head, head_len, 0, f, false};
     json_error_t err;
     /* Duplicate keys would make "which question?" ambiguous. */
+    uint64_t mark = json_guard_mark();
     json_t *list = json_load_callback(feed, &in, JSON_REJECT_DUPLICATES, &err);
+    aspo_status oom = json_guard_check(mark, ds->path);
+    if (oom) {
+        json_decref(list);
+        return oom;
+    }
     if (!list) {
         if (in.read_error)
             return aspo_fail(ASPO_ERR_IO, "%s: read error: %s", ds->path, strerror(errno));

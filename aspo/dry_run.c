@@ -5,6 +5,7 @@
 #include "backends/registry.h"
 #include "aspo/dry_run.h"
 
+#include <errno.h>
 #include <float.h>
 #include <jansson.h>
 #include <stdio.h>
@@ -15,6 +16,7 @@
 #include "aspo/similarity.h"
 #include "aspo/trainer_internal.h"
 #include "models/weights.h"
+#include "tensor/json_guard.h"
 #include "tensor/runtime.h"
 
 /* ---- measuring ---- */
@@ -88,17 +90,22 @@ aspo_status train_memory_report(const train_config *cfg, const train_memory *mem
                 human(mem->weights, b, sizeof b), human(mem->lora, c, sizeof c),
                 human(mem->gradients, d, sizeof d), human(mem->optimizer, e, sizeof e),
                 human(mem->activations, f, sizeof f), human(mem->activations_used, g, sizeof g), h);
+    char path[4200];
+    snprintf(path, sizeof path, "%s/memory.json", cfg->out);
+    uint64_t mark = json_guard_mark(); /* a failed json_integer() would drop its field */
     json_t *o = memory_json(mem);
     json_object_set_new(o, "backend", json_string(cfg->backend));
     json_object_set_new(o, "measured", json_true());
     char *text = json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
     json_decref(o);
-    if (!text) return aspo_fail(ASPO_ERR_OOM, "%s/memory.json: out of memory", cfg->out);
-    char path[4200];
-    snprintf(path, sizeof path, "%s/memory.json", cfg->out);
+    aspo_status s = json_guard_check(mark, path);
+    if (s || !text) {
+        free(text);
+        return s ? s : aspo_fail(ASPO_ERR_OOM, "%s: out of memory", path);
+    }
     size_t n = strlen(text);
     text[n] = '\n'; /* json_dumps' terminator becomes the last line's end */
-    aspo_status s = weights_write_file(path, text, n + 1);
+    s = weights_write_file(path, text, n + 1);
     free(text);
     return s;
 }
@@ -430,9 +437,11 @@ static void print_plan(const train_config *c, const trainer *t, const plan_batch
             "and CUDA's scratch), host memory, device allocator rounding\n");
 }
 
-static void print_json(const train_config *c, const trainer *t, const plan_batch *b,
-                       const train_memory *mem, const plan_result *pr)
+/* The plan's JSON line on stdout. */
+static aspo_status print_json(const train_config *c, const trainer *t, const plan_batch *b,
+                              const train_memory *mem, const plan_result *pr)
 {
+    uint64_t mark = json_guard_mark();
     const char *stopped = pr->stopped;
     size_t device = pr->device, want = demand_peak(mem, pr);
     const policy_model *m = &t->model;
@@ -461,10 +470,14 @@ static void print_json(const train_config *c, const trainer *t, const plan_batch
     json_object_set_new(o, "peak_demand_bytes",
                         want ? json_integer((json_int_t)want) : json_null());
     char *line = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
-    if (line) printf("%s\n", line);
-    fflush(stdout);
-    free(line);
     json_decref(o);
+    aspo_status s = json_guard_check(mark, "the plan's JSON line");
+    if (!s && !line) s = aspo_fail(ASPO_ERR_OOM, "the plan's JSON line: out of memory");
+    if (!s && (printf("%s\n", line) < 0 || fflush(stdout) != 0))
+        s = aspo_fail(ASPO_ERR_IO, "the plan's JSON line: cannot write to stdout: %s",
+                      strerror(errno));
+    free(line);
+    return s;
 }
 
 /* ---- the plan ---- */
@@ -547,8 +560,8 @@ aspo_status dry_run(const train_config *cfg, train_summary *summary)
         if (!have_opt) mem.optimizer = 0;
         pr.device = device_bytes(&c, pr.device_name, sizeof pr.device_name);
         if (!c.quiet) print_plan(&c, &t, &b, &mem, &pr);
-        print_json(&c, &t, &b, &mem, &pr);
-        if (summary) {
+        s = print_json(&c, &t, &b, &mem, &pr);
+        if (!s && summary) {
             memset(summary, 0, sizeof *summary);
             summary->memory = mem;
         }

@@ -1,11 +1,11 @@
-/* Images of preference rows: paths, an up-front existence check, and batch loading. */
+/* Images of preference rows: paths, an up-front check that each opens, and batch loading. */
 #include "aspo/image_rows.h"
 
-#include <errno.h>
+#include "tensor/file_open.h"
+
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
-#include <unistd.h>
 
 aspo_status image_row_path(const char *root, const preference_row *row, char *buf, size_t size)
 {
@@ -31,11 +31,20 @@ aspo_status image_rows_check(const char *root, const preference_dataset *ds, int
         n++;
         aspo_status s = image_row_path(root, row, path, sizeof path);
         if (s) return s;
-        if (access(path, R_OK) != 0)
-            return aspo_fail(ASPO_ERR_IO, "%s: image %s: %s: %s%s",
-                             preference_row_where(row), row->image, path,
-                             strerror(errno), root ? "" : " (relative image names are taken "
-                             "from --image-root)");
+        /* Opened, not just looked up: a FIFO or a device fails here, not at its batch. */
+        FILE *f = file_open_regular(path, "file", 0, NULL);
+        if (!f) {
+            aspo_status failed = aspo_error_status();
+            if (!root) {
+                char cause[1024];
+                snprintf(cause, sizeof cause, "%s", aspo_error_message());
+                aspo_fail_replace(failed, "%s (relative image names are taken from "
+                                  "--image-root)", cause);
+            }
+            return aspo_fail_prefix(failed, "%s: image %s: ", preference_row_where(row),
+                                    row->image);
+        }
+        fclose(f);
     }
     if (n_images) *n_images = n;
     return ASPO_OK;

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "models/weights.h"
+#include "tensor/file_open.h"
 
 /* A file or directory a run writes into --out. */
 static bool is_run_file(const char *name)
@@ -91,5 +92,6 @@ aspo_status run_output_save_adapter(const policy_model *m, const char *out)
             s = aspo_fail(ASPO_ERR_IO, "cannot rename %s to %s: %s", from, to, strerror(errno));
     }
     weights_remove_dir(tmp);
+    if (!s) file_sync_parent(to);
     return s;
 }

@@ -21,6 +21,7 @@
 #include "models/weights.h"
 #include "nn/lora.h"
 #include "nn/modules.h"
+#include "tensor/json_guard.h"
 #include "tensor/runtime.h"
 #include "tensor/tensor_ops.h"
 
@@ -272,6 +273,7 @@ static char *output_line(const score_job *j, int64_t i, const char *text, size_t
     const preference_row *row = &j->ds.rows[i];
     const pair_logps *p = &j->logps[i];
     json_error_t err;
+    uint64_t mark = json_guard_mark(); /* jansson may lose a character or a field */
     json_t *in = json_loadb(text, len, 0, &err), *o = json_object();
     bool ok = in && json_is_object(in) && o;
     json_t *id = ok ? json_object_get(in, "id") : NULL;
@@ -292,7 +294,12 @@ static char *output_line(const score_job *j, int64_t i, const char *text, size_t
                                   float_array(p->rejected_tokens, p->n_rejected));
     /* 9 significant digits: every f32 round-trips; the sums are f32 model outputs too. */
     char *line = ok ? json_dumps(o, JSON_COMPACT | JSON_REAL_PRECISION(9)) : NULL;
-    if (!line)
+    char what[4200];
+    snprintf(what, sizeof what, "%s line %lld", row->source, (long long)row->line);
+    if (json_guard_check(mark, what)) {
+        free(line);
+        line = NULL;
+    } else if (!line)
         aspo_fail(ASPO_ERR_FORMAT, "%s line %lld: cannot re-read the row to write its scores "
                   "(did the file change while scoring?)", row->source, (long long)row->line);
     json_decref(in);
@@ -307,6 +314,7 @@ static aspo_status write_list_rows(const score_job *j, FILE *f)
     aspo_status s = ASPO_OK;
     for (int64_t i = 0; i < j->ds.n_rows && !s; i++) {
         const preference_row *row = &j->ds.rows[i];
+        uint64_t mark = json_guard_mark();
         json_t *o = json_pack("{s:s%, s:s%, s:s%}", "prompt", row->prompt, row->prompt_len,
                               "chosen", row->chosen, row->chosen_len, "rejected",
                               row->rejected, row->rejected_len);
@@ -314,6 +322,10 @@ static aspo_status write_list_rows(const score_job *j, FILE *f)
         if (o && row->image) json_object_set_new(o, "image", json_string(row->image));
         char *text = o ? json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
         json_decref(o);
+        if ((s = json_guard_check(mark, row->source))) {
+            free(text);
+            break;
+        }
         char *out = text ? output_line(j, i, text, strlen(text)) : NULL;
         if (!out) s = text ? aspo_error_status() : aspo_fail(ASPO_ERR_OOM, "out of memory");
         else if (fputs(out, f) == EOF || fputc('\n', f) == EOF)

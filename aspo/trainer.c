@@ -15,6 +15,7 @@
 #include "aspo/dry_run.h"
 #include "aspo/run_output.h"
 #include "models/weights.h"
+#include "tensor/json_guard.h"
 #include "tensor/runtime.h"
 
 aspo_status trainer_loss_options(const train_config *cfg, bool has_images, aspo_loss_options *o)
@@ -138,6 +139,7 @@ static aspo_status write_metrics(FILE *f, const trainer *t, const char *prefix, 
                                  double epoch, const batch_result *r, double lr,
                                  double grad_norm, double tokens_per_s)
 {
+    uint64_t mark = json_guard_mark(); /* a failed json_real() would drop its field */
     json_t *o = json_object();
     json_object_set_new(o, "step", json_integer(step));
     json_object_set_new(o, "epoch", json_real(epoch));
@@ -158,6 +160,11 @@ static aspo_status write_metrics(FILE *f, const trainer *t, const char *prefix, 
     }
     char *line = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(9));
     json_decref(o);
+    if (json_guard_check(mark, "metrics.jsonl")) {
+        free(line);
+        return aspo_fail_replace(ASPO_ERR_OOM, "%s/metrics.jsonl: out of memory building step "
+                                 "%lld's line", t->cfg->out, (long long)step);
+    }
     bool ok = line && fprintf(f, "%s\n", line) >= 0 && fflush(f) == 0;
     free(line);
     if (!ok)
@@ -166,31 +173,41 @@ static aspo_status write_metrics(FILE *f, const trainer *t, const char *prefix, 
     return ASPO_OK;
 }
 
-/* metrics.jsonl of a resumed run keeps only the lines up to the checkpoint's step. */
-static FILE *open_metrics(const char *out, int64_t keep_until)
+/* metrics.jsonl, opened for the run's lines; a resumed run keeps only the lines up to the
+ * checkpoint's step (copied aside, then renamed over it: a failure keeps the old file). */
+static aspo_status open_metrics(const char *out, int64_t keep_until, FILE **f)
 {
     char path[4200], tmp[4300];
     snprintf(path, sizeof path, "%s/metrics.jsonl", out);
-    if (keep_until <= 0) return fopen(path, "w");
     snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    FILE *in = fopen(path, "r"), *outf = fopen(tmp, "w");
-    if (!outf) {
+    *f = NULL;
+    if (keep_until > 0) {
+        FILE *in = fopen(path, "r"), *outf = fopen(tmp, "w");
+        bool ok = outf != NULL;
+        char *line = NULL;
+        size_t cap = 0;
+        uint64_t mark = json_guard_mark();
+        while (ok && in && getline(&line, &cap, in) > 0) {
+            json_t *o = json_loads(line, 0, NULL);
+            json_int_t step = o ? json_integer_value(json_object_get(o, "step")) : 0;
+            if (o && step <= keep_until) ok = fputs(line, outf) >= 0;
+            json_decref(o);
+        }
+        ok = ok && !(in && ferror(in));
+        free(line);
         if (in) fclose(in);
-        return NULL;
+        if (outf && fclose(outf) != 0) ok = false;
+        aspo_status s = json_guard_check(mark, path);
+        if (s || !ok || rename(tmp, path) != 0) {
+            int e = errno;
+            remove(tmp);
+            return s ? s : aspo_fail(ASPO_ERR_IO, "%s: cannot keep its lines up to step %lld: "
+                                     "%s", path, (long long)keep_until, strerror(e));
+        }
     }
-    char *line = NULL;
-    size_t cap = 0;
-    while (in && getline(&line, &cap, in) > 0) {
-        json_t *o = json_loads(line, 0, NULL);
-        json_int_t step = o ? json_integer_value(json_object_get(o, "step")) : 0;
-        if (o && step <= keep_until) fputs(line, outf);
-        json_decref(o);
-    }
-    free(line);
-    if (in) fclose(in);
-    fclose(outf);
-    rename(tmp, path);
-    return fopen(path, "a");
+    *f = fopen(path, keep_until > 0 ? "a" : "w");
+    if (!*f) return aspo_fail(ASPO_ERR_IO, "%s: cannot write: %s", path, strerror(errno));
+    return ASPO_OK;
 }
 
 static void progress(const train_config *cfg, int64_t step, int64_t total, const batch_result *r,
@@ -428,8 +445,8 @@ static aspo_status run(trainer *t, train_summary *sum)
     if (!(s = schedule_check(&sched)) && cfg->resume)
         s = checkpoint_load(t, &opt, cfg->resume, cfg->out, &st);
     if (!s) runtime_current()->rng_counter = st.rng_counter;
-    FILE *metrics = s ? NULL : open_metrics(cfg->out, st.step);
-    if (!s && !metrics) s = aspo_fail(ASPO_ERR_IO, "%s/metrics.jsonl: cannot write", cfg->out);
+    FILE *metrics = NULL;
+    if (!s) s = open_metrics(cfg->out, st.step, &metrics);
     if (!s && !cfg->quiet)
         fprintf(stderr, "model: %s: %lld trainable of %lld parameters (frozen %s, activations "
                 "%s); %lld steps%s\n", cfg->model,

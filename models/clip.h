@@ -50,7 +50,11 @@ typedef struct clip_config {
 void clip_vision_defaults(clip_tower_config *c);
 void clip_text_defaults(clip_tower_config *c);
 /* Reads one tower's object (e.g. LLaVA's "vision_config"); `where` names it in messages.
- * A hidden_act aspo lacks or a hidden_size the heads do not divide is an error. */
+ * A hidden_act aspo lacks is ASPO_ERR_UNSUPPORTED; a size that is not positive or is over
+ * its bound (widths 2^20, 4096 layers, 2^24 tokens, images 2^14 a side), a hidden_size the
+ * heads do not divide, an image_size the patch_size does not divide, or a text token id
+ * outside the vocabulary (bos and pad may be null or -1, eos may not) is ASPO_ERR_FORMAT
+ * naming the field and its value. */
 aspo_status clip_tower_config_from_json(const struct json_t *obj, const char *where,
                                         bool vision, clip_tower_config *c);
 /* config.json: a CLIPConfig ("vision_config" [+ "text_config"]) or a bare vision config

@@ -3,6 +3,7 @@
  * lower-casing and NFC. */
 #include "models/clip_tokenizer.h"
 
+#include "tensor/file_open.h"
 #include "tensor/json_file.h"
 
 #include <stdbool.h>
@@ -14,6 +15,9 @@
 #include <unicode/ustring.h>
 
 #define CLIP_MAX_MERGES (49152 - 256 - 2) /* HF reads merges.txt lines [1, 48895) */
+/* CLIP's merges.txt is 525 KB; even with longer symbols, the 48894 lines read stay a few MB.
+ * (vocab.json goes through json_file_load and its bound.) */
+#define CLIP_MERGES_MAX_BYTES ((uint64_t)16 << 20)
 
 static const char BOS[] = "<|startoftext|>";
 static const char EOS[] = "<|endoftext|>";
@@ -122,13 +126,44 @@ static void build_byte_table(clip_tokenizer *t)
 
 /* ---- loading -------------------------------------------------------------------------- */
 
+typedef struct vocab_entry {
+    int32_t id;
+    const char *token;
+} vocab_entry;
+
+static int cmp_vocab_id(const void *a, const void *b)
+{
+    int32_t x = ((const vocab_entry *)a)->id, y = ((const vocab_entry *)b)->id;
+    return (x > y) - (x < y);
+}
+
+/* Two tokens on one id: which one the id stands for would be chance (HF's decoder dict
+ * keeps the later one). */
+static aspo_status check_unique_ids(const char *path, vocab_entry *e, size_t n)
+{
+    qsort(e, n, sizeof *e, cmp_vocab_id);
+    for (size_t i = 1; i < n; i++)
+        if (e[i].id == e[i - 1].id)
+            return aspo_fail(ASPO_ERR_FORMAT, "%s: tokens \"%s\" and \"%s\" both have id %d; "
+                             "each id names one token: fix the file", path, e[i - 1].token,
+                             e[i].token, e[i].id);
+    return ASPO_OK;
+}
+
 static aspo_status load_vocab(clip_tokenizer *t, const char *path)
 {
     json_t *root = json_file_load(path, "CLIP vocab.json");
     if (!root) return aspo_error_status();
     aspo_status st = ASPO_OK;
+    vocab_entry *ent = NULL;
+    size_t n = 0;
     if (!json_is_object(root)) {
         st = aspo_fail(ASPO_ERR_FORMAT, "%s: expected a JSON object of token -> id", path);
+        goto done;
+    }
+    ent = malloc((json_object_size(root) + 1) * sizeof *ent);
+    if (!ent) {
+        st = aspo_fail(ASPO_ERR_OOM, "clip tokenizer: out of memory");
         goto done;
     }
     const char *key;
@@ -141,18 +176,21 @@ static aspo_status load_vocab(clip_tokenizer *t, const char *path)
             goto done;
         }
         int32_t id = (int32_t)json_integer_value(val);
+        ent[n++] = (vocab_entry){id, key};
         if ((st = strmap_put(&t->vocab, key, strlen(key), id)) != ASPO_OK) goto done;
         if (id + 1 > t->vocab_size) t->vocab_size = id + 1;
     }
+    st = check_unique_ids(path, ent, n);
 done:
+    free(ent);
     json_decref(root);
     return st;
 }
 
 static aspo_status load_merges(clip_tokenizer *t, const char *path)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f) return aspo_fail(ASPO_ERR_IO, "%s: cannot open CLIP merges.txt", path);
+    FILE *f = file_open_regular(path, "CLIP merges.txt", CLIP_MERGES_MAX_BYTES, NULL);
+    if (!f) return aspo_error_status();
     char *line = NULL;
     size_t cap = 0;
     ssize_t got;

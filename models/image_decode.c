@@ -9,6 +9,7 @@
 #include <png.h>
 
 #include "models/image.h"
+#include "tensor/file_open.h"
 
 static const uint8_t PNG_MAGIC[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
 
@@ -16,14 +17,23 @@ void image_free(image_rgb8 *img)
 {
     if (!img) return;
     free(img->data);
+    free(img->name);
     memset(img, 0, sizeof *img);
+}
+
+image_limits image_limits_resolve(const image_limits *lim)
+{
+    image_limits r = {.max_pixels = IMAGE_DEFAULT_MAX_PIXELS, .max_side = IMAGE_DEFAULT_MAX_SIDE};
+    if (lim && lim->max_pixels > 0) r.max_pixels = lim->max_pixels;
+    if (lim && lim->max_side > 0) r.max_side = lim->max_side;
+    return r;
 }
 
 /* Checks the header's size against the limits before any pixel buffer exists. */
 static aspo_status check_size(const char *name, int64_t w, int64_t h, const image_limits *lim)
 {
-    int64_t max_pixels = lim && lim->max_pixels > 0 ? lim->max_pixels : IMAGE_DEFAULT_MAX_PIXELS;
-    int64_t max_side = lim && lim->max_side > 0 ? lim->max_side : IMAGE_DEFAULT_MAX_SIDE;
+    image_limits r = image_limits_resolve(lim);
+    int64_t max_pixels = r.max_pixels, max_side = r.max_side;
     if (w <= 0 || h <= 0)
         return aspo_fail(ASPO_ERR_FORMAT, "%s: image has zero size (%lldx%lld)", name,
                          (long long)w, (long long)h);
@@ -234,43 +244,68 @@ aspo_status image_decode(const void *bytes, size_t n, const char *name,
 {
     const uint8_t *b = bytes;
     memset(out, 0, sizeof *out);
+    aspo_status st;
     if (n == 0) return aspo_fail(ASPO_ERR_FORMAT, "%s: empty file, not an image", name);
-    if (n >= 8 && memcmp(b, PNG_MAGIC, 8) == 0) return decode_png(b, n, name, lim, out);
-    if (n >= 3 && b[0] == 0xFF && b[1] == 0xD8 && b[2] == 0xFF)
-        return decode_jpeg(b, n, name, lim, out);
-    return aspo_fail(ASPO_ERR_FORMAT,
-                     "%s: not a PNG or JPEG image (unknown leading bytes %02x %02x %02x %02x)",
-                     name, b[0], n > 1 ? b[1] : 0, n > 2 ? b[2] : 0, n > 3 ? b[3] : 0);
+    if (n >= 8 && memcmp(b, PNG_MAGIC, 8) == 0)
+        st = decode_png(b, n, name, lim, out);
+    else if (n >= 3 && b[0] == 0xFF && b[1] == 0xD8 && b[2] == 0xFF)
+        st = decode_jpeg(b, n, name, lim, out);
+    else
+        return aspo_fail(ASPO_ERR_FORMAT,
+                         "%s: not a PNG or JPEG image (unknown leading bytes %02x %02x %02x %02x)",
+                         name, b[0], n > 1 ? b[1] : 0, n > 2 ? b[2] : 0, n > 3 ? b[3] : 0);
+    if (st != ASPO_OK) return st;
+    out->limits = image_limits_resolve(lim);
+    out->name = strdup(name);
+    if (!out->name) {
+        image_free(out);
+        return aspo_fail(ASPO_ERR_OOM, "%s: out of memory", name);
+    }
+    return ASPO_OK;
+}
+
+/* The largest file an image within lim can need (see IMAGE_FILE_BYTES_PER_PIXEL). */
+static uint64_t file_max_bytes(const image_limits *lim)
+{
+    image_limits r = image_limits_resolve(lim);
+    uint64_t pixels = (uint64_t)r.max_pixels, side = (uint64_t)r.max_side;
+    if (side * side < pixels) pixels = side * side;
+    if (pixels > (UINT64_MAX - IMAGE_FILE_METADATA_BYTES) / IMAGE_FILE_BYTES_PER_PIXEL)
+        return UINT64_MAX;
+    return pixels * IMAGE_FILE_BYTES_PER_PIXEL + IMAGE_FILE_METADATA_BYTES;
 }
 
 aspo_status image_load(const char *path, const image_limits *lim, image_rgb8 *out)
 {
     memset(out, 0, sizeof *out);
-    FILE *f = fopen(path, "rb");
-    if (!f) return aspo_fail(ASPO_ERR_IO, "%s: cannot open image file", path);
-    uint8_t *buf = NULL;
-    size_t n = 0, cap = 0;
-    for (;;) {
-        if (n == cap) {
-            size_t nc = cap ? cap * 2 : 1 << 16;
-            uint8_t *nb = realloc(buf, nc);
-            if (!nb) {
-                free(buf);
-                fclose(f);
-                return aspo_fail(ASPO_ERR_OOM, "%s: cannot buffer the file", path);
-            }
-            buf = nb;
-            cap = nc;
-        }
-        size_t got = fread(buf + n, 1, cap - n, f);
-        n += got;
-        if (got == 0) break;
+    uint64_t size = 0, max_bytes = file_max_bytes(lim);
+    /* No limit passed: the size is checked below, with a message about where it comes from. */
+    FILE *f = file_open_regular(path, "image", 0, &size);
+    if (!f) return aspo_error_status();
+    if (size > max_bytes) {
+        fclose(f);
+        image_limits r = image_limits_resolve(lim);
+        return aspo_fail(ASPO_ERR_FORMAT,
+                         "image %s: %llu bytes, over the limit of %llu for an image of at most "
+                         "%lld pixels (%d bytes a pixel plus %llu MiB of metadata); is it an "
+                         "image? Raise --max-image-pixels if it is",
+                         path, (unsigned long long)size, (unsigned long long)max_bytes,
+                         (long long)r.max_pixels, IMAGE_FILE_BYTES_PER_PIXEL,
+                         (unsigned long long)(IMAGE_FILE_METADATA_BYTES >> 20));
     }
+    uint8_t *buf = malloc(size ? (size_t)size : 1);
+    if (!buf) {
+        fclose(f);
+        return aspo_fail(ASPO_ERR_OOM, "image %s: cannot buffer its %llu bytes", path,
+                         (unsigned long long)size);
+    }
+    size_t n = fread(buf, 1, (size_t)size, f);
     int bad = ferror(f);
     fclose(f);
-    if (bad) {
+    if (bad || n != size) {
         free(buf);
-        return aspo_fail(ASPO_ERR_IO, "%s: read error", path);
+        return aspo_fail(ASPO_ERR_IO, "image %s: read %zu of its %llu bytes%s", path, n,
+                         (unsigned long long)size, bad ? " (read error)" : " (it shrank)");
     }
     aspo_status st = image_decode(buf, n, path, lim, out);
     free(buf);

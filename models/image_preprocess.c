@@ -3,6 +3,7 @@
  * LLaVA's expand2square. Facts taken from Pillow's libImaging/Resample.c and
  * transformers' image_transforms.py; the code is our own. */
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -28,6 +29,32 @@ void image_mean_u8(const float mean[3], uint8_t out[3])
         double v = (double)mean[c] * 255.0;
         out[c] = (uint8_t)(v < 0 ? 0 : v > 255 ? 255 : v); /* int() truncates */
     }
+}
+
+/* Every buffer made from an image is held to the limits it was decoded under: padding to
+ * a square or resizing can make far more pixels than the file holds. `what` says how the
+ * w x h buffer comes about. */
+static aspo_status check_made(const image_rgb8 *img, const char *what, int64_t w, int64_t h)
+{
+    image_limits lim = image_limits_resolve(&img->limits);
+    if (w <= lim.max_side && h <= lim.max_side && w * h <= lim.max_pixels) return ASPO_OK;
+    return aspo_fail(ASPO_ERR_FORMAT,
+                     "%s: %s makes a %lldx%lld buffer (%lld pixels), over the limit (max side "
+                     "%d, max %lld pixels; --max-image-pixels); crop or shrink the image, or "
+                     "raise the limit if this is intended",
+                     img->name ? img->name : "image", what, (long long)w, (long long)h,
+                     (long long)(w * h), lim.max_side, (long long)lim.max_pixels);
+}
+
+/* out, made from img, keeps its limits and name for the checks of the next step. */
+static aspo_status inherit(image_rgb8 *out, const image_rgb8 *img)
+{
+    out->limits = img->limits;
+    if (!img->name) return ASPO_OK;
+    out->name = strdup(img->name);
+    if (out->name) return ASPO_OK;
+    image_free(out);
+    return aspo_fail(ASPO_ERR_OOM, "%s: out of memory", img->name);
 }
 
 static double bicubic(double x)
@@ -127,15 +154,18 @@ aspo_status image_resize_bicubic(const image_rgb8 *img, int out_h, int out_w, im
     memset(out, 0, sizeof *out);
     if (!img || !img->data || img->height <= 0 || img->width <= 0)
         return aspo_fail(ASPO_ERR_USAGE, "image resize: empty input image");
-    if (out_h <= 0 || out_w <= 0 || (int64_t)out_h * out_w > IMAGE_DEFAULT_MAX_PIXELS)
-        return aspo_fail(ASPO_ERR_USAGE, "image resize: output %dx%d is empty or too large",
-                         out_w, out_h);
+    if (out_h <= 0 || out_w <= 0)
+        return aspo_fail(ASPO_ERR_USAGE, "image resize: output %dx%d is empty", out_w, out_h);
     int h = img->height, w = img->width;
+    char what[96];
+    snprintf(what, sizeof what, "resizing the %dx%d image to %dx%d", w, h, out_w, out_h);
+    aspo_status st = check_made(img, what, out_w, out_h);
+    if (!st && w != out_w && h != out_h) st = check_made(img, what, out_w, h); /* intermediate */
+    if (st) return st;
     /* Horizontal pass first, then vertical; a pass whose size does not change is skipped,
      * as in Pillow. Each pass rounds to uint8. */
     const uint8_t *cur = img->data;
     uint8_t *tmp = NULL;
-    aspo_status st = ASPO_OK;
     out->data = malloc((size_t)out_h * out_w * 3);
     if (!out->data) return aspo_fail(ASPO_ERR_OOM, "image resize: cannot allocate output");
     out->height = out_h;
@@ -163,7 +193,7 @@ aspo_status image_resize_bicubic(const image_rgb8 *img, int out_h, int out_w, im
         memcpy(out->data, img->data, (size_t)h * w * 3); /* same size: Pillow copies */
     }
     free(tmp);
-    return ASPO_OK;
+    return inherit(out, img);
 fail:
     free(tmp);
     image_free(out);
@@ -176,6 +206,10 @@ aspo_status image_pad_to_square(const image_rgb8 *img, const uint8_t mean[3], im
     if (!img || !img->data || img->height <= 0 || img->width <= 0)
         return aspo_fail(ASPO_ERR_USAGE, "image_pad_to_square: empty input image");
     int h = img->height, w = img->width, s = h > w ? h : w;
+    char what[80];
+    snprintf(what, sizeof what, "padding the %dx%d image to a square", w, h);
+    aspo_status st = check_made(img, what, s, s);
+    if (st) return st;
     out->data = malloc((size_t)s * s * 3);
     if (!out->data) return aspo_fail(ASPO_ERR_OOM, "image_pad_to_square: %dx%d", s, s);
     out->height = out->width = s;
@@ -184,7 +218,7 @@ aspo_status image_pad_to_square(const image_rgb8 *img, const uint8_t mean[3], im
     for (int y = 0; y < h; y++)
         memcpy(out->data + ((size_t)(y + top) * s + left) * 3, img->data + (size_t)y * w * 3,
                (size_t)w * 3);
-    return ASPO_OK;
+    return inherit(out, img);
 }
 
 aspo_status clip_preprocess(const image_rgb8 *img, const clip_preprocess_config *cfg,
@@ -208,12 +242,13 @@ aspo_status clip_preprocess(const image_rgb8 *img, const clip_preprocess_config 
          * side int(size * long / short) (truncated). */
         int h = img->height, w = img->width, size = cfg->shortest_edge;
         int shrt = w <= h ? w : h, lng = w <= h ? h : w;
-        double nl = (double)size * lng / shrt;
-        if (nl > IMAGE_DEFAULT_MAX_SIDE)
-            return aspo_fail(ASPO_ERR_USAGE, "clip_preprocess: %dx%d image resized to short "
-                             "side %d would be %.0f long", w, h, size, nl);
+        int64_t nl = (int64_t)((double)size * lng / shrt); /* below 2^62: both are ints */
+        char what[96];
+        snprintf(what, sizeof what, "resizing the %dx%d image to short side %d", w, h, size);
+        aspo_status st = check_made(img, what, w <= h ? size : nl, w <= h ? nl : size);
+        if (st) return st; /* and nl fits an int: the side limit is one */
         int oh = w <= h ? (int)nl : size, ow = w <= h ? size : (int)nl;
-        aspo_status st = image_resize_bicubic(img, oh, ow, &resized);
+        st = image_resize_bicubic(img, oh, ow, &resized);
         if (st != ASPO_OK) return st;
         src = &resized;
     }

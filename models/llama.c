@@ -14,6 +14,8 @@
 
 #include "models/weights.h"
 #include "tensor/autograd.h"
+#include "tensor/file_open.h"
+#include "tensor/json_guard.h"
 #include "tensor/runtime.h"
 #include "tensor/tensor_ops.h"
 
@@ -121,24 +123,28 @@ static bool is_base_weight(const tensor *t, void *ctx)
     return !is_lora_weight(t);
 }
 
-/* The whole file, NUL-terminated; *size (optional) gets its length. */
+/* Configs and tokenizer files beside the weights are read whole; the largest real ones are
+ * a few tens of MB (Gemma's tokenizer.json, 33 MB). */
+#define SIDE_FILE_MAX_BYTES ((uint64_t)64 << 20)
+
+/* The whole file, NUL-terminated; *size (optional) gets its length. Only a regular file
+ * within SIDE_FILE_MAX_BYTES (a FIFO as config.json would block). */
 static char *read_file(const char *path, size_t *size)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        aspo_fail(ASPO_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
-        return NULL;
-    }
-    char *buf = NULL;
-    long n = -1;
-    if (fseek(f, 0, SEEK_END) == 0 && (n = ftell(f)) >= 0 && fseek(f, 0, SEEK_SET) == 0 &&
-        (buf = malloc((size_t)n + 1)) && fread(buf, 1, (size_t)n, f) == (size_t)n) {
-        buf[n] = 0;
-        if (size) *size = (size_t)n;
-    } else {
+    uint64_t n = 0;
+    FILE *f = file_open_regular(path, "model file", SIDE_FILE_MAX_BYTES, &n);
+    if (!f) return NULL;
+    char *buf = malloc((size_t)n + 1);
+    if (!buf)
+        aspo_fail(ASPO_ERR_OOM, "%s: out of memory for its %llu bytes", path,
+                  (unsigned long long)n);
+    else if (fread(buf, 1, (size_t)n, f) != (size_t)n) {
+        aspo_fail(ASPO_ERR_IO, "%s: read failed%s", path, ferror(f) ? "" : " (it shrank)");
         free(buf);
         buf = NULL;
-        aspo_fail(ASPO_ERR_IO, "%s: read failed", path);
+    } else {
+        buf[n] = 0;
+        if (size) *size = (size_t)n;
     }
     fclose(f);
     return buf;
@@ -184,7 +190,14 @@ static aspo_status read_config(llama_model *m, const char *dir, const llama_open
     snprintf(path, sizeof path, "%s/config.json", dir);
     if (!(m->config_text = read_file(path, NULL))) return aspo_error_status();
     json_error_t err;
-    json_t *root = json_loads(m->config_text, 0, &err);
+    uint64_t mark = json_guard_mark();
+    /* A key given twice would leave "which one?" to the parser. */
+    json_t *root = json_loads(m->config_text, JSON_REJECT_DUPLICATES, &err);
+    aspo_status oom = json_guard_check(mark, path);
+    if (oom) {
+        json_decref(root);
+        return oom;
+    }
     if (!root)
         return aspo_fail(ASPO_ERR_FORMAT, "%s: not valid JSON: %s (line %d)", path, err.text,
                          err.line);
@@ -416,6 +429,7 @@ aspo_status llama_save_merged(const llama_model *m, const char *out_dir, dtype o
     if (s) return s;
     /* config.json: the input config with torch_dtype set to what was written. */
     json_error_t err;
+    uint64_t mark = json_guard_mark();
     json_t *root = json_loads(m->config_text, 0, &err);
     const char *torch_name = out_dtype == DT_F32 ? "float32"
                              : out_dtype == DT_BF16 ? "bfloat16" : "float16";
@@ -425,6 +439,7 @@ aspo_status llama_save_merged(const llama_model *m, const char *out_dir, dtype o
         s = aspo_fail(ASPO_ERR_OOM, "%s: cannot build config.json", out_dir);
     char path[4096];
     snprintf(path, sizeof path, "%s/config.json", out_dir);
+    if (!s) s = json_guard_check(mark, path);
     if (!s) s = weights_write_file(path, text, strlen(text));
     free(text);
     json_decref(root);

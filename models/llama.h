@@ -17,6 +17,17 @@ struct json_t;
 
 enum { LLAMA_MAX_EOS = 8 };
 
+/* Bounds on config.json's sizes. The largest LLaMA-family checkpoints are far inside them
+ * (Llama 3.1 405B: hidden 16384, intermediate 53248, 126 layers, 128256 tokens), and they
+ * keep every product of sizes small: no tensor has more than vocab x dim = 2^44 elements
+ * and a model fewer than 2^56, so no element or byte count made from a config (parameter
+ * store, gradients, optimizer state, memory plans) can wrap 64 bits. */
+enum {
+    LLAMA_MAX_DIM = 1 << 20,    /* hidden, intermediate, heads x head size, ... */
+    LLAMA_MAX_LAYERS = 4096,
+    LLAMA_MAX_VOCAB = 1 << 24,
+};
+
 typedef struct llama_config {
     int64_t hidden_size, intermediate_size, num_layers, num_heads, num_kv_heads, head_dim;
     int64_t vocab_size, max_position_embeddings;
@@ -33,9 +44,12 @@ typedef struct llama_config {
  * default differs between releases). The rest take transformers' defaults when missing:
  * num_key_value_heads = num_attention_heads, head_dim = hidden_size / heads, rope_theta
  * 10000, rope_scaling none, max_position_embeddings 2048, tie_word_embeddings false,
- * bos 1, eos 2, pad none, no biases. Unknown fields are ignored. Errors name the file and
- * the field; a rope_scaling type other than linear, a hidden_act other than silu or a
- * non-zero attention_dropout is ASPO_ERR_UNSUPPORTED. */
+ * bos 1, eos 2, pad none, no biases. Unknown fields are ignored. Every size must be
+ * positive and within the bounds above, hidden_size divisible by the heads (without
+ * head_dim), the heads by the kv heads; token ids must be in the vocabulary (null = none;
+ * pad_token_id -1 = none too), at most LLAMA_MAX_EOS of them for eos. Errors name the file,
+ * the field and its value; a rope_scaling type other than linear, a hidden_act other than
+ * silu or a non-zero attention_dropout is ASPO_ERR_UNSUPPORTED. */
 aspo_status llama_config_load(const char *path, llama_config *c);
 /* The same from a parsed JSON object (e.g. LLaVA's "text_config"); `where` names it. */
 aspo_status llama_config_from_json(const struct json_t *obj, const char *where,

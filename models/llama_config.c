@@ -49,13 +49,28 @@ static aspo_status get_bool(const json_t *obj, const char *where, const char *ke
     return ASPO_OK;
 }
 
-/* A token id: absent or null = -1. */
-static aspo_status get_token(const json_t *obj, const char *where, const char *key, int *out)
+/* id must be a token of the vocabulary; `given`: the config sets it (else it is LlamaConfig's
+ * default, which a small vocabulary may not hold). */
+static aspo_status check_token(const char *where, const char *key, int64_t id, int64_t vocab,
+                               bool given)
 {
-    int64_t v = *out;
-    aspo_status s = get_int(obj, where, key, false, &v);
-    if (!s && json_is_null(json_object_get(obj, key))) v = -1;
-    *out = (int)v;
+    if (id >= 0 && id < vocab) return ASPO_OK;
+    return aspo_fail(ASPO_ERR_FORMAT, "%s: \"%s\" = %lld is not a token id of the vocabulary "
+                     "(0..%lld)%s", where, key, (long long)id, (long long)vocab - 1,
+                     given ? "" : "; that is LlamaConfig's default: set it in the config");
+}
+
+/* A token id: absent keeps *out (the default, still checked), null = -1 (none). pad_token_id
+ * -1 is none too: converted LLaMA configs of 2023 write it. */
+static aspo_status get_token(const json_t *obj, const char *where, const char *key,
+                             int64_t vocab, int *out)
+{
+    json_t *v = json_object_get(obj, key);
+    int64_t id = json_is_null(v) ? -1 : *out;
+    aspo_status s = get_int(obj, where, key, false, &id);
+    bool none = json_is_null(v) || (id == -1 && !strcmp(key, "pad_token_id"));
+    if (!s && !none) s = check_token(where, key, id, vocab, v != NULL);
+    if (!s) *out = (int)id;
     return s;
 }
 
@@ -63,16 +78,22 @@ static aspo_status get_token(const json_t *obj, const char *where, const char *k
 static aspo_status get_eos(const json_t *obj, const char *where, llama_config *c)
 {
     json_t *v = json_object_get(obj, "eos_token_id");
-    if (!v) return ASPO_OK;
+    if (!v) return check_token(where, "eos_token_id", c->eos_token_ids[0], c->vocab_size, false);
     c->n_eos = 0;
     if (json_is_null(v)) return ASPO_OK;
     size_t n = json_is_array(v) ? json_array_size(v) : 1;
+    if (n > LLAMA_MAX_EOS)
+        return aspo_fail(ASPO_ERR_FORMAT, "%s: \"eos_token_id\" lists %zu ids; aspo keeps at most "
+                         "%d", where, n, LLAMA_MAX_EOS);
     for (size_t i = 0; i < n; i++) {
         json_t *e = json_is_array(v) ? json_array_get(v, i) : v;
         if (!json_is_integer(e))
             return aspo_fail(ASPO_ERR_FORMAT, "%s: field \"eos_token_id\" must be an integer or a "
                              "list of integers", where);
-        if (c->n_eos < LLAMA_MAX_EOS) c->eos_token_ids[c->n_eos++] = (int)json_integer_value(e);
+        aspo_status s = check_token(where, "eos_token_id", json_integer_value(e), c->vocab_size,
+                                    true);
+        if (s) return s;
+        c->eos_token_ids[c->n_eos++] = (int)json_integer_value(e);
     }
     return ASPO_OK;
 }
@@ -122,18 +143,35 @@ static aspo_status check_supported(const json_t *obj, const char *where)
     return s;
 }
 
-static aspo_status check_sizes(const llama_config *c, const char *where)
+/* The sizes, each checked before any arithmetic on it (a zero or negative heads count
+ * divided hidden_size); head_dim is derived here when the config leaves it out. */
+static aspo_status check_sizes(llama_config *c, const char *where, bool head_dim_given)
 {
-    const struct { const char *name; int64_t v; } pos[] = {
-        {"hidden_size", c->hidden_size},     {"intermediate_size", c->intermediate_size},
-        {"num_hidden_layers", c->num_layers}, {"num_attention_heads", c->num_heads},
-        {"num_key_value_heads", c->num_kv_heads}, {"head_dim", c->head_dim},
-        {"vocab_size", c->vocab_size},
+    const struct { const char *key; int64_t v, max; } f[] = {
+        {"hidden_size", c->hidden_size, LLAMA_MAX_DIM},
+        {"intermediate_size", c->intermediate_size, LLAMA_MAX_DIM},
+        {"num_hidden_layers", c->num_layers, LLAMA_MAX_LAYERS},
+        {"num_attention_heads", c->num_heads, LLAMA_MAX_DIM},
+        {"num_key_value_heads", c->num_kv_heads, LLAMA_MAX_DIM},
+        {"vocab_size", c->vocab_size, LLAMA_MAX_VOCAB},
+        {"max_position_embeddings", c->max_position_embeddings, INT32_MAX}, /* int32 positions */
+        {"head_dim", head_dim_given ? c->head_dim : 1, LLAMA_MAX_DIM},
     };
-    for (size_t i = 0; i < sizeof pos / sizeof *pos; i++)
-        if (pos[i].v < 1 || pos[i].v > (int64_t)1 << 40)
-            return aspo_fail(ASPO_ERR_FORMAT, "%s: \"%s\" = %lld must be a positive size", where,
-                             pos[i].name, (long long)pos[i].v);
+    aspo_status s = ASPO_OK;
+    for (size_t i = 0; i < sizeof f / sizeof *f && !s; i++)
+        s = json_check_range(where, f[i].key, f[i].v, 1, f[i].max);
+    if (s) return s;
+    /* Without head_dim, transformers requires hidden_size = heads * head size. */
+    if (!head_dim_given && c->hidden_size % c->num_heads != 0)
+        return aspo_fail(ASPO_ERR_FORMAT, "%s: hidden_size %lld is not divisible by "
+                         "num_attention_heads %lld (or give head_dim)", where,
+                         (long long)c->hidden_size, (long long)c->num_heads);
+    if (!head_dim_given) c->head_dim = c->hidden_size / c->num_heads;
+    if (c->num_heads * c->head_dim > LLAMA_MAX_DIM) /* both <= 2^20: no overflow */
+        return aspo_fail(ASPO_ERR_FORMAT, "%s: num_attention_heads %lld x head_dim %lld = %lld, "
+                         "the attention's width, is over %d", where, (long long)c->num_heads,
+                         (long long)c->head_dim, (long long)(c->num_heads * c->head_dim),
+                         LLAMA_MAX_DIM);
     if (c->num_heads % c->num_kv_heads != 0)
         return aspo_fail(ASPO_ERR_FORMAT, "%s: num_attention_heads %lld is not a multiple of "
                          "num_key_value_heads %lld", where, (long long)c->num_heads,
@@ -141,11 +179,36 @@ static aspo_status check_sizes(const llama_config *c, const char *where)
     if (c->head_dim % 2 != 0)
         return aspo_fail(ASPO_ERR_FORMAT, "%s: head size %lld is odd; rotary embeddings need it "
                          "even", where, (long long)c->head_dim);
+    return ASPO_OK;
+}
+
+static aspo_status check_numbers(const llama_config *c, const char *where)
+{
     if (!(c->rms_norm_eps >= 0) || isinf(c->rms_norm_eps))
-        return aspo_fail(ASPO_ERR_FORMAT, "%s: rms_norm_eps %g must be >= 0", where, c->rms_norm_eps);
+        return aspo_fail(ASPO_ERR_FORMAT, "%s: rms_norm_eps %g must be >= 0", where,
+                         c->rms_norm_eps);
     if (!(c->rope_theta > 0) || isinf(c->rope_theta))
         return aspo_fail(ASPO_ERR_FORMAT, "%s: rope_theta %g must be > 0", where, c->rope_theta);
     return ASPO_OK;
+}
+
+/* The size fields as given (kv heads default to the heads); nothing is derived yet. */
+static aspo_status read_sizes(const json_t *obj, const char *where, llama_config *c)
+{
+    aspo_status s = ASPO_OK;
+    if (!s) s = get_int(obj, where, "hidden_size", true, &c->hidden_size);
+    if (!s) s = get_int(obj, where, "intermediate_size", true, &c->intermediate_size);
+    if (!s) s = get_int(obj, where, "num_hidden_layers", true, &c->num_layers);
+    if (!s) s = get_int(obj, where, "num_attention_heads", true, &c->num_heads);
+    if (!s) s = get_int(obj, where, "vocab_size", true, &c->vocab_size);
+    if (!s) s = get_number(obj, where, "rms_norm_eps", true, &c->rms_norm_eps);
+    if (s) return s;
+    c->num_kv_heads = c->num_heads;
+    if (!s) s = get_int(obj, where, "num_key_value_heads", false, &c->num_kv_heads);
+    if (!s) s = get_int(obj, where, "head_dim", false, &c->head_dim);
+    if (!s) s = get_int(obj, where, "max_position_embeddings", false,
+                        &c->max_position_embeddings);
+    return s;
 }
 
 aspo_status llama_config_from_json(const struct json_t *obj_in, const char *where,
@@ -157,42 +220,26 @@ aspo_status llama_config_from_json(const struct json_t *obj_in, const char *wher
                         .eos_token_ids = {2}, .n_eos = 1, .torch_dtype = -1};
     if (!json_is_object(obj))
         return aspo_fail(ASPO_ERR_FORMAT, "%s: the config is not a JSON object", where);
-    aspo_status s = ASPO_OK;
-    if (!s) s = get_int(obj, where, "hidden_size", true, &c->hidden_size);
-    if (!s) s = get_int(obj, where, "intermediate_size", true, &c->intermediate_size);
-    if (!s) s = get_int(obj, where, "num_hidden_layers", true, &c->num_layers);
-    if (!s) s = get_int(obj, where, "num_attention_heads", true, &c->num_heads);
-    if (!s) s = get_int(obj, where, "vocab_size", true, &c->vocab_size);
-    if (!s) s = get_number(obj, where, "rms_norm_eps", true, &c->rms_norm_eps);
-    if (s) return s;
-    c->num_kv_heads = c->num_heads;
-    c->head_dim = c->num_heads > 0 ? c->hidden_size / c->num_heads : 0;
-    if (!s) s = get_int(obj, where, "num_key_value_heads", false, &c->num_kv_heads);
-    if (!s) s = get_int(obj, where, "head_dim", false, &c->head_dim);
-    if (!s) s = get_int(obj, where, "max_position_embeddings", false,
-                        &c->max_position_embeddings);
+    json_t *head_dim = json_object_get(obj, "head_dim");
+    aspo_status s = read_sizes(obj, where, c);
+    if (!s) s = check_supported(obj, where);
+    if (!s) s = check_sizes(c, where, head_dim && !json_is_null(head_dim));
     if (!s) s = get_number(obj, where, "rope_theta", false, &c->rope_theta);
     if (!s) s = get_bool(obj, where, "tie_word_embeddings", &c->tie_word_embeddings);
     if (!s) s = get_bool(obj, where, "attention_bias", &c->attention_bias);
     if (!s) s = get_bool(obj, where, "mlp_bias", &c->mlp_bias);
-    if (!s) s = get_token(obj, where, "bos_token_id", &c->bos_token_id);
-    if (!s) s = get_token(obj, where, "pad_token_id", &c->pad_token_id);
+    if (!s) s = get_token(obj, where, "bos_token_id", c->vocab_size, &c->bos_token_id);
+    if (!s) s = get_token(obj, where, "pad_token_id", c->vocab_size, &c->pad_token_id);
     if (!s) s = get_eos(obj, where, c);
     if (!s) s = get_rope_scaling(obj, where, c);
-    if (!s) s = check_supported(obj, where);
     if (s) return s;
-    /* Without head_dim, transformers requires hidden_size = heads * head size. */
-    if (!json_object_get(obj, "head_dim") && c->hidden_size % c->num_heads != 0)
-        return aspo_fail(ASPO_ERR_FORMAT, "%s: hidden_size %lld is not divisible by "
-                         "num_attention_heads %lld", where, (long long)c->hidden_size,
-                         (long long)c->num_heads);
     json_t *dt = json_object_get(obj, "torch_dtype");
     if (json_is_string(dt)) {
         const char *n = json_string_value(dt);
         c->torch_dtype = !strcmp(n, "float32") ? DT_F32 : !strcmp(n, "bfloat16") ? DT_BF16
                          : !strcmp(n, "float16") ? DT_F16 : -1;
     }
-    return check_sizes(c, where);
+    return check_numbers(c, where);
 }
 
 aspo_status llama_config_load(const char *path, llama_config *c)

@@ -12,10 +12,12 @@
  *              directory) or llava_options.vision_tower_dir.
  *
  * Configs: text_config may be partial (LlamaConfig's defaults fill it, as LlavaConfig
- * does), vision_config too (CLIPVisionConfig's); an absent one is LlavaConfig's default
- * (LLaMA-7B, CLIP ViT-L/14-336). Only LLaMA text models and CLIP vision towers are read;
- * other model_types, select strategies, projector activations or mm_projector_types are
- * errors naming the file and the field.
+ * does) but must be there (an absent one is an error, not LlavaConfig's LLaMA-7B);
+ * vision_config may be partial too (CLIPVisionConfig's defaults), and an absent one is
+ * LlavaConfig's default CLIP ViT-L/14-336. image_token_index must be a token of
+ * text_config's vocabulary. Only LLaMA text models and CLIP vision towers are read; other
+ * model_types, select strategies, projector activations or mm_projector_types are errors
+ * naming the file and the field.
  *
  * Image features: the CLIP hidden state of vision_feature_layer (-2: second-to-last
  * layer, before post_layernorm), CLS dropped ("default" select strategy; "full" keeps it),

@@ -85,19 +85,33 @@ static aspo_status fill_llama_defaults(json_t *tc, const char *where)
     return bad ? aspo_fail(ASPO_ERR_OOM, "%s: out of memory", where) : ASPO_OK;
 }
 
-static aspo_status text_config_hf(const json_t *root, const char *path, llava_parsed *p)
+/* p->text_config with LlamaConfig's defaults filled in, read as llama_open will read it, so
+ * that its errors come first and the vocabulary is known here. */
+static aspo_status check_text_config(llava_parsed *p, llama_config *text)
+{
+    aspo_status s = fill_llama_defaults(p->text_config, p->text_where);
+    return s ? s : llama_config_from_json(p->text_config, p->text_where, text);
+}
+
+static aspo_status text_config_hf(const json_t *root, const char *path, llava_parsed *p,
+                                  llama_config *text)
 {
     snprintf(p->text_where, sizeof p->text_where, "%s: text_config", path);
     json_t *tc = json_object_get(root, "text_config");
-    if (tc && !json_is_null(tc) && !json_is_object(tc))
+    /* LlavaConfig would build a 7B LLaMA: a file without one is more likely broken. */
+    if (!tc || json_is_null(tc))
+        return aspo_fail(ASPO_ERR_FORMAT, "%s: no \"text_config\"; a llava-hf config.json "
+                         "describes its language model there (aspo does not assume "
+                         "LlavaConfig's LLaMA-7B default)", path);
+    if (!json_is_object(tc))
         return aspo_fail(ASPO_ERR_FORMAT, "%s: field \"text_config\" must be an object", path);
-    const char *type = tc ? str_field(tc, "model_type") : NULL;
+    const char *type = str_field(tc, "model_type");
     if (type && strcmp(type, "llama") != 0)
         return aspo_fail(ASPO_ERR_UNSUPPORTED, "%s: model_type \"%s\"; aspo's LLaVA language "
                          "model is LLaMA (\"llama\")", p->text_where, type);
-    p->text_config = json_is_object(tc) ? json_deep_copy(tc) : json_object();
+    p->text_config = json_deep_copy(tc);
     if (!p->text_config) return aspo_fail(ASPO_ERR_OOM, "%s: out of memory", path);
-    return fill_llama_defaults(p->text_config, p->text_where);
+    return check_text_config(p, text);
 }
 
 /* ---- the vision tower's config ---- */
@@ -131,7 +145,7 @@ static aspo_status read_hf(const json_t *root, const char *path, llava_config *c
                            llava_parsed *p)
 {
     cfg->hf_layout = true;
-    int64_t token = 32000, layer = -2;
+    int64_t token = 32000, layer = -2; /* LlavaConfig's defaults */
     const char *strategy = "default", *act = "gelu";
     aspo_status s = int_field(root, path, "image_token_index", &token);
     if (!s) s = int_field(root, path, "vision_feature_layer", &layer);
@@ -145,13 +159,19 @@ static aspo_status read_hf(const json_t *root, const char *path, llava_config *c
     if (!clip_act_from_name(act, &cfg->projector_act))
         return aspo_fail(ASPO_ERR_UNSUPPORTED, "%s: projector_hidden_act \"%s\" is not supported "
                          "(gelu, gelu_new, gelu_pytorch_tanh, quick_gelu)", path, act);
-    if (token < INT32_MIN || token > INT32_MAX || layer < -1000 || layer > 1000)
-        return aspo_fail(ASPO_ERR_FORMAT, "%s: image_token_index %lld or vision_feature_layer "
-                         "%lld is out of range", path, (long long)token, (long long)layer);
-    cfg->image_token_index = (int32_t)token;
+    if (layer < -1000 || layer > 1000)
+        return aspo_fail(ASPO_ERR_FORMAT, "%s: vision_feature_layer %lld is out of range", path,
+                         (long long)layer);
     cfg->vision_feature_layer = (int)layer;
     cfg->keep_cls = strcmp(strategy, "full") == 0;
-    if ((s = text_config_hf(root, path, p))) return s;
+    llama_config text;
+    if ((s = text_config_hf(root, path, p, &text))) return s;
+    if (token < 0 || token >= text.vocab_size)
+        return aspo_fail(ASPO_ERR_FORMAT, "%s: \"image_token_index\" = %lld is not a token id of "
+                         "text_config's vocabulary (0..%lld)%s", path, (long long)token,
+                         (long long)text.vocab_size - 1, json_object_get(root, "image_token_index")
+                         ? "" : "; that is LlavaConfig's default: set it in the config");
+    cfg->image_token_index = (int32_t)token;
     return vision_config_hf(root, path, p);
 }
 
@@ -216,8 +236,8 @@ static aspo_status read_original(const json_t *root, const char *path, const cha
     snprintf(p->text_where, sizeof p->text_where, "%s", path);
     if (!(p->text_config = json_deep_copy(root)))
         return aspo_fail(ASPO_ERR_OOM, "%s: out of memory", path);
-    if ((s = fill_llama_defaults(p->text_config, path)) ||
-        (s = tower_dir(root, path, dir, opt, cfg)))
+    llama_config text;
+    if ((s = check_text_config(p, &text)) || (s = tower_dir(root, path, dir, opt, cfg)))
         return s;
     char tower_cfg[4200];
     snprintf(tower_cfg, sizeof tower_cfg, "%s/config.json", cfg->vision_tower_dir);

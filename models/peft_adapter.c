@@ -2,8 +2,10 @@
 #define _POSIX_C_SOURCE 200809L /* strdup, regex */
 #include "peft_adapter.h"
 #include "tensor/json_file.h"
+#include "tensor/json_guard.h"
 
 #include <errno.h>
+#include <float.h>
 #include <math.h>
 #include <regex.h>
 #include <stdio.h>
@@ -201,13 +203,20 @@ aspo_status peft_config_load(const char *dir, peft_config *c)
     if (!s && d && !json_is_number(d))
         s = aspo_fail(ASPO_ERR_FORMAT, "%s: \"lora_dropout\" must be a number", path);
     if (!s && d) dropout = json_number_value(d);
+    /* Checked before the conversions: (int) of an out-of-range double is undefined, and an
+     * alpha beyond float's range would become inf. */
     if (!s && (r != floor(r) || r < 1 || r > 1 << 20))
-        s = aspo_fail(ASPO_ERR_FORMAT, "%s: \"r\" = %g is not a positive integer", path, r);
+        s = aspo_fail(ASPO_ERR_FORMAT, "%s: \"r\" = %.15g must be an integer in [1, %d]", path,
+                      r, 1 << 20);
+    if (!s && !(fabs(alpha) <= FLT_MAX))
+        s = aspo_fail(ASPO_ERR_FORMAT, "%s: \"lora_alpha\" = %.15g is beyond a float's range "
+                      "(3.4e38)", path, alpha);
     json_t *task = json_object_get(root, "task_type");
     snprintf(c->task_type, sizeof c->task_type, "%s",
              json_is_string(task) ? json_string_value(task) : "CAUSAL_LM");
-    c->lora = (lora_config){.r = (int)r, .alpha = (float)alpha, .dropout = (float)dropout,
-                            .rslora = json_is_true(json_object_get(root, "use_rslora"))};
+    if (!s)
+        c->lora = (lora_config){.r = (int)r, .alpha = (float)alpha, .dropout = (float)dropout,
+                                .rslora = json_is_true(json_object_get(root, "use_rslora"))};
     if (!s) s = lora_config_check(&c->lora, path);
     if (!s) s = read_targets(root, path, c);
     if (!s) s = read_layers(root, path, c);
@@ -291,39 +300,46 @@ static int cmp_str(const void *a, const void *b)
 }
 
 /* target_modules as written: the list or string given, or for all-linear the module names
- * PEFT expands it to (last name components of the adapted modules, sorted). */
+ * PEFT expands it to (last name components of the adapted modules, sorted). NULL when out
+ * of memory. */
 static json_t *targets_json(const param_store *ps, const peft_config *c)
 {
     if (c->target_regex) return json_string(c->target_regex);
     json_t *list = json_array();
-    if (!c->all_linear) {
-        for (int i = 0; i < c->n_targets; i++) json_array_append_new(list, json_string(c->targets[i]));
+    if (!list || !c->all_linear) {
+        for (int i = 0; list && i < c->n_targets; i++) json_array_append_new(list, json_string(c->targets[i]));
         return list;
     }
     const char **names = calloc((size_t)ps->n + 1, sizeof *names);
     char **owned = calloc((size_t)ps->n + 1, sizeof *owned);
+    bool ok = names && owned;
     int n = 0;
-    for (int i = 0; names && owned && i < ps->n; i++) {
+    for (int i = 0; ok && i < ps->n; i++) {
         const char *p = ps->items[i]->name;
         if (!ends_with(p, ".lora_A.weight")) continue;
         size_t end = strlen(p) - strlen(".lora_A.weight"), start = end;
         while (start > 0 && p[start - 1] != '.') start--;
         owned[n] = strndup(p + start, end - start);
         names[n] = owned[n];
-        n++;
+        ok = owned[n++] != NULL;
     }
-    if (names) qsort(names, (size_t)n, sizeof *names, cmp_str);
-    for (int i = 0; i < n; i++)
-        if (names[i] && (i == 0 || !names[i - 1] || strcmp(names[i], names[i - 1]) != 0))
+    if (ok) qsort(names, (size_t)n, sizeof *names, cmp_str);
+    for (int i = 0; ok && i < n; i++)
+        if (i == 0 || strcmp(names[i], names[i - 1]) != 0)
             json_array_append_new(list, json_string(names[i]));
-    for (int i = 0; i < n; i++) free(owned[i]);
+    for (int i = 0; owned && i < n; i++) free(owned[i]);
     free(owned);
     free(names);
-    return list;
+    if (!ok) json_decref(list);
+    return ok ? list : NULL;
 }
 
+/* adapter_config.json's text; NULL when out of memory (a field would be missing). */
 static char *config_text(const param_store *ps, const peft_config *c, const char *base_model)
 {
+    uint64_t mark = json_guard_mark(); /* a failed json_string() would drop its field */
+    json_t *targets = targets_json(ps, c);
+    if (!targets) return NULL;
     json_t *root = json_object();
     float a = c->lora.alpha;
     json_t *layers = json_null();
@@ -354,12 +370,16 @@ static char *config_text(const param_store *ps, const peft_config *c, const char
     json_object_set_new(root, "r", json_integer(c->lora.r));
     json_object_set_new(root, "rank_pattern", json_object());
     json_object_set_new(root, "revision", json_null());
-    json_object_set_new(root, "target_modules", targets_json(ps, c));
+    json_object_set_new(root, "target_modules", targets);
     json_object_set_new(root, "task_type", json_string(c->task_type));
     json_object_set_new(root, "use_dora", json_false());
     json_object_set_new(root, "use_rslora", json_boolean(c->lora.rslora));
     char *text = json_dumps(root, JSON_INDENT(2) | JSON_SORT_KEYS | JSON_REAL_PRECISION(9));
     json_decref(root);
+    if (json_guard_check(mark, "adapter_config.json")) {
+        free(text);
+        return NULL;
+    }
     return text;
 }
 
@@ -499,20 +519,22 @@ static tensor *find_suffixed(const param_store *ps, const char *weight_name, con
     return param_find(ps, name);
 }
 
-static aspo_status merge_fill(void *vctx, int item, void *host)
+/* The adapter's A of item's weight, NULL when it has none. */
+static const tensor *item_lora_a(const merge_ctx *c, const tensor *W)
 {
-    merge_ctx *c = vctx;
+    return ends_with(W->name, ".weight") ? find_suffixed(c->ps, W->name, "lora_A.weight") : NULL;
+}
+
+/* Item's weight as f32 into w (its numel floats), the adapter merged in when it has one. */
+static aspo_status merged_f32(const merge_ctx *c, int item, float *w)
+{
     const tensor *W = c->ps->items[c->param_of[item]];
-    dtype out_dt = c->items[item].dt;
-    int64_t n = tensor_numel(W);
-    const tensor *A = ends_with(W->name, ".weight") ? find_suffixed(c->ps, W->name, "lora_A.weight") : NULL;
+    const tensor *A = item_lora_a(c, W);
     const tensor *Bm = A ? find_suffixed(c->ps, W->name, "lora_B.weight") : NULL;
-    if (!A && (out_dt == W->dt || !dtype_is_float(W->dt))) return weights_read(W, W->dt, host);
-    float *w = malloc(sizeof(float) * (size_t)n);
     float *a = A ? malloc(sizeof(float) * (size_t)tensor_numel(A)) : NULL;
     float *b = Bm ? malloc(sizeof(float) * (size_t)tensor_numel(Bm)) : NULL;
-    aspo_status s = w && (!A || (a && b)) ? weights_read(W, DT_F32, w)
-                                          : aspo_fail(ASPO_ERR_OOM, "no host memory to merge %s", W->name);
+    aspo_status s = !A || (a && b) ? weights_read(W, DT_F32, w)
+                                   : aspo_fail(ASPO_ERR_OOM, "no host memory to merge %s", W->name);
     if (!s && A) s = weights_read(A, DT_F32, a);
     if (!s && A) s = weights_read(Bm, DT_F32, b);
     if (!s && A) {
@@ -526,11 +548,68 @@ static aspo_status merge_fill(void *vctx, int item, void *host)
                 w[o * in + i] = (float)((double)w[o * in + i] + (double)c->scaling * acc);
             }
     }
-    for (int64_t i = 0; !s && i < n; i++) dtype_store(host, out_dt, i, w[i]);
-    free(w);
     free(a);
     free(b);
     return s;
+}
+
+/* Whether item is written from merged_f32 (converted or merged), not copied as it is. */
+static bool item_is_computed(const merge_ctx *c, int item)
+{
+    const tensor *W = c->ps->items[c->param_of[item]];
+    return item_lora_a(c, W) || (c->items[item].dt != W->dt && dtype_is_float(W->dt));
+}
+
+static aspo_status merge_fill(void *vctx, int item, void *host)
+{
+    merge_ctx *c = vctx;
+    const tensor *W = c->ps->items[c->param_of[item]];
+    dtype out_dt = c->items[item].dt;
+    int64_t n = tensor_numel(W);
+    if (!item_is_computed(c, item)) return weights_read(W, W->dt, host);
+    float *w = malloc(sizeof(float) * (size_t)n);
+    aspo_status s = w ? merged_f32(c, item, w)
+                      : aspo_fail(ASPO_ERR_OOM, "no host memory to merge %s", W->name);
+    for (int64_t i = 0; !s && i < n; i++) dtype_store(host, out_dt, i, w[i]);
+    free(w);
+    return s;
+}
+
+/* f16 holds at most 65504: a merged weight beyond it would be written as infinity (bf16
+ * has f32's range). Every computed f16 item is checked before anything is written, so a
+ * refused merge leaves no file; the message counts the tensors and names the worst. */
+static aspo_status check_f16_range(const merge_ctx *c, int n, const char *dir)
+{
+    int bad_tensors = 0;
+    int64_t bad_values = 0;
+    float worst = 0;
+    const char *worst_name = NULL;
+    aspo_status s = ASPO_OK;
+    for (int k = 0; k < n && !s; k++) {
+        if (c->items[k].dt != DT_F16 || !item_is_computed(c, k)) continue;
+        const tensor *W = c->ps->items[c->param_of[k]];
+        int64_t numel = tensor_numel(W), over = 0;
+        float *w = malloc(sizeof(float) * (size_t)numel);
+        s = w ? merged_f32(c, k, w)
+              : aspo_fail(ASPO_ERR_OOM, "no host memory to check %s", W->name);
+        for (int64_t i = 0; !s && i < numel; i++) {
+            uint16_t h;
+            dtype_store(&h, DT_F16, 0, w[i]);
+            if (isfinite(w[i]) && !isfinite(dtype_load(&h, DT_F16, 0))) {
+                over++;
+                if (fabsf(w[i]) > worst) worst = fabsf(w[i]), worst_name = W->name;
+            }
+        }
+        free(w);
+        bad_tensors += over > 0;
+        bad_values += over;
+    }
+    if (s || !bad_tensors) return s;
+    return aspo_fail(ASPO_ERR_USAGE, "%s: %d tensor%s hold%s merged weights beyond f16's range "
+                     "(65504), %lld values in all, up to %g in %s; f16 would store them as "
+                     "infinity: merge with --dtype bf16 or f32", dir, bad_tensors,
+                     bad_tensors == 1 ? "" : "s", bad_tensors == 1 ? "s" : "",
+                     (long long)bad_values, worst, worst_name);
 }
 
 aspo_status peft_merge_save(const param_store *ps, float scaling, const char *dir,
@@ -564,6 +643,7 @@ aspo_status peft_merge_save(const param_store *ps, float scaling, const char *di
         param_of[n++] = i;
     }
     merge_ctx ctx = {ps, items, param_of, scaling};
+    if (!s && out_dt == DT_F16) s = check_f16_range(&ctx, n, dir);
     if (!s) s = weights_save(dir, "model", items, n, max_shard_bytes, merge_fill, &ctx);
     free(items);
     free(param_of);

@@ -53,7 +53,8 @@ aspo_status peft_adapter_load(param_store *ps, const char *dir);
 
 /* Writes every non-LoRA parameter of ps into dir as <stem>.safetensors (sharded above
  * max_shard_bytes, see weights_save) in out_dt, with W + scaling * B A for each weight
- * that has an adapter. skip (optional) leaves parameters out. */
+ * that has an adapter. skip (optional) leaves parameters out. In f16, a weight beyond its
+ * range (65504) is ASPO_ERR_USAGE counting the tensors, before anything is written. */
 aspo_status peft_merge_save(const param_store *ps, float scaling, const char *dir,
                             dtype out_dt, size_t max_shard_bytes,
                             bool (*skip)(const tensor *param, void *ctx), void *skip_ctx);

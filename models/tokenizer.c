@@ -3,11 +3,18 @@
 #define _POSIX_C_SOURCE 200809L /* strdup */
 
 #include "models/tokenizer_internal.h"
+#include "tensor/file_open.h"
+#include "tensor/json_guard.h"
 
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+
+FILE *tok_file_open(const char *path, uint64_t *bytes)
+{
+    return file_open_regular(path, "tokenizer file", TOK_FILE_MAX_BYTES, bytes);
+}
 
 tokenizer *tok_new(const char *source)
 {
@@ -73,12 +80,63 @@ static aspo_status set_piece(tokenizer *t, int32_t id, const char *p, size_t len
     return ASPO_OK;
 }
 
+/* The piece that holds id, NULL when none does. */
+static const char *piece_at(const tokenizer *t, long long id)
+{
+    return id >= 0 && id < t->n_ids ? t->pieces[id] : NULL;
+}
+
 aspo_status tok_add_piece(tokenizer *t, const char *piece, size_t len, int32_t id)
 {
+    /* One id per piece and one piece per id: the id table keeps only one of them. */
+    int32_t old = tok_strmap_get(&t->vocab, piece, len);
+    if (old >= 0)
+        return aspo_fail(ASPO_ERR_FORMAT, "%s: vocabulary piece \"%s\" at ids %d and %d; each "
+                         "piece may appear once: fix the file", t->source, piece, old, id);
+    if (piece_at(t, id))
+        return aspo_fail(ASPO_ERR_FORMAT, "%s: vocabulary pieces \"%s\" and \"%s\" both have "
+                         "id %d; each id names one piece: fix the file", t->source,
+                         t->pieces[id], piece, id);
     aspo_status s = tok_strmap_put(&t->vocab, piece, len, id);
     if (!s) s = set_piece(t, id, piece, len);
     t->vocab_count = (int32_t)t->vocab.n;
     return s;
+}
+
+/* The id HF gives content when it is added now: that of an added token or model piece with
+ * the same content, else the next after the model vocabulary and the added tokens so far. */
+static int32_t added_id(const tokenizer *t, const char *content, size_t len)
+{
+    int32_t id = tok_strmap_get(&t->added_map, content, len);
+    if (id < 0) id = tok_strmap_get(&t->vocab, content, len);
+    if (id >= 0) return id;
+    int32_t max = -1;
+    for (int i = 0; i < t->n_added; i++) max = t->added[i].id > max ? t->added[i].id : max;
+    return max >= 0 && (max >= t->vocab_count || t->vocab_count == 0) ? max + 1 : t->vocab_count;
+}
+
+aspo_status tok_check_added_id(const tokenizer *t, const char *file, const char *field,
+                               const char *content, size_t len, long long want)
+{
+    if (len == 0) /* HF skips it: the id names nothing */
+        return aspo_fail(ASPO_ERR_FORMAT, "%s: %s: a token with empty content (id %lld) is "
+                         "never added; remove it", file, field, want);
+    char why[160];
+    int32_t got = added_id(t, content, len);
+    if (got == want) return ASPO_OK;
+    if (want < 0 || want >= TOK_MAX_ID)
+        snprintf(why, sizeof why, "that is not a token id (0 to %d)", TOK_MAX_ID - 1);
+    else if (tok_strmap_get(&t->added_map, content, len) >= 0)
+        snprintf(why, sizeof why, "it is already an added token with id %d", got);
+    else if (tok_strmap_get(&t->vocab, content, len) >= 0)
+        snprintf(why, sizeof why, "the vocabulary has it at id %d", got);
+    else if (piece_at(t, want))
+        snprintf(why, sizeof why, "id %lld already belongs to \"%.100s\"", want,
+                 t->pieces[want]);
+    else snprintf(why, sizeof why, "the next free id is %d (added tokens take the ids after "
+                  "the vocabulary, in order)", got);
+    return aspo_fail(ASPO_ERR_FORMAT, "%s: %s: token \"%s\" has id %lld, but %s; Hugging Face "
+                     "would quietly renumber it, so fix the id", file, field, content, want, why);
 }
 
 aspo_status tok_add_token(tokenizer *t, const char *content, size_t len, bool special,
@@ -90,13 +148,13 @@ aspo_status tok_add_token(tokenizer *t, const char *content, size_t len, bool sp
         if (special) t->special[id] = true;
         return ASPO_OK;
     }
-    id = tok_strmap_get(&t->vocab, content, len);
-    if (id < 0) { /* next id after the model vocabulary and the added tokens so far */
-        int32_t max = -1;
-        for (int i = 0; i < t->n_added; i++) max = t->added[i].id > max ? t->added[i].id : max;
-        id = max >= 0 && (max >= t->vocab_count || t->vocab_count == 0) ? max + 1
-                                                                           : t->vocab_count;
-    }
+    bool in_vocab = tok_strmap_get(&t->vocab, content, len) >= 0;
+    id = added_id(t, content, len);
+    if (!in_vocab && piece_at(t, id)) /* HF would give both the id */
+        return aspo_fail(ASPO_ERR_FORMAT, "%s: added token \"%s\" gets id %d, the next free "
+                         "one, but vocabulary piece \"%s\" has it: the vocabulary's ids have a "
+                         "gap; number them 0 to %d", t->source, content, id, t->pieces[id],
+                         t->vocab_count - 1);
     if (t->n_added == t->cap_added) {
         int cap = t->cap_added ? t->cap_added * 2 : 8;
         tok_added *a = realloc(t->added, (size_t)cap * sizeof *a);
@@ -211,10 +269,11 @@ aspo_status tok_set_llama_pipeline(tokenizer *t, bool legacy, bool add_prefix_sp
 
 /* ---- model directory ----------------------------------------------------------------- */
 
-static bool is_file(const char *p)
+/* Anything at p: what is there but not a regular file is refused when opened, not skipped. */
+static bool exists(const char *p)
 {
     struct stat st;
-    return stat(p, &st) == 0 && S_ISREG(st.st_mode);
+    return stat(p, &st) == 0;
 }
 
 static char *join(const char *dir, const char *name)
@@ -232,10 +291,19 @@ static aspo_status read_config(const char *dir, const char *name, json_t **obj)
     char *p = join(dir, name);
     if (!p) return aspo_fail(ASPO_ERR_OOM, "tokenizer: out of memory");
     aspo_status s = ASPO_OK;
-    if (is_file(p)) {
+    FILE *f = exists(p) ? tok_file_open(p, NULL) : NULL;
+    if (exists(p) && !f) {
+        s = aspo_error_status();
+    } else if (f) {
         json_error_t err;
-        *obj = json_load_file(p, JSON_DECODE_INT_AS_REAL, &err); /* model_max_length 1e30 */
-        if (!*obj)
+        uint64_t mark = json_guard_mark();
+        /* model_max_length is 1e30; a key given twice is refused, as json_file_load does */
+        *obj = json_loadf(f, JSON_DECODE_INT_AS_REAL | JSON_REJECT_DUPLICATES, &err);
+        fclose(f);
+        if ((s = json_guard_check(mark, p))) {
+            json_decref(*obj);
+            *obj = NULL;
+        } else if (!*obj)
             s = aspo_fail(ASPO_ERR_FORMAT, "%s: invalid JSON at line %d, column %d: %s", p,
                           err.line, err.column, err.text);
         else if (!json_is_object(*obj))
@@ -268,15 +336,32 @@ static aspo_status add_cfg_token(tokenizer *t, const char *content, json_t *flag
                          flag(flags, "rstrip", false), flag(flags, "single_word", false));
 }
 
+typedef struct decoder_entry {
+    long id;
+    const char *key;
+    json_t *value;
+} decoder_entry;
+
 static int cmp_ids(const void *a, const void *b)
 {
-    long x = *(const long *)a, y = *(const long *)b;
+    long x = ((const decoder_entry *)a)->id, y = ((const decoder_entry *)b)->id;
     return (x > y) - (x < y);
 }
 
+/* added_tokens_decoder's key: a decimal token id, else -1. */
+static long parse_id(const char *key)
+{
+    char *end;
+    errno = 0;
+    long id = strtol(key, &end, 10);
+    return *key && !*end && !errno && id >= 0 && id < TOK_MAX_ID ? id : -1;
+}
+
 /* transformers' fast tokenizer init: the config's added_tokens_decoder (by id) and its
- * special tokens are added when missing; then the special ids are resolved. */
-static aspo_status apply_config(tokenizer *t, json_t *cfg)
+ * special tokens are added when missing; then the special ids are resolved. Each
+ * added_tokens_decoder entry must get the id it is listed under (config: the file's path,
+ * for messages). */
+static aspo_status apply_config(tokenizer *t, json_t *cfg, const char *config)
 {
     static const char *const keys[] = {"bos_token", "eos_token", "unk_token", "pad_token",
                                        "sep_token", "cls_token", "mask_token"};
@@ -286,20 +371,28 @@ static aspo_status apply_config(tokenizer *t, json_t *cfg)
     json_t *dec = cfg ? json_object_get(cfg, "added_tokens_decoder") : NULL;
     if (json_is_object(dec)) {
         size_t n = json_object_size(dec), k = 0;
-        long *ids = malloc((n ? n : 1) * sizeof *ids);
-        if (!ids) return aspo_fail(ASPO_ERR_OOM, "%s: out of memory", t->source);
+        decoder_entry *ent = malloc((n ? n : 1) * sizeof *ent);
+        if (!ent) return aspo_fail(ASPO_ERR_OOM, "%s: out of memory", t->source);
         const char *key;
         json_t *v;
-        json_object_foreach(dec, key, v) ids[k++] = strtol(key, NULL, 10);
-        qsort(ids, n, sizeof *ids, cmp_ids);
-        for (k = 0; k < n && !s; k++) {
-            char key_s[32];
-            snprintf(key_s, sizeof key_s, "%ld", ids[k]);
-            json_t *flags, *e = json_object_get(dec, key_s);
-            const char *c = cfg_token(e, &flags);
-            if (c) s = add_cfg_token(t, c, flags, false);
+        json_object_foreach(dec, key, v) {
+            ent[k] = (decoder_entry){.id = parse_id(key), .key = key, .value = v};
+            if (ent[k++].id < 0 && !s)
+                s = aspo_fail(ASPO_ERR_FORMAT, "%s: added_tokens_decoder: key \"%s\" is not a "
+                              "token id (0 to %d)", config, key, TOK_MAX_ID - 1);
         }
-        free(ids);
+        if (!s) qsort(ent, n, sizeof *ent, cmp_ids);
+        for (k = 0; k < n && !s; k++) {
+            json_t *flags;
+            const char *c = cfg_token(ent[k].value, &flags);
+            if (!c)
+                s = aspo_fail(ASPO_ERR_FORMAT, "%s: added_tokens_decoder[\"%s\"]: expected "
+                              "{\"content\": \"<text>\", ...}", config, ent[k].key);
+            if (!s)
+                s = tok_check_added_id(t, config, "added_tokens_decoder", c, strlen(c), ent[k].id);
+            if (!s) s = add_cfg_token(t, c, flags, false);
+        }
+        free(ent);
     }
     for (size_t k = 0; k < sizeof keys / sizeof *keys && !s; k++) {
         json_t *flags, *v = cfg ? json_object_get(cfg, keys[k]) : NULL;
@@ -341,10 +434,10 @@ aspo_status tokenizer_load(const char *path, tokenizer **out)
     if (S_ISDIR(st.st_mode)) {
         dir = strdup(path);
         file = join(path, "tokenizer.json");
-        if (file && !is_file(file)) {
+        if (file && !exists(file)) {
             free(file);
             file = join(path, "tokenizer.model");
-            if (file && !is_file(file)) {
+            if (file && !exists(file)) {
                 free(file), free(dir);
                 return aspo_fail(ASPO_ERR_IO, "%s: holds neither tokenizer.json nor "
                                  "tokenizer.model", path);
@@ -368,20 +461,23 @@ aspo_status tokenizer_load(const char *path, tokenizer **out)
     }
     size_t n = strlen(file);
     bool is_json = n >= 5 && strcmp(file + n - 5, ".json") == 0;
-    if (!is_json && !(n >= 6 && strcmp(file + n - 6, ".model") == 0)) {
-        FILE *f = fopen(file, "rb"); /* neither name: a JSON file starts with '{' */
+    if (!s && !is_json && !(n >= 6 && strcmp(file + n - 6, ".model") == 0)) {
+        FILE *f = tok_file_open(file, NULL); /* neither name: a JSON file starts with '{' */
         int c = ' ';
         while (f && (c = fgetc(f)) != EOF && (c == ' ' || c == '\n' || c == '\r' || c == '\t')) {
         }
         is_json = c == '{';
         if (f) fclose(f);
+        else s = aspo_error_status();
     }
+    char *config = join(dir, "tokenizer_config.json");
+    if (!s && !config) s = aspo_fail(ASPO_ERR_OOM, "tokenizer_load: out of memory");
     tokenizer *t = NULL;
     if (!s) s = is_json ? tok_load_json(file, &t) : tok_load_spm(file, cfg, &t);
-    if (!s) s = apply_config(t, cfg);
+    if (!s) s = apply_config(t, cfg, config);
     if (!s) s = tok_finalize(t);
     json_decref(cfg), json_decref(map);
-    free(dir), free(file);
+    free(dir), free(file), free(config);
     if (s) {
         tokenizer_free(t);
         return s;

@@ -4,8 +4,8 @@
  *
  * What is read:
  *   tokenizer.json   model (BPE: vocab, merges as "a b" strings or [a, b] pairs, unk_token,
- *                    fuse_unk, byte_fallback, ignore_merges), added_tokens (lstrip, rstrip,
- *                    single_word, normalized, special), normalizer (Sequence, Prepend,
+ *                    fuse_unk, byte_fallback, ignore_merges), added_tokens (id, lstrip,
+ *                    rstrip, single_word, normalized, special), normalizer (Sequence, Prepend,
  *                    Replace with a String pattern), pre_tokenizer (Metaspace with
  *                    prepend_scheme always/first/never or the older add_prefix_space, split),
  *                    decoder (Sequence, Replace, ByteFallback, Fuse, Strip, Metaspace),
@@ -20,6 +20,11 @@
  *                    added_tokens_decoder (tokens not yet added are added), legacy and
  *                    add_prefix_space (tokenizer.model only), clean_up_tokenization_spaces
  *                    (default false, as LlamaTokenizerFast).
+ * Ids are checked, not renumbered: a vocabulary piece given twice or two pieces on one id,
+ * and an added token (added_tokens, added_tokens_decoder) whose listed id is not the one HF
+ * gives it (its vocabulary id, else the next free one; HF only logs a warning and
+ * renumbers), are errors naming the file, the token and the id. Every file must be a
+ * regular file of at most 64 MiB (TOK_FILE_MAX_BYTES).
  * Special ids, first found wins: special_tokens_map.json, tokenizer_config.json, then
  * tokenizer.json (post_processor's leading/trailing special token for BOS/EOS, padding's
  * pad_token, model.unk_token), then LlamaTokenizerFast's defaults "<s>", "</s>", "<unk>"

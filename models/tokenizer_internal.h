@@ -6,6 +6,21 @@
 #include "models/tokenizer.h"
 
 #include <jansson.h>
+#include <stdio.h>
+
+/* Token ids at or above this are refused: far above any real vocabulary (LLaMA's 32000,
+ * Gemma's 256000), and it keeps the id tables sane. */
+#define TOK_MAX_ID (1 << 26)
+
+/* Tokenizer files larger than this are refused before reading. The largest in use are a
+ * few tens of MB (Gemma's 256k-piece tokenizer.json, about 33 MB; its tokenizer.model 4 MB;
+ * LLaMA's are 1.8 MB and 500 KB), and jansson's or protobuf-c's tree costs several times
+ * the file; tokenizer.json itself goes through json_file_load, whose bound this is too. */
+#define TOK_FILE_MAX_BYTES ((uint64_t)64 << 20)
+
+/* path opened for reading when it is a regular file within TOK_FILE_MAX_BYTES (a FIFO
+ * would block, /dev/zero never ends); NULL otherwise, with the error set. */
+FILE *tok_file_open(const char *path, uint64_t *bytes);
 
 /* ---- maps ---------------------------------------------------------------------------- */
 
@@ -127,13 +142,22 @@ struct tokenizer {
 /* ---- building (tokenizer.c) ---------------------------------------------------------- */
 
 tokenizer *tok_new(const char *source);
-/* Model vocabulary entry; ids may come in any order. */
+/* Model vocabulary entry; ids may come in any order. A piece given twice, or an id given
+ * to two pieces, is ASPO_ERR_FORMAT naming both. */
 aspo_status tok_add_piece(tokenizer *t, const char *piece, size_t len, int32_t id);
 /* HF AddedVocabulary::add_tokens for one token: its id is that of an added token or model
- * piece with the same content, else the next free id. Tokens with empty content are
+ * piece with the same content, else the next free id (ASPO_ERR_FORMAT when a vocabulary
+ * piece holds that one: the vocabulary's ids have gaps). Tokens with empty content are
  * ignored; a content already added keeps its first flags. */
 aspo_status tok_add_token(tokenizer *t, const char *content, size_t len, bool special,
                           bool normalized, bool lstrip, bool rstrip, bool single_word);
+/* Before tok_add_token of a token whose file gives its id (`want`): ASPO_OK when it will get
+ * that id. HF tokenizers renumbers it otherwise with only a logged warning, which would
+ * change what the id means to the model; here it is ASPO_ERR_FORMAT naming the file, the
+ * field, the token, the id and why (empty content, an invalid id, its vocabulary id
+ * differs, another piece has it, or it is not the next free one). */
+aspo_status tok_check_added_id(const tokenizer *t, const char *file, const char *field,
+                               const char *content, size_t len, long long want);
 /* After model, added tokens and normalizer are set: byte ids, normalized patterns, tries. */
 aspo_status tok_finalize(tokenizer *t);
 /* Merge of two pieces (by text); errors name the merges entry. */

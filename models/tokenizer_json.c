@@ -8,8 +8,6 @@
 #include <errno.h>
 #include <string.h>
 
-#define MAX_ID (1 << 26) /* far above any real vocabulary; keeps the id tables sane */
-
 static aspo_status bad(const tokenizer *t, const char *field, const char *what)
 {
     return aspo_fail(ASPO_ERR_FORMAT, "%s: %s: %s", t->source, field, what);
@@ -227,9 +225,9 @@ static aspo_status parse_model(tokenizer *t, json_t *m)
     const char *key;
     json_object_foreach(vocab, key, v) {
         if (s) break;
-        if (!json_is_integer(v) || json_integer_value(v) < 0 || json_integer_value(v) >= MAX_ID)
+        if (!json_is_integer(v) || json_integer_value(v) < 0 || json_integer_value(v) >= TOK_MAX_ID)
             return aspo_fail(ASPO_ERR_FORMAT, "%s: model.vocab[\"%s\"]: expected an id in "
-                             "[0, %d)", t->source, key, MAX_ID);
+                             "[0, %d)", t->source, key, TOK_MAX_ID);
         s = tok_add_piece(t, key, strlen(key), (int32_t)json_integer_value(v));
     }
     int32_t rank = 0;
@@ -262,9 +260,11 @@ static aspo_status parse_added(tokenizer *t, json_t *list)
     aspo_status s = ASPO_OK;
     for (size_t i = 0; i < json_array_size(list) && !s; i++) {
         json_t *e = json_array_get(list, i), *c = json_object_get(e, "content");
+        json_t *id = json_object_get(e, "id");
         char field[48];
         snprintf(field, sizeof field, "added_tokens[%zu]", i);
         if (!json_is_string(c)) return bad(t, field, "needs a \"content\" string");
+        if (!json_is_integer(id)) return bad(t, field, "needs an integer \"id\" (HF requires it)");
         bool special = false, normalized, lstrip = false, rstrip = false, single_word = false;
         s = get_bool(t, e, "special", field, &special);
         normalized = !special; /* HF AddedToken's default */
@@ -272,6 +272,8 @@ static aspo_status parse_added(tokenizer *t, json_t *list)
         if (!s) s = get_bool(t, e, "lstrip", field, &lstrip);
         if (!s) s = get_bool(t, e, "rstrip", field, &rstrip);
         if (!s) s = get_bool(t, e, "single_word", field, &single_word);
+        if (!s) s = tok_check_added_id(t, t->source, field, json_string_value(c),
+                                       json_string_length(c), json_integer_value(id));
         if (!s) s = tok_add_token(t, json_string_value(c), json_string_length(c), special,
                                   normalized, lstrip, rstrip, single_word);
     }
@@ -297,7 +299,7 @@ static void parse_post_processor(tokenizer *t, json_t *p)
         json_t *ids = json_object_get(json_object_get(specials, json_string_value(name)), "ids");
         if (!json_is_string(name) || json_array_size(ids) != 1) continue;
         json_int_t id = json_integer_value(json_array_get(ids, 0));
-        if (id >= 0 && id < MAX_ID) *(end ? &t->file_eos : &t->file_bos) = (int32_t)id;
+        if (id >= 0 && id < TOK_MAX_ID) *(end ? &t->file_eos : &t->file_bos) = (int32_t)id;
     }
 }
 

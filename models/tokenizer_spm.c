@@ -1,7 +1,8 @@
 /* tokenizer.model (SentencePiece ModelProto, parsed with protobuf-c) loader. It builds the
  * tokenizer transformers' LlamaConverter (4.44) makes from the same file, so encoding
  * matches LlamaTokenizerFast loaded from a directory holding only tokenizer.model:
- *   - vocab: the pieces by id; the scores of ids 0..2 read as 0;
+ *   - vocab: the pieces by id; the scores of ids 0..2 read as 0; a piece given twice is an
+ *     error (SentencePiece refuses such a model too: "... is already defined");
  *   - merges (generate_merges): for each piece, every split into two pieces that are both
  *     in the vocabulary, ordered by the two ids; then all of them stably sorted by score,
  *     then left length, then right length (in characters), all descending;
@@ -12,7 +13,6 @@
 #include "models/tokenizer_internal.h"
 #include "models/sentencepiece_model.pb-c.h"
 
-#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -53,8 +53,7 @@ static aspo_status build_merges(tokenizer *t, const Sentencepiece__ModelProto *m
     aspo_status s = ASPO_OK;
     for (size_t i = 0; i < m->n_pieces && !s; i++) {
         const char *p = m->pieces[i]->piece;
-        size_t len = strlen(p), first = n;
-        if (tok_strmap_get(&t->vocab, p, len) != (int32_t)i) continue; /* a duplicate piece */
+        size_t len = strlen(p), first = n; /* pieces are unique: tok_add_piece refused repeats */
         float score = i < 3 ? 0.0f : m->pieces[i]->score;
         for (size_t k = 1; k < len; k++) {
             if (((unsigned char)p[k] & 0xC0) == 0x80) continue; /* split at characters */
@@ -92,23 +91,18 @@ static bool cfg_flag(json_t *cfg, const char *key, bool dflt)
 
 static aspo_status read_file(const char *path, uint8_t **data, size_t *size)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f) return aspo_fail(ASPO_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
-    size_t cap = 1 << 16, n = 0;
-    uint8_t *buf = malloc(cap);
-    while (buf) {
-        n += fread(buf + n, 1, cap - n, f);
-        if (n < cap) break;
-        uint8_t *q = realloc(buf, cap * 2);
-        if (!q) free(buf);
-        buf = q, cap *= 2;
-    }
+    uint64_t bytes = 0;
+    FILE *f = tok_file_open(path, &bytes);
+    if (!f) return aspo_error_status();
+    uint8_t *buf = malloc(bytes ? (size_t)bytes : 1);
+    size_t n = buf ? fread(buf, 1, (size_t)bytes, f) : 0;
     bool err = ferror(f);
     fclose(f);
     if (!buf) return aspo_fail(ASPO_ERR_OOM, "%s: out of memory reading the file", path);
-    if (err) {
+    if (err || n != bytes) {
         free(buf);
-        return aspo_fail(ASPO_ERR_IO, "%s: read error", path);
+        return aspo_fail(ASPO_ERR_IO, "%s: read %zu of its %llu bytes%s", path, n,
+                         (unsigned long long)bytes, err ? " (read error)" : " (it shrank)");
     }
     *data = buf, *size = n;
     return ASPO_OK;

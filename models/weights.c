@@ -14,6 +14,9 @@
 
 #include <jansson.h>
 
+#include "tensor/file_open.h"
+#include "tensor/json_file.h"
+
 /* Conversions go through a host buffer of this many elements at a time. */
 enum { CHUNK_ELEMENTS = 1 << 16 };
 
@@ -119,7 +122,8 @@ int weights_config_dtype(const char *dir)
 {
     char path[4096];
     snprintf(path, sizeof path, "%s/config.json", dir);
-    json_t *root = json_load_file(path, 0, NULL);
+    json_t *root = json_file_load(path, "model config");
+    if (!root) return -1;
     const char *name = json_string_value(json_object_get(root, "torch_dtype"));
     int dt = !name ? -1
              : !strcmp(name, "float32") ? DT_F32
@@ -212,6 +216,7 @@ aspo_status weights_write_file(const char *path, const char *data, size_t size)
     if (!s && rename(tmp, path) != 0)
         s = aspo_fail(ASPO_ERR_IO, "%s: cannot rename %s over it: %s", path, tmp, strerror(errno));
     if (s) unlink(tmp);
+    else file_sync_parent(path);
     free(tmp);
     return s;
 }

@@ -10,6 +10,7 @@
 
 #include "nn/modules.h"
 #include "tensor/autograd.h"
+#include "tensor/json_guard.h"
 #include "tensor/safetensors.h"
 #include "tensor/tensor_ops.h"
 
@@ -173,7 +174,13 @@ done:
 /* The "step" entry of the file's metadata. */
 static aspo_status read_step(const st_model *m, const char *path, int64_t *step)
 {
+    uint64_t mark = json_guard_mark(); /* a lost digit would be another step */
     json_t *meta = m->metadata_json ? json_loads(m->metadata_json, 0, NULL) : NULL;
+    aspo_status s = json_guard_check(mark, path);
+    if (s) {
+        json_decref(meta);
+        return s;
+    }
     const char *text = json_string_value(json_object_get(meta, "step"));
     char *end = NULL;
     long long v = text ? strtoll(text, &end, 10) : -1;

@@ -52,3 +52,21 @@ FILE *file_open_regular(const char *path, const char *what, uint64_t max_bytes, 
     if (bytes) *bytes = size;
     return f;
 }
+
+/* Makes a finished rename durable. Best effort: some filesystems refuse fsync on a
+ * directory, and the file itself is already complete either way. */
+void file_sync_parent(const char *path)
+{
+    const char *slash = strrchr(path, '/');
+    char dir[4096];
+    if (!slash)
+        snprintf(dir, sizeof dir, ".");
+    else if ((size_t)(slash - path) >= sizeof dir)
+        return;
+    else
+        snprintf(dir, sizeof dir, "%.*s", slash == path ? 1 : (int)(slash - path), path);
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0) return;
+    (void)fsync(fd);
+    close(fd);
+}

@@ -1,6 +1,7 @@
 /* Opening the user's input files for reading: only a regular file is read (a FIFO, a device
  * such as /dev/zero or a directory would block forever or be read until memory runs out),
- * and its size is checked against the caller's limit before anything is read. */
+ * and its size is checked against the caller's limit before anything is read. And the
+ * other end: making a written file's rename durable. */
 #ifndef ASPO_FILE_OPEN_H
 #define ASPO_FILE_OPEN_H
 
@@ -19,6 +20,10 @@ extern "C" {
  * opened or is not a regular file, ASPO_ERR_FORMAT when it is larger than the limit. */
 FILE *file_open_regular(const char *path, const char *what, uint64_t max_bytes,
                         uint64_t *bytes);
+
+/* After a rename into path's directory: fsyncs the directory, so that the rename survives a
+ * power loss. Best effort: some filesystems refuse fsync on a directory. */
+void file_sync_parent(const char *path);
 
 #ifdef __cplusplus
 }

@@ -1,14 +1,29 @@
-/* Reading a JSON file with a message a user can act on: a file that cannot be opened says
- * so (with the system's reason); malformed JSON names the line and column. */
+/* Reading a JSON file with a message a user can act on: a file that cannot be opened, or is
+ * not a regular file, says so; malformed JSON names the line and column; a key given twice
+ * in one object is refused (jansson would keep the last one silently). */
 #ifndef ASPO_JSON_FILE_H
 #define ASPO_JSON_FILE_H
+
+#include <stdint.h>
 
 #include <jansson.h>
 
 #include "error.h"
 
+/* Files above this are refused before parsing. The largest JSON read through here is a
+ * tokenizer.json (tens of MB for the largest vocabularies); configs are kilobytes. jansson's
+ * tree costs several times the text, so the bound also keeps a wrong path (a checkpoint, a
+ * dataset) from taking gigabytes of memory before it fails. */
+#define JSON_FILE_MAX_BYTES ((uint64_t)64 << 20)
+
 /* `what` names the file's role in messages ("model config"). NULL on failure, with
- * ASPO_ERR_IO (cannot open) or ASPO_ERR_FORMAT (not JSON) set. */
+ * ASPO_ERR_IO (cannot open, not a regular file), ASPO_ERR_FORMAT (over
+ * JSON_FILE_MAX_BYTES, not JSON, a duplicate key) or ASPO_ERR_OOM set. */
 json_t *json_file_load(const char *path, const char *what);
+
+/* For config fields: ASPO_OK when lo <= value <= hi, else ASPO_ERR_FORMAT naming `where`
+ * (the file, and the object inside it), the key and the value. */
+aspo_status json_check_range(const char *where, const char *key, int64_t value, int64_t lo,
+                             int64_t hi);
 
 #endif

@@ -10,11 +10,16 @@
 #include <jansson.h>
 #include <limits.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+#include "file_open.h"
+#include "json_file.h"
+#include "json_guard.h"
 
 struct st_mapping {
     char *path;
@@ -322,7 +327,13 @@ static aspo_status parse_file(st_model *m, int fi)
                          "%s: header length %llu runs past the end of the file (%zu bytes)",
                          f->path, (unsigned long long)n, f->size);
     json_error_t jerr;
+    uint64_t mark = json_guard_mark(); /* a name could lose a character */
     json_t *root = json_loadb((const char *)b + 8, (size_t)n, JSON_REJECT_DUPLICATES, &jerr);
+    aspo_status oom = json_guard_check(mark, f->path);
+    if (oom) {
+        json_decref(root);
+        return oom;
+    }
     if (!root)
         return aspo_fail(ASPO_ERR_FORMAT, "%s: header is not valid JSON: %s (line %d, column %d)",
                          f->path, jerr.text, jerr.line, jerr.column);
@@ -349,6 +360,8 @@ static aspo_status parse_file(st_model *m, int fi)
     json_object_foreach (root, key, v) {
         if (strcmp(key, "__metadata__") == 0) {
             s = take_metadata(m, fi, v);
+        } else if (!*key) { /* no parameter has it, and st_write refuses it */
+            s = aspo_fail(ASPO_ERR_FORMAT, "%s: a tensor with an empty name", f->path);
         } else {
             s = parse_entry(f->path, key, v, data, data_size, &m->entries[m->n_entries]);
             if (s == ASPO_OK) m->entries[m->n_entries++].file_index = fi;
@@ -407,6 +420,20 @@ static int cmp_str(const void *a, const void *b)
     return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
 
+/* Whether a shard name stays inside the index's directory: relative, and no component is
+ * "..". Lexical: a symlink inside the directory (the Hugging Face cache links every file)
+ * is followed as any file is. */
+static bool shard_name_inside(const char *name)
+{
+    if (!name[0] || name[0] == '/') return false;
+    for (const char *p = name; *p;) {
+        size_t len = strcspn(p, "/");
+        if (len == 2 && p[0] == '.' && p[1] == '.') return false;
+        p += len + strspn(p + len, "/");
+    }
+    return true;
+}
+
 /* Sorted distinct shard names of the weight_map, each validated. */
 static aspo_status shard_names(const char *path, json_t *wm, const char ***out, int *n_out)
 {
@@ -418,10 +445,17 @@ static aspo_status shard_names(const char *path, json_t *wm, const char ***out, 
     json_t *v;
     json_object_foreach (wm, key, v) {
         const char *shard = json_string_value(v);
-        if (!shard || !shard[0] || shard[0] == '/') {
+        aspo_status s = ASPO_OK;
+        if (!shard)
+            s = tensor_fail(ASPO_ERR_FORMAT, path, key, "weight_map value is not a string; it "
+                            "must be a shard file name relative to the index");
+        else if (!shard_name_inside(shard))
+            s = tensor_fail(ASPO_ERR_FORMAT, path, key, "weight_map value \"%s\" leaves the "
+                            "index's directory; it must be a shard file name relative to the "
+                            "index, without \"..\"", shard);
+        if (s) {
             free(names);
-            return tensor_fail(ASPO_ERR_FORMAT, path, key,
-                               "weight_map value must be a shard file name relative to the index");
+            return s;
         }
         names[k++] = shard;
     }
@@ -478,11 +512,8 @@ static aspo_status open_shards(const char *path, json_t *wm, st_model *m)
 
 static aspo_status open_index(const char *path, st_model *m)
 {
-    json_error_t jerr;
-    json_t *root = json_load_file(path, JSON_REJECT_DUPLICATES, &jerr);
-    if (!root)
-        return aspo_fail(ASPO_ERR_FORMAT, "%s: index is not valid JSON: %s (line %d, column %d)",
-                         path, jerr.text, jerr.line, jerr.column);
+    json_t *root = json_file_load(path, "safetensors index"); /* regular files only */
+    if (!root) return aspo_error_status();
     json_t *wm = json_object_get(root, "weight_map");
     aspo_status s;
     if (!json_is_object(wm))
@@ -650,18 +681,23 @@ static aspo_status build_header(const char *path, const st_write_entry *entries,
                                 const int *order, const uint64_t *bytes, json_t *root, char **out,
                                 size_t *out_len)
 {
-    uint64_t off = 0;
+    uint64_t off = 0, mark = json_guard_mark();
     for (int k = 0; k < n; k++) {
         const st_write_entry *w = &entries[order[k]];
         if (json_object_get(root, w->name))
             return tensor_fail(ASPO_ERR_USAGE, path, w->name, "name given twice");
         json_t *e = entry_json(w, off, off + bytes[order[k]]);
-        if (!e || json_object_set_new(root, w->name, e))
+        if ((!e || json_object_set_new(root, w->name, e)) && !json_guard_check(mark, path))
             return tensor_fail(ASPO_ERR_USAGE, path, w->name, "name is not valid UTF-8");
+        if (json_guard_check(mark, path)) return aspo_error_status(); /* out of memory */
         off += bytes[order[k]];
     }
     char *text = json_dumps(root, JSON_COMPACT | JSON_SORT_KEYS);
-    if (!text) return aspo_fail(ASPO_ERR_OOM, "%s: out of memory", path);
+    aspo_status s = json_guard_check(mark, path);
+    if (s || !text) {
+        free(text);
+        return s ? s : aspo_fail(ASPO_ERR_OOM, "%s: out of memory", path);
+    }
     size_t len = strlen(text), padded = (len + 7) / 8 * 8;
     char *buf = realloc(text, padded);
     if (!buf) {
@@ -685,24 +721,6 @@ static aspo_status write_all(int fd, const void *p, size_t n, const char *path)
         n -= (size_t)w;
     }
     return ASPO_OK;
-}
-
-/* Makes a finished rename durable. Best effort: some filesystems refuse fsync on a
- * directory, and the file itself is already complete either way. */
-static void fsync_parent(const char *path)
-{
-    const char *slash = strrchr(path, '/');
-    char dir[4096];
-    if (!slash)
-        snprintf(dir, sizeof dir, ".");
-    else if ((size_t)(slash - path) >= sizeof dir)
-        return;
-    else
-        snprintf(dir, sizeof dir, "%.*s", slash == path ? 1 : (int)(slash - path), path);
-    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0) return;
-    (void)fsync(fd);
-    close(fd);
 }
 
 /* Writes the file to tmp, fsyncs, and renames it to path. */
@@ -729,7 +747,7 @@ static aspo_status write_file(const char *path, const char *tmp, const char *hea
     if (s)
         unlink(tmp);
     else
-        fsync_parent(path);
+        file_sync_parent(path);
     return s;
 }
 
@@ -742,6 +760,7 @@ aspo_status st_write(const char *path, const st_write_entry *entries, int n,
     write_slot *slots = malloc(((size_t)n + 1) * sizeof *slots);
     uint64_t *bytes = malloc(((size_t)n + 1) * sizeof *bytes);
     char *tmp = malloc(strlen(path) + 5), *header = NULL;
+    uint64_t mark = json_guard_mark();
     json_t *root = json_object();
     size_t header_len = 0;
     aspo_status s = ASPO_OK;
@@ -757,6 +776,7 @@ aspo_status st_write(const char *path, const st_write_entry *entries, int n,
         s = add_metadata(path, root, meta_keys, meta_values, n_meta);
     }
     if (!s) s = build_header(path, entries, n, order, bytes, root, &header, &header_len);
+    if (!s) s = json_guard_check(mark, path);
     if (!s) {
         strcpy(tmp, path);
         strcat(tmp, ".tmp");

@@ -51,6 +51,8 @@ typedef struct st_model { /* one file or a sharded set */
 
 /* path: a .safetensors file, a model.safetensors.index.json (any path ending in .json),
  * or a directory holding model.safetensors (preferred) or model.safetensors.index.json.
+ * Only regular files are read (a FIFO is refused, not waited on). An index's shard names
+ * must stay in its directory (relative, no ".." component); its JSON may not repeat a key.
  * On failure *out is left zeroed (st_close on it is a no-op) and the message names the
  * file and, where relevant, the tensor. */
 aspo_status st_open(const char *path, st_model *out);

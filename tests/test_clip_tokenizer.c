@@ -5,10 +5,11 @@
  * truncation=True, max_length=77, made by tests/parity/make_clip_tokenizer_fixtures.py from
  * the first 4000 real CLIP merges. Tokenizing is integer work: everything must match
  * exactly. Also: padding, the vocab.json path form, pad_token from special_tokens_map.json,
- * unk for a symbol missing from the vocabulary, and bad input.
+ * unk for a symbol missing from the vocabulary, and bad input (issue 12: two tokens on one
+ * id, a FIFO as merges.txt).
  *
  *   test_clip_tokenizer <fixture dir>     (tests/fixtures/clip_tokenizer) */
-#define _XOPEN_SOURCE 700 /* mkdtemp */
+#define _XOPEN_SOURCE 700 /* mkdtemp, mkfifo */
 
 #include "models/clip_tokenizer.h"
 
@@ -18,6 +19,7 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 /* CHECK with the last error message as context */
@@ -175,6 +177,22 @@ static void test_files(void)
     REQ(clip_tokenizer_load(dir, &t) == ASPO_ERR_FORMAT);
     aspo_error_clear();
     REQ(clip_tokenizer_load("/nonexistent/clip", &t) == ASPO_ERR_IO);
+    aspo_error_clear();
+    /* Two tokens on one id: which one the id decodes to would be chance. */
+    write_file(p, "{\"a\": 0, \"b\": 0, \"!\": 3, \"<|startoftext|>\": 1, "
+                  "\"<|endoftext|>\": 2}");
+    REQ(clip_tokenizer_load(dir, &t) == ASPO_ERR_FORMAT && t == NULL);
+    REQ(strstr(aspo_error_message(), "\"a\" and \"b\" both have id 0") != NULL);
+    aspo_error_clear();
+    /* A FIFO as merges.txt is refused, not waited on; the alarm fails the suite if not. */
+    write_file(p, "{\"a\": 0, \"!\": 3, \"<|startoftext|>\": 1, \"<|endoftext|>\": 2}");
+    snprintf(p, sizeof p, "%s/merges.txt", dir);
+    unlink(p);
+    REQ(mkfifo(p, 0600) == 0);
+    alarm(5);
+    REQ(clip_tokenizer_load(dir, &t) == ASPO_ERR_IO && t == NULL);
+    alarm(0);
+    REQ(strstr(aspo_error_message(), "FIFO") != NULL && strstr(aspo_error_message(), p));
     aspo_error_clear();
     const char *names[] = {"vocab.json", "merges.txt", "special_tokens_map.json"};
     for (int i = 0; i < 3; i++) {

@@ -1,14 +1,24 @@
 /* models/image: decoding and CLIP preprocessing against Pillow + CLIPImageProcessor
- * outputs (tests/parity/make_image_fixtures.py), and bad input refused with the file
- * named. Usage: test_image <fixtures/image dir> */
+ * outputs (tests/parity/make_image_fixtures.py), bad input refused with the file named, and
+ * hostile input (issue 12) refused promptly: a FIFO, /dev/zero, a file over the size limit,
+ * an image whose pad-to-square or resize would pass the pixel limit.
+ * Usage: test_image <fixtures/image dir> */
+#define _GNU_SOURCE /* mkfifo, fork, setrlimit */
 #include <math.h>
+#include <png.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "check.h"
 #include "models/image.h"
 #include "tensor/safetensors.h"
+#include "test_support.h"
 
 static const char *dir;
 static st_model ref;
@@ -196,6 +206,101 @@ static void check_small_cases(void)
     aspo_error_clear();
 }
 
+/* ---- hostile files (issue 12) ---------------------------------------------------------- */
+
+/* Caps the address space at what the process maps now plus `extra`, so a regression that
+ * reads a device until memory runs out fails fast. Not under ASan, whose shadow mappings
+ * would go over any cap. */
+/* image_load in test_load_in_child: a FIFO or /dev/zero must be refused, not hang. */
+static aspo_status load_image(const char *path)
+{
+    image_rgb8 img;
+    aspo_status s = image_load(path, NULL, &img);
+    if (!s) image_free(&img);
+    return s;
+}
+
+/* A 30000x1 grey PNG: a few hundred bytes, 30000 pixels, but 30000x30000 once padded to a
+ * square (2.7 GB of RGB). */
+static bool write_thin_png(const char *path)
+{
+    static uint8_t row[30000];
+    memset(row, 200, sizeof row);
+    png_image im = {.version = PNG_IMAGE_VERSION, .width = 30000, .height = 1,
+                    .format = PNG_FORMAT_GRAY};
+    return png_image_write_to_file(&im, path, 0, row, 0, NULL) != 0;
+}
+
+static void check_hostile_files(void)
+{
+    const char *tmp = test_tmp_make("image");
+    if (!tmp) {
+        CHECK(0, "no scratch directory");
+        return;
+    }
+    /* A FIFO with no writer: opening it for reading would wait forever. */
+    const char *fifo = join(tmp, "pipe.png");
+    CHECK(mkfifo(fifo, 0600) == 0, "mkfifo %s", fifo);
+    int got = test_load_in_child("image_load", load_image, fifo, "FIFO");
+    CHECK(got == ASPO_ERR_IO, "FIFO: child exit %d, want ASPO_ERR_IO (%d)", got, ASPO_ERR_IO);
+    /* A character device that never ends. */
+    got = test_load_in_child("image_load", load_image, "/dev/zero", "character device");
+    CHECK(got == ASPO_ERR_IO, "/dev/zero: child exit %d, want ASPO_ERR_IO (%d)", got,
+          ASPO_ERR_IO);
+    /* A sparse 1 GiB file: over the default limit (8 bytes a pixel of 64M pixels plus 16
+     * MiB), refused before a byte is read. */
+    const char *sparse = join(tmp, "sparse.png");
+    FILE *f = fopen(sparse, "wb");
+    CHECK(f && ftruncate(fileno(f), (off_t)1 << 30) == 0, "sparse file %s", sparse);
+    if (f) fclose(f);
+    got = test_load_in_child("image_load", load_image, sparse, "over the limit");
+    CHECK(got == ASPO_ERR_FORMAT, "1 GiB file: child exit %d, want ASPO_ERR_FORMAT (%d)", got,
+          ASPO_ERR_FORMAT);
+
+    /* 30000x1 passes the pixel limit; its pad-to-square must not (checked before the
+     * 2.7 GB allocation, which took 26 s to fill). */
+    const char *thin = join(tmp, "thin.png");
+    CHECK(write_thin_png(thin), "write %s", thin);
+    image_rgb8 img, sq;
+    aspo_status st = image_load(thin, NULL, &img);
+    CHECK(st == ASPO_OK && img.width == 30000 && img.height == 1, "thin PNG loads: %s",
+          aspo_error_message());
+    aspo_error_clear();
+    if (st == ASPO_OK) {
+        const uint8_t mean[3] = {122, 116, 104};
+        expect_error(image_pad_to_square(&img, mean, &sq), ASPO_ERR_FORMAT, "pad 30000x1",
+                     thin, "30000x1", "30000x30000", "67108864");
+        CHECK(sq.data == NULL, "no square made");
+        image_free(&sq);
+    }
+    image_free(&img);
+
+    /* A limit the caller sets holds for what is made from the image too: wide.png (120x9,
+     * 1080 pixels) loads under 2000, but neither its 120x120 square, nor its short-side
+     * resize to 24 (320x24), nor the 240x9 intermediate of a resize to 240x8 (1920) fits. */
+    image_limits lim = {.max_pixels = 2000};
+    st = image_load(fixture("wide.png"), &lim, &img);
+    CHECK(st == ASPO_OK, "wide.png under 2000 pixels: %s", aspo_error_message());
+    aspo_error_clear();
+    if (st == ASPO_OK) {
+        const uint8_t mean[3] = {0, 0, 0};
+        expect_error(image_pad_to_square(&img, mean, &sq), ASPO_ERR_FORMAT, "pad wide.png",
+                     "wide.png", "120x120", "2000");
+        image_free(&sq);
+        clip_preprocess_config cfg = clip_config_default(24);
+        float out[3 * 24 * 24];
+        expect_error(clip_preprocess(&img, &cfg, out), ASPO_ERR_FORMAT, "resize wide.png",
+                     "wide.png", "320x24", "2000");
+        image_rgb8 small;
+        expect_error(image_resize_bicubic(&img, 8, 240, &small), ASPO_ERR_FORMAT,
+                     "resize intermediate", "wide.png", "240x9", "2000");
+        CHECK(small.data == NULL, "no resize made");
+        image_free(&small);
+    }
+    image_free(&img);
+    test_tmp_remove();
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2) {
@@ -220,6 +325,7 @@ int main(int argc, char **argv)
     check_clip336();
     check_bad_inputs();
     check_small_cases();
+    check_hostile_files();
     st_close(&ref);
     printf("image: max abs difference to CLIPImageProcessor after normalisation: %g\n", worst);
     return check_summary("image");

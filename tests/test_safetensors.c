@@ -313,6 +313,38 @@ static void test_shards(void)
     expect_fail(tmp_path("broken.index.json"), ASPO_ERR_FORMAT, "JSON", "line 1");
 }
 
+/* Index files that must be refused before anything is read through them. */
+static void test_index_refusals(void)
+{
+    /* A shard name that leaves the index's directory: refused, even where the file is
+     * there to be read (shard1 is one level up from "inner"). */
+    static const char *const escapes[] = {
+        "\"../model-00001-of-00002.safetensors\"",
+        "\"x/../../model-00001-of-00002.safetensors\"",
+        "\"./../model-00001-of-00002.safetensors\"",
+        "\"..\"",
+    };
+    CHECK(mkdir(tmp_path("inner"), 0755) == 0, "mkdir inner");
+    for (size_t i = 0; i < sizeof escapes / sizeof *escapes; i++) {
+        char map[256];
+        snprintf(map, sizeof map, "{\"a\": %s}", escapes[i]);
+        write_index("inner/escape.index.json", map);
+        expect_fail(tmp_path("inner/escape.index.json"), ASPO_ERR_FORMAT, "leaves", "'a'");
+    }
+    /* Not regular files: a FIFO must be refused, not block the open (main's alarm). */
+    CHECK(mkfifo(tmp_path("fifo.safetensors"), 0600) == 0, "mkfifo");
+    CHECK(mkfifo(tmp_path("fifo.index.json"), 0600) == 0, "mkfifo");
+    expect_fail(tmp_path("fifo.safetensors"), ASPO_ERR_IO, "regular", NULL);
+    expect_fail(tmp_path("fifo.index.json"), ASPO_ERR_IO, "FIFO", NULL);
+    write_index("fifo_shard.index.json", "{\"a\": \"fifo.safetensors\"}");
+    expect_fail_in(tmp_path("fifo_shard.index.json"), tmp_path("fifo.safetensors"), ASPO_ERR_IO,
+                   "regular", NULL);
+    /* A tensor mapped twice: which shard is meant is unknown. */
+    write_index("twice.index.json", "{\"a\": \"model-00001-of-00002.safetensors\",\n"
+                                    " \"a\": \"model-00002-of-00002.safetensors\"}");
+    expect_fail(tmp_path("twice.index.json"), ASPO_ERR_FORMAT, "twice", "line 3");
+}
+
 /* ---------------------------------------------------------------- corrupt files */
 
 #define F32_ENTRY(name, shape, b, e)                                                               \
@@ -332,6 +364,8 @@ static void test_corrupt(void)
         {"dupkey.st", "{" F32_ENTRY("w", "[1]", 0, 4) ", " F32_ENTRY("w", "[1]", 4, 8) "}", 8,
          ASPO_ERR_FORMAT, "duplicate", NULL},
         {"entry.st", "{\"w\": 3}", 0, ASPO_ERR_FORMAT, "expected object", "'w'"},
+        /* found by tests/fuzz: read, then refused by the writer */
+        {"noname.st", "{" F32_ENTRY("", "[]", 0, 4) "}", 4, ASPO_ERR_FORMAT, "empty name", NULL},
         {"nodtype.st", "{\"w\": {\"shape\": [1], \"data_offsets\": [0, 4]}}", 4, ASPO_ERR_FORMAT,
          "missing \"dtype\"", "'w'"},
         {"noshape.st", "{\"w\": {\"dtype\": \"F32\", \"data_offsets\": [0, 4]}}", 4,
@@ -429,6 +463,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "usage: %s <fixture dir>\n", argv[0]);
         return 2;
     }
+    alarm(120); /* a FIFO opened for reading would block forever: fail instead */
     snprintf(tmp_dir, sizeof tmp_dir, "/tmp/aspo_st_XXXXXX");
     if (!mkdtemp(tmp_dir)) {
         perror("mkdtemp");
@@ -438,6 +473,7 @@ int main(int argc, char **argv)
     test_write_errors();
     test_fixture(argv[1]);
     test_shards();
+    test_index_refusals();
     test_corrupt();
     nftw(tmp_dir, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
     return check_summary("safetensors");

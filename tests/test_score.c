@@ -556,6 +556,25 @@ static void test_bad_input(void)
                  tmp("bad_merge")), 1, "merge: adapter that does not fit", "v_proj");
     expect(MERGE("--model", model, "--out", tmp("bad_merge")), 2, "merge without --adapter",
            "--adapter");
+    /* lora_alpha 4e6 (scaling 1e6) takes the merged weights far beyond f16's 65504: refused,
+     * counting the 21 adapted tensors (7 modules, 3 layers), and no weights written; bf16
+     * holds them. */
+    const char *huge = tmp("huge_adapter");
+    mkdir(huge, 0755);
+    json_t *cfg = json_load_file(fx("llama/tiny_adapter/adapter_config.json"), 0, NULL);
+    CHECK(cfg && !json_object_set_new(cfg, "lora_alpha", json_integer(4000000)) &&
+              !json_dump_file(cfg, join(huge, "adapter_config.json"), 0) &&
+              copy_file(fx("llama/tiny_adapter/adapter_model.safetensors"),
+                        join(huge, "adapter_model.safetensors")),
+          "the huge adapter's files");
+    json_decref(cfg);
+    expect(MERGE("--model", fx("llama/tiny"), "--adapter", huge, "--out", tmp("f16_merge"),
+                 "--dtype", "f16", "--quiet"), 2, "merge beyond f16's range",
+           "21 tensors hold merged weights beyond f16's range");
+    CHECK(!file_exists(join(tmp("f16_merge"), "model.safetensors")), "f16 overflow: no weights");
+    CHECK(MERGE("--model", fx("llama/tiny"), "--adapter", huge, "--out", tmp("bf16_merge"),
+                "--dtype", "bf16", "--quiet") == 0, "the same merge in bf16: %s",
+          aspo_error_message());
     expect(MERGE("--model", model, "--adapter", fx("llama/tiny_adapter"), "--out", model), 2,
            "merge into the model", "--model directory");
 

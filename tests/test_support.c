@@ -3,9 +3,14 @@
 #include "tests/test_support.h"
 
 #include <math.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "models/weights.h"
 
@@ -98,4 +103,34 @@ double rel_err(const float *got, const float *want, int64_t n)
         scale = fmax(scale, fabs((double)want[i]));
     }
     return d / scale;
+}
+
+int test_load_in_child(const char *what, test_load_fn load, const char *path, const char *word)
+{
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid == 0) {
+        alarm(5);
+#if !defined(__SANITIZE_ADDRESS__)
+        long pages = 0;
+        FILE *f = fopen("/proc/self/statm", "r");
+        if (f && fscanf(f, "%ld", &pages) != 1) pages = 0;
+        if (f) fclose(f);
+        rlim_t cap = (rlim_t)pages * (rlim_t)sysconf(_SC_PAGESIZE) + ((rlim_t)1 << 30);
+        setrlimit(RLIMIT_AS, &(struct rlimit){cap, cap});
+#endif
+        aspo_status s = load(path);
+        const char *msg = aspo_error_message();
+        if (s != ASPO_OK && !(strstr(msg, path) && strstr(msg, word))) {
+            fprintf(stderr, "%s: message \"%s\" lacks \"%s\"\n", path, msg, word);
+            _exit(100);
+        }
+        _exit((int)s);
+    }
+    int ws = 0;
+    if (pid < 0 || waitpid(pid, &ws, 0) != pid) return -1;
+    if (WIFSIGNALED(ws))
+        fprintf(stderr, "%s: %s killed by signal %d%s\n", path, what, WTERMSIG(ws),
+                WTERMSIG(ws) == SIGALRM ? " (no answer within 5 s)" : "");
+    return WIFEXITED(ws) ? WEXITSTATUS(ws) : -1;
 }

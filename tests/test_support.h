@@ -35,6 +35,14 @@ bool write_file_text(const char *path, const char *text);
 /* A byte copy; false when either side fails. */
 bool copy_file(const char *from, const char *to);
 
+/* load(path) in a forked child that must answer within 5 s and, outside ASan (whose shadow
+ * mappings go over any cap), with 1 GiB more address space than it has: a regression that
+ * blocks on a FIFO or reads /dev/zero until memory runs out fails the suite instead of
+ * hanging it. Returns the child's exit code: load's status, 100 when its message lacks path
+ * or word; -1 when it was killed (SIGALRM: no answer in time). `what` names load. */
+typedef aspo_status (*test_load_fn)(const char *path);
+int test_load_in_child(const char *what, test_load_fn load, const char *path, const char *word);
+
 /* max |got - want| / max |want| over n values: one scale per tensor, so near-zero
  * entries do not blow up. */
 double rel_err(const float *got, const float *want, int64_t n);

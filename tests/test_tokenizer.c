@@ -4,20 +4,25 @@
  * tests/parity/make_tokenizer_fixtures.py; features.json does the same for three tiny
  * tokenizers built with HF tokenizers directly. Everything must match exactly: tokenizing
  * is integer work, there is no tolerance. Also: special ids, tokenizer.model loading, and
- * bad input (missing and corrupt files, unknown model type, bad merges, truncated .model).
+ * bad input (missing and corrupt files, unknown model type, bad merges, truncated .model;
+ * issue 12: a FIFO, /dev/zero, a file over the size limit, ids in conflict).
  *
  *   test_tokenizer <fixture dir>     (tests/fixtures/tokenizer) */
-#define _XOPEN_SOURCE 700 /* mkdtemp, nftw */
+#define _GNU_SOURCE /* mkdtemp, nftw, mkfifo, setrlimit */
 
 #include "models/tokenizer.h"
 
 #include "check.h"
+#include "test_support.h"
 
 #include <ftw.h>
 #include <jansson.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -66,14 +71,6 @@ static void *read_all(const char *path, size_t *n)
     fclose(f);
     *n = (size_t)size;
     return p;
-}
-
-static void copy_file(const char *from, const char *to)
-{
-    size_t n;
-    void *p = read_all(from, &n);
-    write_file(to, p, n);
-    free(p);
 }
 
 static json_t *load_json(const char *path)
@@ -432,6 +429,122 @@ static void test_bad_input(void)
     aspo_error_clear();
 }
 
+/* ---- hostile files and conflicting ids (issue 12) -------------------------------------- */
+
+/* tokenizer_load in test_load_in_child: a FIFO or /dev/zero must be refused, not hang. */
+static aspo_status load_tokenizer(const char *path)
+{
+    tokenizer *t = NULL;
+    aspo_status s = tokenizer_load(path, &t);
+    tokenizer_free(t);
+    return s;
+}
+
+static void expect_child(const char *path, const char *word, aspo_status want)
+{
+    int got = test_load_in_child("tokenizer_load", load_tokenizer, path, word);
+    CHECK(got == (int)want, "%s: child exit %d, want %s (%d)", path, got,
+          aspo_status_name(want), (int)want);
+}
+
+static void test_hostile_files(void)
+{
+    /* FIFOs with no writer: as the file, as a directory's tokenizer.json, and as the
+     * tokenizer_config.json beside a good tokenizer.json (skipped silently before). */
+    mkfifo(tmp_path("pipe.json"), 0600);
+    expect_child(tmp_path("pipe.json"), "FIFO", ASPO_ERR_IO);
+    mkdir(tmp_path("pipe_dir"), 0755);
+    mkfifo(tmp_path("pipe_dir/tokenizer.json"), 0600);
+    expect_child(tmp_path("pipe_dir"), "FIFO", ASPO_ERR_IO);
+    mkdir(tmp_path("pipe_config"), 0755);
+    copy_file(fx("legacy/tokenizer.json"), tmp_path("pipe_config/tokenizer.json"));
+    mkfifo(tmp_path("pipe_config/tokenizer_config.json"), 0600);
+    expect_child(tmp_path("pipe_config"), "FIFO", ASPO_ERR_IO);
+    /* A device that never ends, read as a tokenizer.model. */
+    expect_child("/dev/zero", "character device", ASPO_ERR_IO);
+    /* A sparse 300 MiB tokenizer.model: over the 256 MiB limit, refused before reading. */
+    FILE *f = fopen(tmp_path("big.model"), "wb");
+    CHECK(f && ftruncate(fileno(f), (off_t)300 << 20) == 0, "sparse big.model");
+    if (f) fclose(f);
+    expect_child(tmp_path("big.model"), "over the limit", ASPO_ERR_FORMAT);
+}
+
+/* A tokenizer.json with vocabulary a..d (ids 0..3) and the given added_tokens array. */
+static void expect_added_fail(const char *name, const char *added, const char *needle1,
+                              const char *needle2)
+{
+    char json[1024];
+    snprintf(json, sizeof json, "{\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":0,\"b\":1,"
+             "\"c\":2,\"d\":3},\"merges\":[]},\"added_tokens\":%s}", added);
+    write_file(tmp_path(name), json, strlen(json));
+    expect_fail(tmp_path(name), ASPO_ERR_FORMAT, tmp_path(name), needle1);
+    expect_fail(tmp_path(name), ASPO_ERR_FORMAT, tmp_path(name), needle2);
+}
+
+static void test_conflicting_ids(void)
+{
+    /* HF gives an added token the id of its vocabulary piece, else the next free id, and
+     * only logs a warning when the file says otherwise; each case is an error here, naming
+     * the file, the token and the id. */
+    expect_added_fail("added_taken.json", "[{\"id\":1,\"content\":\"<x>\"}]",
+                      "\"<x>\"", "id 1 already belongs to \"b\"");
+    expect_added_fail("added_negative.json", "[{\"id\":-1,\"content\":\"<x>\"}]",
+                      "\"<x>\"", "-1");
+    expect_added_fail("added_beyond.json", "[{\"id\":9,\"content\":\"<x>\"}]", "\"<x>\"",
+                      "next free id is 4");
+    expect_added_fail("added_huge.json", "[{\"id\":4294967296,\"content\":\"<x>\"}]",
+                      "\"<x>\"", "4294967296");
+    expect_added_fail("added_moved.json", "[{\"id\":0,\"content\":\"c\"}]", "\"c\"",
+                      "the vocabulary has it at id 2");
+    expect_added_fail("added_no_id.json", "[{\"content\":\"<x>\"}]", "added_tokens[0]",
+                      "\"id\"");
+    expect_added_fail("added_empty.json", "[{\"id\":4,\"content\":\"\"}]", "added_tokens[0]",
+                      "empty content (id 4)");
+    expect_added_fail("added_twice.json", "[{\"id\":4,\"content\":\"<x>\"},{\"id\":5,"
+                      "\"content\":\"<x>\"}]", "\"<x>\"", "id 5");
+    /* The same content at the same id (LLaMA's <s>, </s>, <unk>) is normal. */
+    tokenizer *t = load_text("added_same.json", "{\"model\":{\"type\":\"BPE\",\"vocab\":"
+                             "{\"a\":0,\"b\":1},\"merges\":[]},\"added_tokens\":[{\"id\":1,"
+                             "\"content\":\"b\",\"special\":true},{\"id\":2,\"content\":"
+                             "\"<x>\"},{\"id\":2,\"content\":\"<x>\"}]}");
+    CHECK(t && tokenizer_piece_to_id(t, "b") == 1 && tokenizer_piece_to_id(t, "<x>") == 2 &&
+          tokenizer_vocab_size(t) == 3, "same content, same id");
+    tokenizer_free(t);
+    /* A vocabulary with a gap (ids 0 and 2): the next free id, 2, is taken. */
+    expect_json_fail("vocab_gap.json", "{\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":0,"
+                     "\"b\":2},\"merges\":[]},\"added_tokens\":[{\"id\":2,\"content\":"
+                     "\"<x>\"}]}", ASPO_ERR_FORMAT, "\"<x>\" gets id 2, the next free one, but "
+                     "vocabulary piece \"b\" has it");
+    /* Two pieces on one id, and one piece twice, in model.vocab. */
+    expect_json_fail("vocab_shared_id.json", "{\"model\":{\"type\":\"BPE\",\"vocab\":{"
+                     "\"a\":0,\"b\":0},\"merges\":[]}}", ASPO_ERR_FORMAT,
+                     "\"a\" and \"b\" both have id 0");
+    expect_json_fail("vocab_twice.json", "{\"model\":{\"type\":\"BPE\",\"vocab\":{"
+                     "\"a\":0,\"a\":1},\"merges\":[]}}", ASPO_ERR_FORMAT, "duplicate");
+    /* tokenizer_config.json's added_tokens_decoder: its keys are ids too. */
+    mkdir(tmp_path("config_id"), 0755);
+    copy_file(fx("legacy/tokenizer.json"), tmp_path("config_id/tokenizer.json"));
+    const char *cfg = "{\"added_tokens_decoder\": {\"5\": {\"content\": \"<new>\"}}}";
+    write_file(tmp_path("config_id/tokenizer_config.json"), cfg, strlen(cfg));
+    expect_fail(tmp_path("config_id"), ASPO_ERR_FORMAT, "tokenizer_config.json",
+                "\"<new>\" has id 5");
+    cfg = "{\"added_tokens_decoder\": {\"x\": {\"content\": \"<new>\"}}}";
+    write_file(tmp_path("config_id/tokenizer_config.json"), cfg, strlen(cfg));
+    expect_fail(tmp_path("config_id"), ASPO_ERR_FORMAT, "tokenizer_config.json", "\"x\"");
+    cfg = "{\"added_tokens_decoder\": {\"1000\": {\"content\": \"<new>\"}}}";
+    write_file(tmp_path("config_id/tokenizer_config.json"), cfg, strlen(cfg));
+    t = must_load(tmp_path("config_id"));
+    CHECK(t && tokenizer_piece_to_id(t, "<new>") == 1000, "config token at the next id");
+    tokenizer_free(t);
+    /* tokenizer.model: pieces { piece: "a" } twice, trainer_spec { model_type: BPE };
+     * SentencePiece itself refuses this ("a is already defined"). */
+    static const unsigned char twice[] = {0x0A, 0x03, 0x0A, 0x01, 'a', 0x0A, 0x03, 0x0A, 0x01,
+                                          'a', 0x12, 0x02, 0x18, 0x02};
+    write_file(tmp_path("twice.model"), twice, sizeof twice);
+    expect_fail(tmp_path("twice.model"), ASPO_ERR_FORMAT, tmp_path("twice.model"),
+                "\"a\" at ids 0 and 1");
+}
+
 /* ---- throughput (printed, not asserted) ------------------------------------------------ */
 
 static void test_speed(void)
@@ -495,6 +608,8 @@ int main(int argc, char **argv)
     test_features();
     test_hand_made();
     test_bad_input();
+    test_hostile_files();
+    test_conflicting_ids();
     test_speed();
     nftw(tmp_dir, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
     return check_summary("tokenizer");

@@ -50,10 +50,16 @@ CPU_INLINE float cpu_expf(float x)
 {
     const float magic = 12582912.0f; /* 1.5 * 2^23: adding it rounds to an integer */
     int32_t u = cpu_float_bits(x), mag = u & 0x7fffffff;
-    int32_t n = cpu_float_bits(x * 1.44269504088896341f + magic) - cpu_float_bits(magic);
-    n = n < -160 ? -160 : n > 160 ? 160 : n; /* |x| > 110 is decided below */
+    /* 110 < |x| <= inf: 0 or inf, chosen at the end. Integer selects, so the loop has no
+     * float compare to branch on and vectorizes without -fno-trapping-math. */
+    int32_t out = -(int32_t)((mag > 0x42dc0000) & (mag <= 0x7f800000));
+    /* Those x are replaced by 0 here: near -1e7, x * log2(e) + magic is a small negative
+     * float whose bits minus magic's overflow int32. Other x compute as before, bit for bit. */
+    float xr = cpu_bits_float(u & ~out);
+    int32_t n = cpu_float_bits(xr * 1.44269504088896341f + magic) - cpu_float_bits(magic);
+    n = n < -160 ? -160 : n > 160 ? 160 : n; /* NaN's n is anything */
     float nf = (float)n;
-    float r = (x - nf * 0.693359375f) - nf * -2.12194440e-4f; /* ln2 in two parts */
+    float r = (xr - nf * 0.693359375f) - nf * -2.12194440e-4f; /* ln2 in two parts */
     float p = 1.9875691500e-4f;
     p = p * r + 1.3981999507e-3f;
     p = p * r + 8.3334519073e-3f;
@@ -63,9 +69,6 @@ CPU_INLINE float cpu_expf(float x)
     p = p * (r * r) + r + 1.0f;
     int32_t n1 = n / 2, n2 = n - n1;
     float y = p * cpu_bits_float((n1 + 127) << 23) * cpu_bits_float((n2 + 127) << 23);
-    /* 110 < |x| <= inf: 0 or inf. Integer selects, so the loop has no float compare to
-     * branch on and vectorizes without -fno-trapping-math. */
-    int32_t out = -(int32_t)((mag > 0x42dc0000) & (mag <= 0x7f800000));
     int32_t special = u < 0 ? 0 : 0x7f800000;
     return cpu_bits_float((special & out) | (cpu_float_bits(y) & ~out));
 }

@@ -121,6 +121,12 @@ for bad in corrupt.png truncated.png corrupt.jpg truncated.jpg empty.png zero_wi
     expect_error "bad image $bad" 1 "bad_$bad.jsonl:1.*$bad" llava_run --model "$HF" \
         --image-root "$FIX/image" --data "$WORK/bad_$bad.jsonl" --out "$WORK/e3" --overwrite --max-steps 1 --alpha 0 --loss dpo
 done
+# A FIFO as an image is refused when the rows are checked, before the model opens (it
+# blocked forever once).
+mkfifo "$WORK/fifo.png"
+printf '{"prompt": "What is this?", "chosen": "A photo.", "rejected": "No.", "image": "fifo.png"}\n' >"$WORK/fifo.jsonl"
+expect_error "FIFO as an image" 1 "fifo.jsonl:1: image fifo.png: .*FIFO" llava_run --model "$HF" \
+    --image-root "$WORK" --data "$WORK/fifo.jsonl" --out "$WORK/e7" --max-steps 1 --loss dpo
 printf '{"prompt": "What is this?", "chosen": "A photo.", "rejected": "No.", "image": "photo.jpg"}\n' >"$WORK/big.jsonl"
 expect_error "over-limit image" 1 "big.jsonl:1.*photo.jpg" llava_run --model "$HF" \
     --image-root "$FIX/image" --data "$WORK/big.jsonl" --out "$WORK/e4" --max-steps 1 --loss dpo \
