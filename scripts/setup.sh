@@ -18,6 +18,8 @@ packages=(build-essential cmake pkg-config libopenblas-openmp-dev libjansson-dev
 # on the CPU, the device the tests use when there is no GPU) and the Khronos validation
 # layer that CI runs the op suite under.
 packages+=(libvulkan-dev glslc mesa-vulkan-drivers vulkan-validationlayers)
+# strace fails and kills `aspo run` at chosen system calls (tests/fault/write_faults.sh).
+packages+=(strace)
 bench=${ASPO_BENCH:-0}
 hip=0
 

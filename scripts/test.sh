@@ -11,15 +11,8 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 bash scripts/setup.sh
 
-if [[ "${ASPO_SANITIZE:-0}" == 1 ]]; then
-    build_dir=${BUILD_DIR:-build-asan}
-    config=(-DCMAKE_BUILD_TYPE=Debug -DASPO_SANITIZE=ON)
-    # Leaks inside the Vulkan driver are the driver's (scripts/lsan.supp says which).
-    export LSAN_OPTIONS="suppressions=$PWD/scripts/lsan.supp${LSAN_OPTIONS:+:$LSAN_OPTIONS}"
-else
-    build_dir=${BUILD_DIR:-build}
-    config=(-DCMAKE_BUILD_TYPE=Release -DASPO_SANITIZE=OFF)
-fi
+# shellcheck source=build_config.sh
+source scripts/build_config.sh
 
 cmake -S . -B "$build_dir" "${config[@]}"
 cmake --build "$build_dir" --parallel "$(nproc)"
