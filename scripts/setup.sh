@@ -6,6 +6,7 @@
 #   ASPO_BENCH=1 bash scripts/setup.sh   (same as --bench)
 #   bash scripts/setup.sh --hip      also hipcc and the HIP runtime, for the compile check
 #                                    of the HIP backend in .ci/run (66 MB to download)
+#   bash scripts/setup.sh --fuzz     also clang with libFuzzer and libomp, for scripts/fuzz.sh
 #
 # Only missing packages are installed, and `apt-get update` runs only when something is
 # missing. Not root and something missing: prints the apt-get command and exits 1.
@@ -22,12 +23,14 @@ packages+=(libvulkan-dev glslc mesa-vulkan-drivers vulkan-validationlayers)
 packages+=(strace)
 bench=${ASPO_BENCH:-0}
 hip=0
+fuzz=0
 
 for arg in "$@"; do
     case "$arg" in
         --bench) bench=1 ;;
         --hip) hip=1 ;;
-        -h|--help) sed -n '2,11p' "$0"; exit 0 ;;
+        --fuzz) fuzz=1 ;;
+        -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
         *) echo "setup.sh: unknown argument '$arg' (try --help)" >&2; exit 2 ;;
     esac
 done
@@ -37,6 +40,11 @@ fi
 # Debian 12's ROCm 5.2: hipcc (clang 15) builds gfx90a objects; no hipBLAS (docs/GPU.md).
 if [[ "$hip" == 1 ]]; then
     packages+=(hipcc libamdhip64-dev rocm-device-libs)
+fi
+# Debian 12's clang 14: libFuzzer and the sanitizer runtimes are in libclang-rt-14-dev, and
+# OpenMP for clang (aspo_core's pragmas) in libomp-dev (tests/fuzz/fuzz.cmake).
+if [[ "$fuzz" == 1 ]]; then
+    packages+=(clang libclang-rt-14-dev libomp-dev)
 fi
 
 if ! command -v dpkg-query >/dev/null 2>&1; then
