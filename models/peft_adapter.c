@@ -4,6 +4,7 @@
 #include "tensor/json_file.h"
 #include "tensor/json_guard.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <float.h>
 #include <math.h>
@@ -54,9 +55,131 @@ static aspo_status add_target(peft_config *c, const char *name, size_t len, cons
     return ASPO_OK;
 }
 
+/* target_modules regexes are small (".*\\.(q_proj|v_proj)"); these bounds refuse only the
+ * pathological, whose compilation by glibc's regcomp takes minutes or gigabytes. regcomp
+ * copies a repeated piece once per repetition ("a{3}" becomes "aaa", "a+" becomes "aa*"),
+ * so nested repeats multiply, and its closure of empty-matching pieces grows faster than
+ * their square: "a*+++++" took 12 s, "a+" with 34 '+' over 2 GB (tests/fuzz found both).
+ * Within the bounds the worst of those measured takes 0.04 s. */
+enum {
+    REGEX_MAX_PIECES = 1 << 16, /* atoms, once repeats are expanded */
+    REGEX_MAX_REPEATS = 128,    /* repeat operators, once repeats are expanded */
+    REGEX_MAX_NESTING = 2,      /* a repeat of a repeat (".*?", "(a+)*"), not of a third */
+};
+
+/* A regular expression's cost to regcomp (POSIX extended syntax), counted as it expands
+ * it; also the cost of one atom or group within it. */
+typedef struct regex_cost {
+    double pieces, repeats;
+    int nesting;
+} regex_cost;
+
+static void regex_cost_add(regex_cost *to, regex_cost c)
+{
+    to->pieces += c.pieces;
+    to->repeats += c.repeats;
+    if (c.nesting > to->nesting) to->nesting = c.nesting;
+}
+
+/* The count of a repeat at p ("*", "+", "?", "{m}", "{m,}", "{m,n}", "{,n}"): the copies
+ * regcomp makes of its atom, and *end its last character; 0 when p is no repeat (a '{'
+ * without a count is a literal). */
+static double repeat_copies(const char *p, const char **end)
+{
+    *end = p;
+    if (*p == '*' || *p == '?') return 1;
+    if (*p == '+') return 2;
+    if (*p != '{') return 0;
+    char *num;
+    const char *q = p + 1;
+    bool has_lo = isdigit((unsigned char)*q);
+    double lo = has_lo ? (double)strtol(q, &num, 10) : 0, hi = lo;
+    if (has_lo) q = num;
+    if (*q == ',') {
+        if (isdigit((unsigned char)*++q)) hi = (double)strtol(q, &num, 10), q = num;
+    } else if (!has_lo) {
+        return 0;
+    }
+    if (*q != '}') return 0;
+    *end = q;
+    return (hi > lo ? hi : lo) + 1;
+}
+
+/* The end of the bracket expression that starts at p ("[a-z]", "[^]x]", "[[:digit:]]"): its
+ * ']'; NULL when it has none (regcomp refuses it). */
+static const char *bracket_end(const char *p)
+{
+    const char *q = p + 1;
+    if (*q == '^') q++;
+    if (*q == ']') q++;
+    for (; *q && *q != ']'; q++)
+        if (*q == '[' && (q[1] == ':' || q[1] == '.' || q[1] == '=')) {
+            char kind = q[1];
+            for (q += 2; *q && !(*q == kind && q[1] == ']'); q++) {}
+            if (!*q) return NULL;
+            q++;
+        }
+    return *q ? q : NULL;
+}
+
+static regex_cost regex_cost_of(const char *re)
+{
+    enum { MAX_DEPTH = 64 };
+    regex_cost group[MAX_DEPTH], last[MAX_DEPTH]; /* per open group: it so far, its last atom */
+    int depth = 0;
+    group[0] = last[0] = (regex_cost){0, 0, 0};
+    for (const char *p = re; *p; p++) {
+        const char *end;
+        double copies = repeat_copies(p, &end);
+        if (copies > 0) { /* repeats the last atom: its copies join the group */
+            regex_cost *a = &last[depth], *g = &group[depth];
+            g->pieces += a->pieces * (copies - 1);
+            g->repeats += a->repeats * (copies - 1) + 1;
+            a->pieces *= copies;
+            a->repeats = a->repeats * copies + 1;
+            if (++a->nesting > g->nesting) g->nesting = a->nesting;
+            p = end;
+            continue;
+        }
+        regex_cost atom = {1, 0, 0};
+        if (*p == '(') {
+            if (++depth == MAX_DEPTH) return (regex_cost){INFINITY, INFINITY, MAX_DEPTH};
+            group[depth] = last[depth] = (regex_cost){0, 0, 0};
+            continue;
+        } else if (*p == ')' && depth > 0) {
+            atom = group[depth--];
+            atom.pieces += 1;
+        } else if (*p == '|') {
+            group[depth].pieces += 1;
+            last[depth] = (regex_cost){0, 0, 0};
+            continue;
+        } else if (*p == '[') {
+            if (!(end = bracket_end(p))) break;
+            p = end;
+        } else if (*p == '\\' && p[1]) {
+            p++;
+        }
+        regex_cost_add(&group[depth], atom);
+        last[depth] = atom;
+    }
+    for (; depth > 0; depth--) regex_cost_add(&group[depth - 1], group[depth]); /* unclosed */
+    return group[0];
+}
+
 /* Checks that a target_modules string compiles as a whole-name regular expression. */
 static aspo_status check_regex(const char *re, const char *where)
 {
+    regex_cost c = regex_cost_of(re);
+    const char *why = c.pieces > REGEX_MAX_PIECES   ? "expands to too many pieces"
+                    : c.repeats > REGEX_MAX_REPEATS ? "expands to too many repeats"
+                    : c.nesting > REGEX_MAX_NESTING ? "nests repeats too deep"
+                                                    : NULL;
+    if (why)
+        return aspo_fail(ASPO_ERR_UNSUPPORTED, "%s: target_modules \"%.60s%s\" %s to compile "
+                         "safely (%.3g pieces, limit %d; %.3g repeat operators, limit %d; "
+                         "repeats nested %d deep, limit %d)", where, re,
+                         strlen(re) > 60 ? "..." : "", why, c.pieces, REGEX_MAX_PIECES,
+                         c.repeats, REGEX_MAX_REPEATS, c.nesting, REGEX_MAX_NESTING);
     size_t len = strlen(re) + 5;
     char *anchored = malloc(len);
     if (!anchored) return aspo_fail(ASPO_ERR_OOM, "%s: out of memory", where);

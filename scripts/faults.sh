@@ -6,7 +6,7 @@
 #     (tests/fault/write_faults.sh, with strace).
 #   bash scripts/faults.sh                  Release build in build/ ($BUILD_DIR overrides)
 #   ASPO_SANITIZE=1 bash scripts/faults.sh  the same under ASan+UBSan (build-asan/)
-# About 7 minutes on two cores for the Release build. Exit status non-zero if any failed.
+# About 2.5 minutes on two cores for the Release build. Exit status non-zero if any failed.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 bash scripts/setup.sh

@@ -36,7 +36,7 @@ static const char *write_changed(const char *dir, const char *file, json_t *base
                                  const char *change)
 {
     json_t *c = change ? json_loads(change, 0, NULL) : json_object();
-    CHECK(c && json_object_update(base, c) == 0, "change %s", change);
+    CHECK(c && json_object_update(base, c) == 0, "change %s", change ? change : "(none)");
     char *text = json_dumps(base, JSON_INDENT(1));
     const char *path = join(dir, file);
     CHECK(text && write_file_text(path, text), "write %s", path);
@@ -289,6 +289,49 @@ static void test_adapter(void)
           aspo_error_message());
     peft_config_free(&pc);
     aspo_error_clear();
+
+    /* target_modules regexes that glibc's regcomp takes seconds to gigabytes to compile:
+     * the first took 2.4 GB, the second 12 s (tests/fuzz/fuzz_adapter_config.c found both),
+     * the third over 30 s. */
+    char many_lazy[3 * 300 + 1] = "";
+    for (int i = 0; i < 300; i++) strcat(many_lazy, "a*?");
+    const char *const too_big[] = {
+        "a++++++++++++++++++++++++++++++++++ll-linear",
+        "a);+++++++++*+++++ll-linear",
+        "(.*|.*|.*|.*|.*|.*){255}",
+        "(a{1000}){1000}",
+        "((a{,255}){,255}){,255}",
+        "((((((((((((((((((a+)+)+)+)+)+)+)+)+)+)+)+)+)+)+)+)+)+)+",
+        "a*++",
+        many_lazy,
+    };
+    for (size_t i = 0; i < sizeof too_big / sizeof *too_big; i++) {
+        json_t *b = json_pack("{s:s, s:i, s:i, s:s}", "peft_type", "LORA", "r", 8, "lora_alpha",
+                              16, "target_modules", too_big[i]);
+        write_changed(dir, "adapter_config.json", b, NULL);
+        expect_error(peft_config_load(dir, &pc), ASPO_ERR_UNSUPPORTED, too_big[i], path,
+                     "to compile safely");
+    }
+    /* What PEFT users write, and repeats that stay small, still load. */
+    static const char *const fine[] = {
+        ".*\\.(q_proj|v_proj)",
+        "model\\.layers\\.[0-9]+\\.self_attn\\.(q|k|v|o)_proj",
+        ".*[.](gate|up|down)_proj",
+        "x{100}",
+        "[{]+q_proj",
+        ".*?q_proj",
+        "(layers\\.[0-9]+\\.)*q_proj",
+        "a*+",
+    };
+    for (size_t i = 0; i < sizeof fine / sizeof *fine; i++) {
+        json_t *b = json_pack("{s:s, s:i, s:i, s:s}", "peft_type", "LORA", "r", 8, "lora_alpha",
+                              16, "target_modules", fine[i]);
+        write_changed(dir, "adapter_config.json", b, NULL);
+        CHECK(peft_config_load(dir, &pc) == ASPO_OK, "target_modules %s: %s", fine[i],
+              aspo_error_message());
+        peft_config_free(&pc);
+        aspo_error_clear();
+    }
 }
 
 /* ---- JSON files ---- */

@@ -123,6 +123,7 @@ while read -r call n; do
         pass
     fi
 done <"$WORK/points"
-echo "write_faults ($MODE): $tried points of $(wc -l <"$WORK/points") tried (every ${STRIDE}th)"
+if [[ "$STRIDE" == 1 ]]; then every="all of them"; else every="every ${STRIDE}th"; fi
+echo "write_faults ($MODE): $tried points of $(wc -l <"$WORK/points") tried ($every)"
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ] && [ "$tried" -gt 0 ]
