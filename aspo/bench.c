@@ -274,6 +274,11 @@ static aspo_status one_step(trainer *t, adamw *opt, batch_result *r)
  * project them. */
 static aspo_status time_vision(trainer *t, long reps, bench_result *r)
 {
+    /* Timed apart by stage, which needs LLaVA's own stages: the one family-specific part of
+     * the benchmark (bench_config.model_kind chose it). */
+    if (strcmp(policy_kind(&t->model), "llava"))
+        return aspo_fail(ASPO_ERR_UNSUPPORTED, "bench: the vision timing is LLaVA's; %s has "
+                         "none", policy_describe(&t->model));
     llava_model *m = &t->model.llava;
     int n = (int)t->data.n_train;
     int64_t S = m->cfg.image.crop_size, N = m->cfg.image_positions, Cv = llava_vision_width(m);
@@ -325,9 +330,10 @@ static aspo_status prepare(const bench_config *c, long prompt, const char *dir, 
                            trainer *t, adamw *opt, bool *opt_ready)
 {
     aspo_status s = open_model(c, dir, plan, &t->model);
-    if (!s) ASPO_ASSERT(t->model.is_llava == is_llava(c)); /* write_model wrote it so */
-    if (!s) s = make_data(c, prompt, is_llava(c) ? t->model.llava.cfg.image_token_index : -1,
-                          &t->data);
+    if (!s) ASPO_ASSERT(!strcmp(policy_kind(&t->model), c->model_kind)); /* write_model's */
+    pair_batch_images images = {.token = -1};
+    if (!s) policy_images(&t->model, &images);
+    if (!s) s = make_data(c, prompt, images.token, &t->data);
     if (!s) {
         t->loss = aspo_loss_defaults(strcmp(c->loss, "dpo") ? ASPO_LOSS_ASPO : ASPO_LOSS_DPO);
         t->loss.alpha = 0; /* no CLIP text tower: perplexity weights only */
@@ -404,9 +410,12 @@ static aspo_status train(const bench_config *c, long prompt, const char *dir, be
         r->params = param_store_count(&t.model.lm->ps, false);
         r->peak_arena_mb = (double)runtime_peak_data_bytes() / (1024.0 * 1024.0);
     }
-    if (!s && t.model.is_llava) {
-        r->image_positions = t.model.llava.cfg.image_positions;
-        r->params += param_store_count(&t.model.llava.vision->ps, false);
+    pair_batch_images images;
+    if (!s && policy_images(&t.model, &images)) {
+        r->image_positions = images.positions;
+        const param_store *others[4];
+        int n_others = policy_other_stores(&t.model, others, 4);
+        for (int i = 0; i < n_others; i++) r->params += param_store_count(others[i], false);
         s = time_vision(&t, c->steps, r);
     }
     if (opt_ready) adamw_free(&opt);

@@ -8,10 +8,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "backends/registry.h"
 #include "aspo/commands.h"
 #include "aspo/options.h"
-#include "models/llama.h"
+#include "aspo/policy.h"
+#include "backends/registry.h"
 #include "tensor/runtime.h"
 
 typedef struct merge_flags {
@@ -55,22 +55,24 @@ static aspo_status merge(const merge_flags *f)
     backend *be = backend_get(f->backend);
     if (!be) return ASPO_ERR_USAGE;
     runtime_init(be, 0);
-    llama_options o = llama_defaults(); /* frozen weights as stored: the merge sums in f32 */
-    o.adapter_dir = f->adapter;
-    llama_model m;
-    aspo_status s = llama_open(f->model, &o, &m);
+    policy_options o = policy_defaults(); /* frozen weights as stored: the merge sums in f32 */
+    o.model = f->model;
+    o.adapter = f->adapter;
+    policy_model p;
+    aspo_status s = policy_open(&o, &p);
     dtype dt = DT_F32;
     if (!s) {
         /* auto: what the checkpoint says it is, else what its files hold. */
+        const llama_model *m = p.lm;
         dt = strcmp(f->dtype, "auto") ? (dtype)dtype_from_name(f->dtype)
-             : m.cfg.torch_dtype >= 0 ? (dtype)m.cfg.torch_dtype : m.storage_dt;
-        s = llama_save_merged(&m, f->out, dt);
+             : m->cfg.torch_dtype >= 0 ? (dtype)m->cfg.torch_dtype : m->storage_dt;
+        s = policy_save_merged(&p, f->out, dt);
     }
     if (!s && !f->quiet)
         fprintf(stderr, "merged %s (r=%d, alpha=%g%s) into %s: %s weights in %s\n", f->adapter,
-                m.peft.lora.r, (double)m.peft.lora.alpha, m.peft.lora.rslora ? ", rsLoRA" : "",
-                f->model, dtype_name(dt), f->out);
-    llama_close(&m);
+                p.lm->peft.lora.r, (double)p.lm->peft.lora.alpha,
+                p.lm->peft.lora.rslora ? ", rsLoRA" : "", f->model, dtype_name(dt), f->out);
+    policy_close(&p); /* a no-op after a failed open */
     runtime_shutdown();
     return s;
 }

@@ -38,9 +38,9 @@ void train_memory_measure(const policy_model *m, size_t live_before, train_memor
 {
     memset(mem, 0, sizeof *mem);
     if (m->lm) add_store(&m->lm->ps, mem);
-    const clip_model *tower = m->is_llava ? m->llava.vision : NULL;
-    if (tower) add_store(&tower->ps, mem);
-    if (m->has_clip && &m->clip != tower) add_store(&m->clip.ps, mem);
+    const param_store *others[4]; /* the vision tower, a separate similarity CLIP */
+    int n_others = m->family ? policy_other_stores(m, others, 4) : 0;
+    for (int i = 0; i < n_others; i++) add_store(others[i], mem);
     mem->optimizer = m->lm ? 2 * m->lm->ps.grad_bytes : 0; /* adamw_init: m and v */
     const arena *a = &runtime_current()->data;
     for (int i = 0; i < a->n_chunks; i++) mem->activations += a->chunks[i].size;
@@ -126,7 +126,8 @@ static int64_t pair_positions(const trainer *t, int64_t i)
 {
     const tokenized_pair *p = &t->data.pairs[i];
     int64_t n = p->chosen.n > p->rejected.n ? p->chosen.n : p->rejected.n;
-    if (t->model.is_llava && t->data.ds.rows[i].image) n += t->model.llava.cfg.image_positions - 1;
+    pair_batch_images img;
+    if (t->data.ds.rows[i].image && policy_images(&t->model, &img)) n += img.positions - 1;
     return n;
 }
 
@@ -150,14 +151,10 @@ static aspo_status open_with_data(trainer *t, const train_config *c)
     if (s) return s;
     t->pad_id = tokenizer_pad_id(tok) >= 0 ? tokenizer_pad_id(tok) : tokenizer_eos_id(tok);
     t->image_limits = (image_limits){.max_pixels = c->max_image_pixels};
-    bool llava = false;
+    char rows[4200];
     if (!(s = train_data_read(c, &t->data)) &&
         !(s = trainer_loss_options(c, t->data.n_images > 0, &t->loss)) &&
-        !(s = llava_detect(c->model, &llava))) {
-        if (t->data.n_images && !llava)
-            s = aspo_fail(ASPO_ERR_USAGE, "%s: %lld rows have images but %s is a text-only "
-                          "LLaMA; give a LLaVA model", c->data, (long long)t->data.n_images,
-                          c->model);
+        !(s = trainer_check_images(c, trainer_image_rows(c, &t->data, rows, sizeof rows)))) {
         bool need_similarity = t->loss.kind == ASPO_LOSS_ASPO && t->data.n_images > 0 &&
                                (t->loss.alpha > 0 || t->loss.weights == ASPO_WEIGHTS_S);
         if (!s) s = trainer_open_model(c, (uint64_t)c->seed, need_similarity, &t->model);
@@ -233,11 +230,8 @@ static aspo_status synthetic_similarities(trainer *t, int n_units, float *out)
  * --plan-image. Rows and pairs are built as train_data_prepare leaves them. */
 static aspo_status open_synthetic(trainer *t, const train_config *c)
 {
-    bool llava = false;
-    aspo_status s = llava_detect(c->model, &llava);
+    aspo_status s = trainer_check_images(c, c->plan_image ? "--plan-image plans an image" : NULL);
     if (s) return s;
-    if (c->plan_image && !llava)
-        return aspo_fail(ASPO_ERR_USAGE, "--plan-image: %s is a text-only LLaMA", c->model);
     if ((s = trainer_loss_options(c, c->plan_image, &t->loss))) return s;
     bool need_similarity = t->loss.kind == ASPO_LOSS_ASPO && c->plan_image &&
                            (t->loss.alpha > 0 || t->loss.weights == ASPO_WEIGHTS_S);
@@ -376,9 +370,7 @@ static void print_plan(const train_config *c, const trainer *t, const plan_batch
     const char *device_name = pr->device_name;
     const policy_model *m = &t->model;
     char buf[32], buf2[32];
-    const char *kind = !m->is_llava              ? "LLaMA"
-                       : m->llava.cfg.hf_layout ? "LLaVA (llava-hf layout)"
-                                                : "LLaVA (original layout)";
+    const char *kind = policy_describe(m);
     fprintf(stderr, "memory plan: one optimizer step of `aspo run --backend %s` (nothing was "
             "allocated)\n", c->backend);
     fprintf(stderr, "  model   %s: %s, %s frozen weights, ", c->model, kind,
@@ -392,9 +384,10 @@ static void print_plan(const train_config *c, const trainer *t, const plan_batch
     fprintf(stderr, "  batch   %d pair%s = %d sequences of %lld positions, %s", b->n,
             b->n == 1 ? "" : "s", 2 * b->n, (long long)b->positions,
             b->synthetic ? "synthetic (--plan-seq)" : "the longest pairs of --data");
-    if (b->images)
+    pair_batch_images img;
+    if (b->images && policy_images(m, &img))
         fprintf(stderr, "; %d with an image (%lld positions each)", b->images,
-                (long long)m->llava.cfg.image_positions);
+                (long long)img.positions);
     fprintf(stderr, "\n");
     struct { const char *what; size_t bytes; } rows[] = {
         {"weights (frozen)", mem->weights},      {"LoRA parameters (f32)", mem->lora},
@@ -449,7 +442,7 @@ static aspo_status print_json(const train_config *c, const trainer *t, const pla
     json_object_set_new(o, "dry_run", json_true());
     json_object_set_new(o, "backend", json_string(c->backend));
     json_object_set_new(o, "model", json_string(c->model));
-    json_object_set_new(o, "model_kind", json_string(m->is_llava ? "llava" : "llama"));
+    json_object_set_new(o, "model_kind", json_string(policy_kind(m)));
     json_object_set_new(o, "storage_dtype", json_string(dtype_name(m->lm->storage_dt)));
     json_object_set_new(o, "lora_r", json_integer(m->lm->has_lora ? m->lm->peft.lora.r : 0));
     json_object_set_new(o, "gradient_checkpointing", json_boolean(c->gradient_checkpointing));
@@ -505,10 +498,12 @@ static aspo_status choose_batch(const trainer *t, bool synthetic, plan_batch *b)
     }
     for (int64_t i = 0; i < n_all; i++) len[i] = (pair_length){pair_positions(t, i), i};
     qsort(len, (size_t)n_all, sizeof *len, by_length_desc);
+    pair_batch_images img;
+    bool reads_images = policy_images(&t->model, &img);
     for (int i = 0; i < b->n; i++) {
         b->index[i] = len[i].index;
         if (len[i].positions > b->positions) b->positions = len[i].positions;
-        b->images += t->model.is_llava && t->data.ds.rows[len[i].index].image != NULL;
+        b->images += reads_images && t->data.ds.rows[len[i].index].image != NULL;
     }
     free(len);
     return ASPO_OK;

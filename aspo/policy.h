@@ -1,14 +1,18 @@
-/* The model being trained, whichever it is: a text-only LLaMA or a LLaVA (detected from
- * config.json), plus the CLIP that gives ASPO's image-text similarities. The trainer, the
- * scorer and the benchmark see one interface: open, log-probs of a pair batch (with the
- * batch's images), save the adapter. */
+/* The model being trained, whichever family it is (a text-only LLaMA, a LLaVA; chosen once
+ * from config.json, aspo/policy_family.h), plus the CLIP that gives ASPO's image-text
+ * similarities. The trainer, the scorer, the planner and the benchmark see this interface
+ * only: open, the batch's images and their features, log-probs of a pair batch, save the
+ * adapter. */
 #ifndef ASPO_POLICY_H
 #define ASPO_POLICY_H
 
 #include <stdbool.h>
 
+#include "aspo/dataset.h"
+#include "aspo/image_features.h"
 #include "aspo/pair_batch.h"
 #include "models/clip.h"
+#include "models/image.h"
 #include "models/clip_tokenizer.h"
 #include "models/llama.h"
 #include "models/llava.h"
@@ -40,11 +44,15 @@ typedef struct policy_options {
 int policy_activation_dtype(const char *choice, const char *backend);
 policy_options policy_defaults(void);
 
+typedef struct policy_family policy_family;
+
 typedef struct policy_model {
-    bool is_llava;
-    llama_model llama;   /* text-only models */
-    llava_model llava;
-    llama_model *lm;     /* the language model either way */
+    const policy_family *family;
+    union { /* the family's model */
+        llama_model llama;
+        llava_model llava;
+    };
+    llama_model *lm;     /* the language model, whichever the family */
     clip_model clip;     /* --clip-model when given */
     bool has_clip;
     clip_model *sim_clip;     /* the CLIP for similarities (NULL when not needed) */
@@ -52,12 +60,46 @@ typedef struct policy_model {
     char *clip_dir;
 } policy_model;
 
+/* The family of the model in model_dir (its config.json), and whether it reads images:
+ * for checks before the model is opened. */
+aspo_status policy_detect(const char *model_dir, const policy_family **family);
+bool policy_family_reads_images(const policy_family *family);
+/* "LLaMA", "LLaVA": the family's name for messages. */
+const char *policy_family_name(const policy_family *family);
+
 /* Opened in place (lm points into it): do not copy. On failure p is left closed. */
 aspo_status policy_open(const policy_options *o, policy_model *p);
 void policy_close(policy_model *p);
 
+/* "llama", "llava": the family's name (--dry-run's model_kind). */
+const char *policy_kind(const policy_model *p);
+/* "LLaMA", "LLaVA (llava-hf layout)": the model as the logs and the plan name it. */
+const char *policy_describe(const policy_model *p);
+
 /* Whether the model reads images; then images->token/positions for pair_batch_build. */
 bool policy_images(const policy_model *p, pair_batch_images *images);
+/* The floats of one image's features (0 for a text-only model). */
+size_t policy_feature_floats(const policy_model *p);
+/* out (k, policy_feature_floats) host: the frozen features of rows[i] for every i with
+ * slot[i] >= 0, at out + slot[i] * policy_feature_floats; from cache (may be NULL) when it
+ * has them. Resets the step arena: call it before a batch's passes. */
+aspo_status policy_image_features(policy_model *p, vision_cache *cache, const char *root,
+                                  const image_limits *limits, const preference_row *const *rows,
+                                  const int *slot, int n, float *out);
+/* --vision-cache DIR for this model (dir NULL: off; a text-only model refuses a dir). */
+aspo_status policy_vision_cache_open(const policy_model *p, vision_cache *c, const char *dir,
+                                     const char *model_dir);
+/* The model's own preprocessing of img into (3,size,size) pixels when it makes images of
+ * that size (*done true; false leaves out untouched): a similarity CLIP of the same size
+ * then sees the pixels the model sees. */
+aspo_status policy_own_pixels(const policy_model *p, const image_rgb8 *img, int size,
+                              float *out, bool *done);
+/* The frozen parameter stores besides the language model's: the vision tower, and the
+ * similarity CLIP when it is another model. Returns how many it wrote (at most max). */
+int policy_other_stores(const policy_model *p, const param_store **out, int max);
+/* One line on the vision side for the run's log; false (buf untouched) for a text-only
+ * model. */
+bool policy_describe_vision(const policy_model *p, char *buf, size_t size);
 
 /* Log-probs of b's response targets (pair_batch_logprobs). vision: host (k,N,Cv), the
  * vision tower's features of the batch's k = b->n_images images in slot order
@@ -65,10 +107,14 @@ bool policy_images(const policy_model *p, pair_batch_images *images);
 tensor *policy_logprobs(policy_model *p, const pair_batch *b, const float *vision,
                         tensor **logit_sums);
 
-/* The chat template a --chat-template name means: "auto" is LLaVA-1.5's vicuna_v1 for a
- * LLaVA model and raw text for LLaMA; other names are themselves. */
+/* The chat template a --chat-template name means: "auto" is the family's (LLaVA-1.5's
+ * vicuna_v1 for a LLaVA model, raw text for LLaMA); other names are themselves. */
 const char *policy_chat_template(const policy_model *p, const char *name);
 
 aspo_status policy_save_adapter(const policy_model *p, const char *dir);
+/* The model with its adapter merged into the weights, written to dir in out_dtype as a
+ * checkpoint of the family's layout (aspo merge; LLaMA only so far: other families are an
+ * error that says so). */
+aspo_status policy_save_merged(const policy_model *p, const char *dir, dtype out_dtype);
 
 #endif

@@ -86,19 +86,19 @@ static aspo_status score_batch(policy_model *m, const tokenized_pair *pairs,
     for (int i = 0; i < n; i++) batch[i] = &pairs[order[i].index];
     pair_batch b;
     pair_batch_images images;
-    bool llava = policy_images(m, &images);
-    aspo_status s = pair_batch_build(batch, n, pad_id, llava ? &images : NULL, &b);
+    bool reads_images = policy_images(m, &images);
+    aspo_status s = pair_batch_build(batch, n, pad_id, reads_images ? &images : NULL, &b);
     if (s) return s;
     float *vision = NULL;
     if (b.n_images) {
-        int64_t per = m->llava.cfg.image_positions * llava_vision_width(&m->llava);
+        size_t per = policy_feature_floats(m);
         const preference_row *rows[n];
         for (int i = 0; i < n; i++) rows[i] = &img->rows[order[i].index];
-        if (!(vision = malloc(sizeof(float) * (size_t)b.n_images * (size_t)per)))
+        if (!(vision = malloc(sizeof(float) * (size_t)b.n_images * per)))
             s = aspo_fail(ASPO_ERR_OOM, "no host memory for %d images' features", b.n_images);
         else
-            s = image_features_load(&m->llava, NULL, img->root, img->limits, rows,
-                                    b.image_slot, n, vision);
+            s = policy_image_features(m, NULL, img->root, img->limits, rows, b.image_slot, n,
+                                      vision);
     }
     size_t cells = (size_t)(2 * n) * (size_t)b.T;
     if (cells > *cap) {
@@ -135,7 +135,8 @@ aspo_status score_pairs(policy_model *m, const tokenized_pair *pairs, int64_t n,
                          (int)pad_id, (long long)m->lm->cfg.vocab_size);
     pair_batch_images probe;
     if (policy_images(m, &probe) && !images)
-        return aspo_fail(ASPO_ERR_USAGE, "score_pairs: a LLaVA model needs the rows' images");
+        return aspo_fail(ASPO_ERR_USAGE, "score_pairs: a %s model needs the rows' images",
+                         policy_describe(m));
     /* Longest first: similar lengths share a batch (less padding), and the biggest batch
      * comes first. Results land by index, so the order does not show in them. */
     by_length *order = malloc(sizeof *order * (size_t)(n ? n : 1));
@@ -428,7 +429,8 @@ static aspo_status run(score_job *j, score_summary *sum)
     double start = now_seconds();
     j->limits = (image_limits){.max_pixels = cfg->max_image_pixels};
     score_images images = {j->ds.rows, cfg->image_root, &j->limits};
-    s = score_pairs(&j->model, j->pairs, n, j->model.is_llava ? &images : NULL,
+    pair_batch_images probe;
+    s = score_pairs(&j->model, j->pairs, n, policy_images(&j->model, &probe) ? &images : NULL,
                     (int)cfg->batch_size, pad_id(j), cfg->token_logps,
                     j->logps, cfg->quiet ? NULL : stderr);
     if (s || (s = write_output(j))) return s;

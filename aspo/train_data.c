@@ -60,9 +60,9 @@ aspo_status train_data_read(const train_config *cfg, train_data *d)
     return s;
 }
 
-/* Pixels of row's image for the similarity CLIP: LLaVA's own preprocessing when that CLIP
- * sees LLaVA's image size (the same pixels the model gets), else pad-to-square with the
- * CLIP mean colour and CLIPImageProcessor at the CLIP's size. */
+/* Pixels of row's image for the similarity CLIP: the model's own preprocessing when that
+ * CLIP sees the model's image size (the same pixels the model gets), else pad-to-square with
+ * the CLIP mean colour and CLIPImageProcessor at the CLIP's size. */
 static aspo_status similarity_pixels(const policy_model *m, const train_config *cfg,
                                      const image_limits *limits, const preference_row *row,
                                      float *out)
@@ -71,9 +71,9 @@ static aspo_status similarity_pixels(const policy_model *m, const train_config *
     aspo_status s = image_row_load(cfg->image_root, row, limits, &img);
     if (s) return s;
     int size = (int)m->sim_clip->cfg.vision.image_size;
-    if (m->is_llava && m->llava.cfg.image.crop_size == size) {
-        s = llava_preprocess(&m->llava, &img, out);
-    } else {
+    bool done = false;
+    s = policy_own_pixels(m, &img, size, out, &done);
+    if (!s && !done) {
         clip_preprocess_config pc = clip_config_default(size);
         uint8_t mean[3];
         image_mean_u8(pc.mean, mean);

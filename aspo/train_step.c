@@ -34,8 +34,7 @@ static aspo_status host_buffers(trainer *t, size_t cells)
  * per step for both passes, from the cache when it has them. */
 static aspo_status batch_vision(trainer *t, const pair_batch *b, const int64_t *index, int n)
 {
-    llava_model *m = &t->model.llava;
-    size_t need = (size_t)b->n_images * (size_t)(m->cfg.image_positions * llava_vision_width(m));
+    size_t need = (size_t)b->n_images * policy_feature_floats(&t->model);
     if (need > t->vision_cap) {
         free(t->vision);
         if (!(t->vision = malloc(need * sizeof(float)))) {
@@ -46,8 +45,8 @@ static aspo_status batch_vision(trainer *t, const pair_batch *b, const int64_t *
     }
     const preference_row *rows[n];
     for (int i = 0; i < n; i++) rows[i] = &t->data.ds.rows[index[i]];
-    return image_features_load(m, &t->cache, t->cfg->image_root, &t->image_limits, rows,
-                               b->image_slot, n, t->vision);
+    return policy_image_features(&t->model, &t->cache, t->cfg->image_root, &t->image_limits,
+                                 rows, b->image_slot, n, t->vision);
 }
 
 /* Precomputed reference. Per-token values (`aspo score --token-logps`) serve both losses;

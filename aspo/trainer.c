@@ -39,6 +39,24 @@ aspo_status trainer_loss_options(const train_config *cfg, bool has_images, aspo_
     return ASPO_OK;
 }
 
+const char *trainer_image_rows(const train_config *cfg, const train_data *d, char *buf,
+                               size_t size)
+{
+    if (!d->n_images) return NULL;
+    snprintf(buf, size, "%s: %lld rows have images", cfg->data, (long long)d->n_images);
+    return buf;
+}
+
+aspo_status trainer_check_images(const train_config *cfg, const char *images)
+{
+    if (!images) return ASPO_OK;
+    const policy_family *family;
+    aspo_status s = policy_detect(cfg->model, &family);
+    if (s || policy_family_reads_images(family)) return s;
+    return aspo_fail(ASPO_ERR_USAGE, "%s, but %s is a text-only %s; give a model that reads "
+                     "images (LLaVA)", images, cfg->model, policy_family_name(family));
+}
+
 aspo_status trainer_open_model(const train_config *cfg, uint64_t seed, bool need_similarity,
                                policy_model *m)
 {
@@ -384,23 +402,17 @@ static aspo_status run(trainer *t, train_summary *sum)
     /* The rows first (whether there are images decides alpha's default and whether a CLIP is
      * needed), then the model (its image token and CLIP), then tokens, units and S. */
     bool need_similarity = false;
+    char rows[4200];
     if (!(s = train_data_read(cfg, &t->data)) &&
         !(s = trainer_loss_options(cfg, t->data.n_images > 0, &t->loss))) {
-        bool llava = false;
-        if (!(s = llava_detect(cfg->model, &llava)) && t->data.n_images && !llava)
-            s = aspo_fail(ASPO_ERR_USAGE, "%s: %lld rows have images but %s is a text-only "
-                          "LLaMA; give a LLaVA model", cfg->data, (long long)t->data.n_images,
-                          cfg->model);
+        s = trainer_check_images(cfg, trainer_image_rows(cfg, &t->data, rows, sizeof rows));
         need_similarity = t->loss.kind == ASPO_LOSS_ASPO && t->data.n_images > 0 &&
                           (t->loss.alpha > 0 || t->loss.weights == ASPO_WEIGHTS_S);
         if (!s) s = trainer_open_model(cfg, (uint64_t)cfg->seed, need_similarity, &t->model);
     }
     if (!s) s = train_data_prepare(cfg, tok, t->loss.level, &t->model, &t->image_limits,
                                    &t->data);
-    if (!s && t->model.is_llava)
-        s = vision_cache_open(&t->cache, cfg->vision_cache, &t->model.llava, cfg->model);
-    else if (!s && cfg->vision_cache)
-        s = aspo_fail(ASPO_ERR_USAGE, "--vision-cache: %s is a text-only LLaMA", cfg->model);
+    if (!s) s = policy_vision_cache_open(&t->model, &t->cache, cfg->vision_cache, cfg->model);
     tokenizer_free(tok);
     if (s) return s;
     char counts[512];
@@ -454,15 +466,9 @@ static aspo_status run(trainer *t, train_summary *sum)
                 (long long)param_store_count(&t->model.lm->ps, false),
                 dtype_name(t->model.lm->storage_dt), dtype_name(t->model.lm->activation_dt),
                 (long long)total, st.step ? " (resumed)" : "");
-    if (!s && !cfg->quiet && t->model.is_llava)
-        fprintf(stderr, "vision: %lld frozen parameters, %lld image positions per image; "
-                "similarities S %s\n", (long long)param_store_count(&t->model.llava.vision->ps, false),
-                (long long)t->model.llava.cfg.image_positions,
-                !t->model.sim_clip ? "not used"
-                : t->model.sim_clip == t->model.llava.vision
-                    ? (t->model.has_clip ? "from --clip-model, whose vision tower LLaVA shares"
-                                         : "from LLaVA's own CLIP (mm_vision_tower)")
-                    : "from --clip-model (a CLIP other than LLaVA's tower)");
+    char vision[512];
+    if (!s && !cfg->quiet && policy_describe_vision(&t->model, vision, sizeof vision))
+        fprintf(stderr, "vision: %s\n", vision);
     batch_result ev;
     if (!s && t->data.n_eval && !st.step && !(s = evaluate(t, &ev))) {
         sum->eval_accuracy_before = ev.stats.rewards_accuracies;

@@ -66,6 +66,12 @@ typedef struct trainer {
 
 /* The loss of cfg (has_images: the data has image rows, which decides alpha's default). */
 aspo_status trainer_loss_options(const train_config *cfg, bool has_images, aspo_loss_options *o);
+/* Images to read need a model that reads them: checked from config.json before the model
+ * is opened. images: what asks for them, for the message ("data.jsonl: 12 rows have
+ * images", trainer_image_rows), or NULL when nothing does. */
+aspo_status trainer_check_images(const train_config *cfg, const char *images);
+const char *trainer_image_rows(const train_config *cfg, const train_data *d, char *buf,
+                               size_t size);
 /* The model of cfg with LoRA (no tensor data read under --dry-run). */
 aspo_status trainer_open_model(const train_config *cfg, uint64_t seed, bool need_similarity,
                                policy_model *m);

@@ -577,6 +577,11 @@ static void test_bad_input(void)
           aspo_error_message());
     expect(MERGE("--model", model, "--adapter", fx("llama/tiny_adapter"), "--out", model), 2,
            "merge into the model", "--model directory");
+    /* The model families without a merge say so; nothing is written. */
+    expect(MERGE("--model", fx("llava/tiny_hf"), "--adapter", fx("llava/lora_adapter"), "--out",
+                 tmp("llava_merge"), "--quiet"), 1, "merge a LLaVA",
+           "into a LLaVA (llava-hf layout) checkpoint is not implemented yet");
+    CHECK(!file_exists(tmp("llava_merge")), "merge a LLaVA: no output directory");
 
     /* A bad line: fatal, or skipped; later rows keep their line numbers as ids. Reference
      * fields already in a row are replaced (and stale per-token arrays dropped). */
