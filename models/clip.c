@@ -220,9 +220,8 @@ static tensor *encoder_layer(const clip_tower_config *c, const clip_layer *L, te
 
 /* ---- vision ---- */
 
-/* pixels (B,ch,H,W) -> patches (B,N,ch*P*P) in the conv weight's (ch,py,px) order: the
- * unfold on the host, since the 6-D reshape it needs exceeds the tensors' 4 dims. */
-static tensor *unfold_patches(tensor *pixels, int64_t P)
+/* On the host, since the 6-D reshape the unfold needs exceeds the tensors' 4 dims. */
+tensor *clip_unfold_patches(tensor *pixels, int64_t P)
 {
     int64_t B = pixels->shape[0], ch = pixels->shape[1], H = pixels->shape[2],
             W = pixels->shape[3], gh = H / P, gw = W / P, K = ch * P * P;
@@ -274,7 +273,7 @@ static tensor *vision_embeddings(clip_model *m, tensor *pixels, int want_layer, 
     }
     int64_t B = pixels->shape[0];
     tensor *w = tensor_reshape(m->patch_weight, DIMS(C, c->num_channels * P * P));
-    tensor *x = tensor_matmul(unfold_patches(pixels, P), tensor_transpose(w, -1, -2)); /* (B,N,C) */
+    tensor *x = tensor_matmul(clip_unfold_patches(pixels, P), tensor_transpose(w, -1, -2)); /* (B,N,C) */
     tensor *cls = tensor_contiguous(tensor_expand(
         tensor_reshape(as_f32(m->class_embedding), DIMS(1, 1, C)), DIMS(B, 1, C)));
     x = tensor_concat((tensor *[]){cls, x}, 2, 1);                             /* (B,1+N,C) */

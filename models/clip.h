@@ -57,6 +57,10 @@ void clip_text_defaults(clip_tower_config *c);
  * naming the field and its value. */
 aspo_status clip_tower_config_from_json(const struct json_t *obj, const char *where,
                                         bool vision, clip_tower_config *c);
+/* The same over the values already in *c (absent fields keep them): for towers of other
+ * families with CLIP's fields and their own defaults (models/blip_vision.c). */
+aspo_status clip_tower_config_update(const struct json_t *obj, const char *where, bool vision,
+                                     clip_tower_config *c);
 /* config.json: a CLIPConfig ("vision_config" [+ "text_config"]) or a bare vision config
  * (model_type "clip_vision_model", or hidden_size + patch_size at the top level). */
 aspo_status clip_config_load(const char *path, clip_config *c);
@@ -123,6 +127,11 @@ aspo_status clip_open_vision_with(const struct json_t *vision_config, const char
                                   const char *dir, const char *key_prefix,
                                   const clip_open_options *o, clip_model *m);
 void clip_close(clip_model *m);
+
+/* pixels (B,ch,H,W) -> patches (B,N,ch*P*P) in a patch conv weight's (ch,py,px) order, so
+ * that the conv is a matmul with its weight as (C, ch*P*P); the unfold runs on the host
+ * (frozen towers take no gradient to the pixels). */
+tensor *clip_unfold_patches(tensor *pixels, int64_t P);
 
 /* Number of hidden_states entries of the vision tower: num_layers + 1. */
 int clip_vision_num_hidden(const clip_model *m);

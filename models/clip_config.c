@@ -133,6 +133,12 @@ aspo_status clip_tower_config_from_json(const json_t *obj, const char *where, bo
 {
     if (vision) clip_vision_defaults(c);
     else clip_text_defaults(c);
+    return clip_tower_config_update(obj, where, vision, c);
+}
+
+aspo_status clip_tower_config_update(const json_t *obj, const char *where, bool vision,
+                                     clip_tower_config *c)
+{
     if (!json_is_object(obj))
         return aspo_fail(ASPO_ERR_FORMAT, "%s: must be a JSON object", where);
     aspo_status s = read_tower_sizes(obj, where, vision, c);

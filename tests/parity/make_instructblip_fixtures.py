@@ -1,0 +1,123 @@
+#!/usr/bin/env python3
+"""Parity fixtures for InstructBLIP (models/blip_vision.c, and later the Q-Former and the
+whole model): a tiny random InstructBlipForConditionalGeneration written with
+save_pretrained, and its intermediate outputs on fixed inputs.
+
+Environment this was run with (record it again when regenerating; tests/parity/
+requirements.txt pins the packages):
+    Python 3.11 (Debian 12), torch 1.13.0a0 (Debian's python3-torch), transformers 4.44.2
+
+    /usr/bin/python3 -m venv --system-site-packages /tmp/venv_hf
+    /tmp/venv_hf/bin/pip install transformers==4.44.2 tokenizers==0.19.1
+    /tmp/venv_hf/bin/python tests/parity/make_instructblip_fixtures.py tests/fixtures/instructblip
+
+Writes into the output directory:
+    tiny/                 the model (config.json, model.safetensors), f32
+    tiny_outputs.safetensors
+        pixel_values      (2,3,28,28) the images' preprocessed pixels (random, fixed seed)
+        vision_hidden     (2,5,32) vision_model(pixel_values).last_hidden_state: after
+                          post_layernorm, class token first
+        qformer_input_ids (2,6) i32 and qformer_attention_mask (2,6) i32 (the second row
+                          padded by 2)
+        qformer_hidden    (2,4+6,32) the Q-Former's last_hidden_state (queries first)
+        language_inputs   (2,4,48) language_projection of the query outputs
+        input_ids         (2,9) i32 LLM ids (BOS first) and attention_mask (the second row
+                          padded by 2)
+        logits            (2,4+9,V) the LLM's logits: transformers 4.44.2 puts the 4 query
+                          outputs before the text (the layout of checkpoints without an
+                          image token; later versions fill image-token positions instead)
+    versions.json         the versions above, as the script saw them
+The C tests need no Python.
+"""
+import json
+import os
+import sys
+
+import torch
+import transformers
+from safetensors.torch import save_file
+from transformers import (InstructBlipConfig, InstructBlipForConditionalGeneration,
+                          InstructBlipQFormerConfig, InstructBlipVisionConfig, LlamaConfig)
+
+
+def tiny_config():
+    # Small enough for a fast C test, with every structural choice of the released models:
+    # qkv_bias (q and v biases, none on k), cross-attention on every other Q-Former layer
+    # (cross_attention_frequency 2, as released), GELU (erf) in both, eps 1e-6 / 1e-12.
+    vision = InstructBlipVisionConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                                      num_attention_heads=4, image_size=28, patch_size=14,
+                                      hidden_act="gelu", layer_norm_eps=1e-6, qkv_bias=True)
+    qformer = InstructBlipQFormerConfig(vocab_size=40, hidden_size=32, num_hidden_layers=3,
+                                        num_attention_heads=4, intermediate_size=64,
+                                        max_position_embeddings=16, cross_attention_frequency=2,
+                                        encoder_hidden_size=32, layer_norm_eps=1e-12,
+                                        pad_token_id=0)
+    text = LlamaConfig(vocab_size=64, hidden_size=48, intermediate_size=96, num_hidden_layers=2,
+                       num_attention_heads=4, num_key_value_heads=4,
+                       max_position_embeddings=64, rms_norm_eps=1e-6, bos_token_id=1,
+                       eos_token_id=2, pad_token_id=0, tie_word_embeddings=False)
+    return InstructBlipConfig(vision_config=vision.to_dict(), qformer_config=qformer.to_dict(),
+                              text_config=text.to_dict(), num_query_tokens=4)
+
+
+def main():
+    out = sys.argv[1]
+    torch.manual_seed(0)
+    cfg = tiny_config()
+    model = InstructBlipForConditionalGeneration(cfg).eval()
+    # Random weights everywhere (the init zeroes query_tokens and some biases, which would
+    # hide a missing term), scaled so activations stay O(1).
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if "norm" in name.lower() and name.endswith("weight"):
+                p.copy_(1 + 0.1 * torch.randn_like(p))
+            else:
+                p.copy_(0.2 * torch.randn_like(p))
+        # The k third of the fused vision qkv bias is zero in every InstructBLIP checkpoint
+        # (the model has q and v biases only).
+        for layer in model.vision_model.encoder.layers:
+            b = layer.self_attn.qkv.bias
+            C = b.shape[0] // 3
+            b[C:2 * C] = 0
+    model.save_pretrained(os.path.join(out, "tiny"), safe_serialization=True)
+
+    g = torch.Generator().manual_seed(1)
+    pixel_values = torch.randn(2, 3, 28, 28, generator=g)
+    q_ids = torch.randint(1, 40, (2, 6), generator=g)
+    q_mask = torch.ones(2, 6, dtype=torch.long)
+    q_mask[1, 4:] = 0
+    q_ids[1, 4:] = 0
+    ids = torch.randint(3, 64, (2, 9), generator=g)
+    ids[:, 0] = 1
+    mask = torch.ones(2, 9, dtype=torch.long)
+    mask[1, 7:] = 0
+    with torch.no_grad():
+        vision = model.vision_model(pixel_values=pixel_values).last_hidden_state
+        query_tokens = model.query_tokens.expand(2, -1, -1)
+        q_full_mask = torch.cat([torch.ones(2, 4, dtype=torch.long), q_mask], dim=1)
+        qformer = model.qformer(input_ids=q_ids, attention_mask=q_full_mask,
+                                query_embeds=query_tokens, encoder_hidden_states=vision,
+                                encoder_attention_mask=torch.ones(vision.shape[:-1],
+                                                                  dtype=torch.long))
+        qformer_hidden = qformer.last_hidden_state
+        language_inputs = model.language_projection(qformer_hidden[:, :4, :])
+        logits = model(pixel_values=pixel_values, qformer_input_ids=q_ids,
+                       qformer_attention_mask=q_mask, input_ids=ids,
+                       attention_mask=mask).logits
+    tensors = {
+        "pixel_values": pixel_values, "vision_hidden": vision,
+        "qformer_input_ids": q_ids.to(torch.int32),
+        "qformer_attention_mask": q_mask.to(torch.int32), "qformer_hidden": qformer_hidden,
+        "language_inputs": language_inputs, "input_ids": ids.to(torch.int32),
+        "attention_mask": mask.to(torch.int32), "logits": logits,
+    }
+    save_file({k: v.contiguous() for k, v in tensors.items()},
+              os.path.join(out, "tiny_outputs.safetensors"))
+    with open(os.path.join(out, "versions.json"), "w") as f:
+        json.dump({"python": sys.version.split()[0], "torch": torch.__version__,
+                   "transformers": transformers.__version__}, f, indent=1)
+        f.write("\n")
+
+
+if __name__ == "__main__":
+    main()
