@@ -1,5 +1,6 @@
 #include "json_file.h"
 
+#include <math.h>
 #include <stdio.h>
 
 #include "file_open.h"
@@ -36,4 +37,28 @@ aspo_status json_check_range(const char *where, const char *key, int64_t value, 
     return aspo_fail(ASPO_ERR_FORMAT, "%s: \"%s\" = %lld is outside [%lld, %lld]; the file is "
                      "damaged or not the config it should be", where, key, (long long)value,
                      (long long)lo, (long long)hi);
+}
+
+aspo_status json_read_int(const json_t *obj, const char *where, const char *key, int64_t lo,
+                          int64_t hi, int64_t *out)
+{
+    json_t *v = json_object_get(obj, key);
+    if (!v || json_is_null(v)) return ASPO_OK;
+    if (!json_is_integer(v))
+        return aspo_fail(ASPO_ERR_FORMAT, "%s: field \"%s\" must be an integer", where, key);
+    aspo_status s = json_check_range(where, key, (int64_t)json_integer_value(v), lo, hi);
+    if (!s) *out = (int64_t)json_integer_value(v);
+    return s;
+}
+
+aspo_status json_read_number(const json_t *obj, const char *where, const char *key,
+                             double *out)
+{
+    json_t *v = json_object_get(obj, key);
+    if (!v || json_is_null(v)) return ASPO_OK;
+    if (!json_is_number(v) || !isfinite(json_number_value(v)))
+        return aspo_fail(ASPO_ERR_FORMAT, "%s: field \"%s\" must be a finite number", where,
+                         key);
+    *out = json_number_value(v);
+    return ASPO_OK;
 }

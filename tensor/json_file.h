@@ -26,4 +26,12 @@ json_t *json_file_load(const char *path, const char *what);
 aspo_status json_check_range(const char *where, const char *key, int64_t value, int64_t lo,
                              int64_t hi);
 
+/* An optional config field: absent or null keeps *out; present, it must be an integer in
+ * lo..hi (json_read_int) or a finite number (json_read_number), else ASPO_ERR_FORMAT naming
+ * where, the key and the value. */
+aspo_status json_read_int(const json_t *obj, const char *where, const char *key, int64_t lo,
+                          int64_t hi, int64_t *out);
+aspo_status json_read_number(const json_t *obj, const char *where, const char *key,
+                             double *out);
+
 #endif

@@ -1,7 +1,7 @@
 /* InstructBLIP against transformers 4.44.2 InstructBlipForConditionalGeneration (fixtures
- * from tests/parity/make_instructblip_fixtures.py): so far the vision encoder, its config
- * (with the defaults save_pretrained leaves out) and its bad input. argv[1] =
- * tests/fixtures. */
+ * from tests/parity/make_instructblip_fixtures.py): so far the vision encoder and the
+ * Q-Former with the language projection, their configs (with the defaults save_pretrained
+ * leaves out) and their bad input. argv[1] = tests/fixtures. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,6 +11,7 @@
 
 #include "backends/registry.h"
 #include "models/blip_vision.h"
+#include "models/qformer.h"
 #include "models/weights.h"
 #include "tensor/json_file.h"
 #include "tensor/runtime.h"
@@ -71,28 +72,33 @@ static void test_vision_config(void)
     }
 }
 
+/* Allocates ps (declared) and loads it from the tiny checkpoint; every tensor of the file
+ * whose name starts with `prefix` must be one of ps's (none left unread). */
+static aspo_status load_tiny(param_store *ps, const char *prefix)
+{
+    st_model st;
+    aspo_status s = st_open(fx("instructblip/tiny"), &st);
+    if (!s) s = param_store_allocate(ps);
+    if (!s) s = weights_load_store(ps, &st, NULL, NULL, NULL);
+    int unread = 0;
+    for (int i = 0; !s && i < st.n_entries; i++)
+        unread += !strncmp(st.entries[i].name, prefix, strlen(prefix)) &&
+                  !param_find(ps, st.entries[i].name);
+    CHECK(!s && unread == 0, "%s weights: %s; %d tensors of the file have no parameter", prefix,
+          s ? aspo_error_message() : "read", unread);
+    st_close(&st);
+    return s;
+}
+
 static void test_vision_forward(void)
 {
     blip_vision_config c;
     if (tiny_vision_config(&c)) return;
-    st_model st;
-    if (st_open(fx("instructblip/tiny"), &st)) {
-        CHECK(0, "tiny model: %s", aspo_error_message());
-        return;
-    }
     param_store ps;
     param_store_init(&ps, runtime_backend());
     blip_vision v;
     aspo_status s = blip_vision_declare(&v, &ps, "vision_model", &c, DT_F32);
-    if (!s) s = param_store_allocate(&ps);
-    if (!s) s = weights_load_store(&ps, &st, NULL, NULL, NULL);
-    CHECK(!s, "vision weights: %s", aspo_error_message());
-    /* Every vision tensor of the checkpoint is one of ours (none is left unread). */
-    int unread = 0;
-    for (int i = 0; i < st.n_entries; i++)
-        unread += !strncmp(st.entries[i].name, "vision_model.", 13) &&
-                  !param_find(&ps, st.entries[i].name);
-    CHECK(unread == 0, "%d vision_model tensors of the file have no parameter", unread);
+    if (!s) s = load_tiny(&ps, "vision_model.");
     if (!s) {
         tensor *h = blip_vision_forward(&v, fx_tensor(&out, "pixel_values")); /* (2,5,32) */
         const float *want = fx_f32(&out, "vision_hidden", 2 * 5 * 32);
@@ -113,7 +119,103 @@ static void test_vision_forward(void)
     }
     blip_vision_free(&v);
     param_store_free(&ps);
-    st_close(&st);
+}
+
+/* The fixture's qformer_config, read as aspo reads it (encoder width: the vision's 32). */
+static aspo_status tiny_qformer_config(qformer_config *c)
+{
+    const char *path = fx("instructblip/tiny/config.json");
+    json_t *root = json_file_load(path, "model config");
+    if (!root) return aspo_error_status();
+    aspo_status s = qformer_config_from_json(json_object_get(root, "qformer_config"), path, 32, c);
+    json_decref(root);
+    return s;
+}
+
+static void test_qformer_config(void)
+{
+    qformer_config c;
+    CHECK(tiny_qformer_config(&c) == ASPO_OK, "tiny qformer_config: %s", aspo_error_message());
+    CHECK(c.vocab_size == 40 && c.hidden_size == 32 && c.num_layers == 3 && c.num_heads == 4 &&
+              c.max_position_embeddings == 16 && c.encoder_hidden_size == 32,
+          "sizes from the file");
+    CHECK(c.cross_attention_frequency == 2 && c.layer_norm_eps == 1e-12 && c.act == CLIP_GELU &&
+              c.pad_token_id == 0,
+          "defaults: cross-attention every 2nd layer, eps 1e-12, gelu, pad 0");
+    static const struct { const char *json, *key; aspo_status want; } bad[] = {
+        {"{\"cross_attention_frequency\": 0}", "cross_attention_frequency", ASPO_ERR_FORMAT},
+        {"{\"num_attention_heads\": 5}", "hidden_size", ASPO_ERR_FORMAT},
+        {"{\"vocab_size\": 10, \"pad_token_id\": 10}", "pad_token_id", ASPO_ERR_FORMAT},
+        {"{\"layer_norm_eps\": \"small\"}", "layer_norm_eps", ASPO_ERR_FORMAT},
+        {"{\"max_position_embeddings\": -1}", "max_position_embeddings", ASPO_ERR_FORMAT},
+        {"{\"position_embedding_type\": \"relative_key\"}", "position_embedding_type",
+         ASPO_ERR_UNSUPPORTED},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        json_t *o = json_loads(bad[i].json, 0, NULL);
+        expect_error(qformer_config_from_json(o, "cfg.json: qformer_config", 32, &c),
+                     bad[i].want, bad[i].json, "cfg.json: qformer_config", bad[i].key);
+        json_decref(o);
+    }
+}
+
+/* (B,L) i32 fixture values as an f32 mask tensor. */
+static tensor *mask_f32(const char *key, int64_t B, int64_t L)
+{
+    const st_entry *e = fx_entry(&out, key);
+    if (!e || e->dt != DT_I32) return NULL;
+    float m[B * L];
+    for (int64_t i = 0; i < B * L; i++) m[i] = (float)((const int32_t *)e->data)[i];
+    return tensor_from_host(DT_F32, DIMS(B, L), m);
+}
+
+static void test_qformer_forward(void)
+{
+    qformer_config c;
+    if (tiny_qformer_config(&c)) return;
+    param_store ps;
+    param_store_init(&ps, runtime_backend());
+    qformer q;
+    linear projection;
+    aspo_status s = qformer_declare(&q, &ps, "qformer", &c, DT_F32);
+    tensor *queries = s ? NULL : param_declare(&ps, "query_tokens", DT_F32, DIMS(1, 4, 32), false);
+    if (!s && !queries) s = aspo_error_status();
+    if (!s) s = linear_declare(&projection, &ps, "language_projection", 32, 48, true, DT_F32,
+                               false);
+    if (!s) s = load_tiny(&ps, "qformer.");
+    if (!s) {
+        /* The image features as transformers computed them: the Q-Former alone is tested. */
+        tensor *image = fx_tensor(&out, "vision_hidden"); /* (2,5,32) */
+        tensor *ids = fx_tensor(&out, "qformer_input_ids");  /* (2,6) */
+        tensor *h = qformer_forward(&q, queries, ids, mask_f32("qformer_attention_mask", 2, 6),
+                                    image);                  /* (2,10,32) */
+        enum { N = 2 * 10 * 32 };
+        float got[N], proj[2 * 4 * 48];
+        const float *want = fx_f32(&out, "qformer_hidden", N);
+        CHECK(h && h->shape[1] == 10 && !tensor_to_host_f32(h, got), "Q-Former forward: %s",
+              aspo_error_message());
+        double e = want ? rel_err(got, want, N) : INFINITY;
+        printf("  Q-Former last_hidden_state: rel err %.2e vs transformers\n", e);
+        CHECK(e <= F32_TOL, "Q-Former last_hidden_state: rel err %g", e);
+        /* language_projection of the query outputs: what fills the LLM's image positions. */
+        tensor *p = h ? linear_forward(&projection, tensor_contiguous(tensor_slice(h, 1, 0, 4)))
+                      : NULL;
+        const float *want_p = fx_f32(&out, "language_inputs", 2 * 4 * 48);
+        CHECK(p && !tensor_to_host_f32(p, proj), "projection: %s", aspo_error_message());
+        e = want_p ? rel_err(proj, want_p, 2 * 4 * 48) : INFINITY;
+        printf("  language_projection(query outputs): rel err %.2e vs transformers\n", e);
+        CHECK(e <= F32_TOL, "language inputs: rel err %g", e);
+        /* An instruction longer than the position table: an error that says so. */
+        int32_t long_ids[2 * 17] = {0};
+        CHECK(!qformer_forward(&q, queries, tensor_from_host(DT_I32, DIMS(2, 17), long_ids), NULL,
+                               image) &&
+                  strstr(aspo_error_message(), "17 tokens is longer than the Q-Former's 16"),
+              "too-long instruction: %s", aspo_error_message());
+        aspo_error_clear();
+        end_step();
+    }
+    qformer_free(&q);
+    param_store_free(&ps);
 }
 
 int main(int argc, char **argv)
@@ -130,6 +232,8 @@ int main(int argc, char **argv)
     }
     test_vision_config();
     test_vision_forward();
+    test_qformer_config();
+    test_qformer_forward();
     st_close(&out);
     runtime_shutdown();
     return check_summary("instructblip");
