@@ -1,3 +1,2 @@
-# Sources of InstructBLIP (issue 13): the vision encoder and the Q-Former so far; the whole
-# model joins them.
-list(APPEND ASPO_SOURCES models/blip_vision.c models/qformer.c)
+# Sources of InstructBLIP (issue 13): the vision encoder, the Q-Former and the whole model.
+list(APPEND ASPO_SOURCES models/blip_vision.c models/qformer.c models/instructblip.c)

@@ -51,7 +51,13 @@ typedef struct llama_config {
  * the field and its value; a rope_scaling type other than linear, a hidden_act other than
  * silu or a non-zero attention_dropout is ASPO_ERR_UNSUPPORTED. */
 aspo_status llama_config_load(const char *path, llama_config *c);
-/* The same from a parsed JSON object (e.g. LLaVA's "text_config"); `where` names it. */
+/* A container's text_config (LLaVA's, InstructBLIP's) with LlamaConfig's defaults filled in
+ * for the fields llama_config_from_json requires: save_pretrained leaves out whatever
+ * equals them (llava-1.5-7b-hf's text_config has no hidden_size), and the container builds
+ * LlamaConfig(**text_config). Sets model_type "llama". ASPO_ERR_OOM only. */
+aspo_status llama_config_fill_defaults(struct json_t *tc, const char *where);
+/* llama_config_load's reading of a parsed JSON object (e.g. LLaVA's "text_config");
+ * `where` names it. */
 aspo_status llama_config_from_json(const struct json_t *obj, const char *where,
                                    llama_config *c);
 

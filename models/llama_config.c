@@ -253,3 +253,20 @@ aspo_status llama_config_load(const char *path, llama_config *c)
     json_decref(root);
     return s;
 }
+
+aspo_status llama_config_fill_defaults(json_t *tc, const char *where)
+{
+    static const struct { const char *key; long long v; } ints[] = {
+        {"vocab_size", 32000},       {"hidden_size", 4096},       {"intermediate_size", 11008},
+        {"num_hidden_layers", 32},   {"num_attention_heads", 32},
+    };
+    int bad = 0;
+    for (size_t i = 0; i < sizeof ints / sizeof *ints; i++)
+        if (!json_object_get(tc, ints[i].key))
+            bad |= json_object_set_new(tc, ints[i].key, json_integer(ints[i].v));
+    if (!json_object_get(tc, "rms_norm_eps"))
+        bad |= json_object_set_new(tc, "rms_norm_eps", json_real(1e-6));
+    /* llama_config_from_json reads model_type "llama" only; the container's type is ours. */
+    bad |= json_object_set_new(tc, "model_type", json_string("llama"));
+    return bad ? aspo_fail(ASPO_ERR_OOM, "%s: out of memory", where) : ASPO_OK;
+}

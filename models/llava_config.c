@@ -65,31 +65,11 @@ aspo_status llava_detect(const char *dir, bool *is_llava)
 
 /* ---- the language model's config ---- */
 
-/* LlamaConfig's defaults for the fields llama_config_from_json requires: llava-hf's
- * save_pretrained leaves out whatever equals them (llava-1.5-7b-hf's text_config has no
- * hidden_size), and LlavaConfig builds LlamaConfig(**text_config). */
-static aspo_status fill_llama_defaults(json_t *tc, const char *where)
-{
-    static const struct { const char *key; long long v; } ints[] = {
-        {"vocab_size", 32000},       {"hidden_size", 4096},       {"intermediate_size", 11008},
-        {"num_hidden_layers", 32},   {"num_attention_heads", 32},
-    };
-    int bad = 0;
-    for (size_t i = 0; i < sizeof ints / sizeof *ints; i++)
-        if (!json_object_get(tc, ints[i].key))
-            bad |= json_object_set_new(tc, ints[i].key, json_integer(ints[i].v));
-    if (!json_object_get(tc, "rms_norm_eps"))
-        bad |= json_object_set_new(tc, "rms_norm_eps", json_real(1e-6));
-    /* llama_config_from_json reads model_type "llama" only; LLaVA's own type is ours. */
-    bad |= json_object_set_new(tc, "model_type", json_string("llama"));
-    return bad ? aspo_fail(ASPO_ERR_OOM, "%s: out of memory", where) : ASPO_OK;
-}
-
 /* p->text_config with LlamaConfig's defaults filled in, read as llama_open will read it, so
  * that its errors come first and the vocabulary is known here. */
 static aspo_status check_text_config(llava_parsed *p, llama_config *text)
 {
-    aspo_status s = fill_llama_defaults(p->text_config, p->text_where);
+    aspo_status s = llama_config_fill_defaults(p->text_config, p->text_where);
     return s ? s : llama_config_from_json(p->text_config, p->text_where, text);
 }
 

@@ -1,7 +1,7 @@
 /* InstructBLIP against transformers 4.44.2 InstructBlipForConditionalGeneration (fixtures
- * from tests/parity/make_instructblip_fixtures.py): so far the vision encoder and the
- * Q-Former with the language projection, their configs (with the defaults save_pretrained
- * leaves out) and their bad input. argv[1] = tests/fixtures. */
+ * from tests/parity/make_instructblip_fixtures.py): the vision encoder, the Q-Former with
+ * the language projection, and the whole model's logits; their configs (with the defaults
+ * save_pretrained leaves out) and bad input. argv[1] = tests/fixtures. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,6 +11,7 @@
 
 #include "backends/registry.h"
 #include "models/blip_vision.h"
+#include "models/instructblip.h"
 #include "models/qformer.h"
 #include "models/weights.h"
 #include "tensor/json_file.h"
@@ -18,15 +19,16 @@
 #include "tensor/tensor_ops.h"
 #include "tests/test_support.h"
 
-static const char *fixtures;
+static const char *fixtures, *tmp_root;
 static st_model out; /* instructblip/tiny_outputs.safetensors */
 
 static const char *fx(const char *name) { return join(fixtures, name); }
+static const char *tmp(const char *name) { return join(tmp_root, name); }
 
-/* f32 weights and compute through 2 encoder layers and the post-layernorm: transformers and
- * aspo differ by summation order (~1e-7 relative per op); 1e-5 of the tensor's scale leaves
- * margin and still catches a wrong weight, bias third or norm (those move it by 1e-2 and
- * more). */
+/* f32 weights and compute: transformers and aspo differ by summation order (~1e-7 relative
+ * per op); through 2 vision layers, 3 Q-Former layers, the projection and 2 LLaMA layers
+ * the measured worst is 1.1e-6 of the tensor's scale (the logits). 1e-5 leaves margin and
+ * still catches a wrong weight, bias third, mask or norm (those move it by 1e-2 and more). */
 #define F32_TOL 1e-5
 
 /* The fixture's vision_config, read as aspo reads it. */
@@ -218,6 +220,79 @@ static void test_qformer_forward(void)
     param_store_free(&ps);
 }
 
+/* max |got - want| / max |want| of a tensor against the fixture's `key`. */
+static double err_vs(tensor *got, const char *key, int64_t n)
+{
+    const float *want = fx_f32(&out, key, n);
+    float *h = malloc(sizeof(float) * (size_t)n);
+    double e = got && want && h && tensor_numel(got) == n && !tensor_to_host_f32(got, h)
+                   ? rel_err(h, want, n) : INFINITY;
+    free(h);
+    return e;
+}
+
+static void test_model(void)
+{
+    instructblip_model m;
+    aspo_status s = instructblip_open(fx("instructblip/tiny"), NULL, &m);
+    CHECK(!s, "open tiny: %s", aspo_error_message());
+    if (s) return;
+    CHECK(m.cfg.num_query_tokens == 4 && m.lm.cfg.hidden_size == 48 && m.lm.cfg.vocab_size == 64,
+          "config: 4 queries, a 48-wide LLaMA of 64 tokens");
+    tensor *inputs = instructblip_image_inputs(&m, fx_tensor(&out, "pixel_values"),
+                                               fx_tensor(&out, "qformer_input_ids"),
+                                               mask_f32("qformer_attention_mask", 2, 6));
+    double e = err_vs(inputs, "language_inputs", 2 * 4 * 48);
+    printf("  image -> LLM inputs (vision, Q-Former, projection): rel err %.2e\n", e);
+    CHECK(e <= F32_TOL, "LLM inputs from pixels: rel err %g", e);
+    tensor *h = instructblip_forward_hidden(&m, fx_tensor(&out, "input_ids"),
+                                            mask_f32("attention_mask", 2, 9), inputs);
+    tensor *logits = h ? llama_lm_head(&m.lm, h) : NULL; /* (2,4+9,64) */
+    e = err_vs(logits, "logits", 2 * 13 * 64);
+    printf("  logits over [queries; text]: rel err %.2e vs transformers\n", e);
+    CHECK(e <= F32_TOL, "logits: rel err %g", e);
+    end_step();
+    instructblip_close(&m);
+}
+
+static void test_model_bad_input(void)
+{
+    instructblip_model m;
+    const char *dir = tmp("bad"), *tiny = fx("instructblip/tiny/config.json");
+    static const char *const parts[] = {"vision_config", "qformer_config", "text_config"};
+    for (int i = 0; i < 3; i++) {
+        CHECK(write_config_changed(dir, tiny, parts[i], NULL), "write");
+        expect_error(instructblip_open(dir, NULL, &m), ASPO_ERR_FORMAT, parts[i],
+                     "bad/config.json", parts[i]);
+    }
+    json_t *t5 = json_pack("{s:s}", "model_type", "t5");
+    CHECK(write_config_changed(dir, tiny, "text_config", t5), "write");
+    expect_error(instructblip_open(dir, NULL, &m), ASPO_ERR_UNSUPPORTED, "Flan-T5",
+                 "bad/config.json", "\"t5\"", "LLaMA");
+    /* num_query_tokens 5 against the file's 4 queries: the tensor is named. */
+    CHECK(write_config_changed(dir, tiny, "num_query_tokens", json_integer(5)) &&
+              link_into(dir, "model.safetensors", fx("instructblip/tiny/model.safetensors")),
+          "write");
+    expect_error(instructblip_open(dir, NULL, &m), ASPO_ERR_SHAPE, "5 queries", "query_tokens");
+    CHECK(m.lm.layers == NULL && m.vision.layers == NULL, "closed after failure");
+    /* A checkpoint without one Q-Former tensor: named. */
+    const char *cut = tmp("cut");
+    CHECK(write_config_changed(cut, tiny, "num_query_tokens", json_integer(4)), "write");
+    st_model st;
+    CHECK(st_open(fx("instructblip/tiny/model.safetensors"), &st) == ASPO_OK, "open");
+    st_write_entry *e = calloc((size_t)st.n_entries, sizeof *e);
+    int n = 0;
+    const char *gone = "qformer.encoder.layer.0.crossattention.attention.key.weight";
+    for (int i = 0; e && i < st.n_entries; i++)
+        if (strcmp(st.entries[i].name, gone))
+            e[n++] = (st_write_entry){st.entries[i].name, st.entries[i].dt, st.entries[i].ndim,
+                                      st.entries[i].shape, st.entries[i].data};
+    CHECK(e && st_write(join(cut, "model.safetensors"), e, n, NULL, NULL, 0) == ASPO_OK, "write");
+    free(e);
+    st_close(&st);
+    expect_error(instructblip_open(cut, NULL, &m), ASPO_ERR_FORMAT, "missing tensor", gone);
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2) {
@@ -225,6 +300,7 @@ int main(int argc, char **argv)
         return 2;
     }
     fixtures = argv[1];
+    if (!(tmp_root = test_tmp_make("instructblip"))) return 1;
     runtime_init(backend_cpu(), 0);
     if (st_open(fx("instructblip/tiny_outputs.safetensors"), &out)) {
         CHECK(0, "tiny_outputs.safetensors: %s", aspo_error_message());
@@ -234,7 +310,10 @@ int main(int argc, char **argv)
     test_vision_forward();
     test_qformer_config();
     test_qformer_forward();
+    test_model();
+    test_model_bad_input();
     st_close(&out);
     runtime_shutdown();
+    test_tmp_remove();
     return check_summary("instructblip");
 }

@@ -501,21 +501,12 @@ static void test_preprocess(void)
 /* dir/config.json from a fixture's config with one field set (value NULL = removed). */
 static void write_config(const char *dir, const char *from, const char *key, json_t *value)
 {
-    weights_make_dir(dir);
-    json_error_t err;
-    json_t *root = json_load_file(fx(from), 0, &err);
-    if (value) json_object_set_new(root, key, value);
-    else json_object_del(root, key);
-    CHECK(root && json_dump_file(root, join(dir, "config.json"), JSON_INDENT(2)) == 0,
-          "write %s", dir);
-    json_decref(root);
+    CHECK(write_config_changed(dir, fx(from), key, value), "write %s", dir);
 }
 
 static void link_weights(const char *dir, const char *from)
 {
-    char *abs = realpath(fx(from), NULL);
-    CHECK(abs && symlink(abs, join(dir, "model.safetensors")) == 0, "link %s", from);
-    free(abs);
+    CHECK(link_into(dir, "model.safetensors", fx(from)), "link %s", from);
 }
 
 static void test_bad_input(void)

@@ -12,6 +12,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <jansson.h>
+
 #include "models/weights.h"
 
 /* Every path join made, freed at exit: kept paths never dangle, and LeakSanitizer sees
@@ -133,4 +135,25 @@ int test_load_in_child(const char *what, test_load_fn load, const char *path, co
         fprintf(stderr, "%s: %s killed by signal %d%s\n", path, what, WTERMSIG(ws),
                 WTERMSIG(ws) == SIGALRM ? " (no answer within 5 s)" : "");
     return WIFEXITED(ws) ? WEXITSTATUS(ws) : -1;
+}
+
+bool write_config_changed(const char *dir, const char *from, const char *key, json_t *value)
+{
+    weights_make_dir(dir);
+    aspo_error_clear();
+    json_t *root = json_load_file(from, 0, NULL);
+    bool ok = root && (value ? json_object_set_new(root, key, value) == 0
+                             : (json_object_del(root, key), true));
+    if (!root) json_decref(value);
+    ok = ok && json_dump_file(root, join(dir, "config.json"), JSON_INDENT(2)) == 0;
+    json_decref(root);
+    return ok;
+}
+
+bool link_into(const char *dir, const char *name, const char *target)
+{
+    char *abs = realpath(target, NULL);
+    bool ok = abs && symlink(abs, join(dir, name)) == 0;
+    free(abs);
+    return ok;
 }

@@ -18,6 +18,8 @@
 #include "tensor/tensor.h"
 #include "tests/check.h"
 
+struct json_t;
+
 /* ---- test_support.c ---- */
 
 /* "dir/name", valid until the process exits: a caller may take several in one call and
@@ -42,6 +44,13 @@ bool copy_file(const char *from, const char *to);
  * or word; -1 when it was killed (SIGALRM: no answer in time). `what` names load. */
 typedef aspo_status (*test_load_fn)(const char *path);
 int test_load_in_child(const char *what, test_load_fn load, const char *path, const char *word);
+
+/* from's JSON with `key` set to value (NULL: removed; value is stolen), written as
+ * dir/config.json, dir made first: a fixture's config with one field changed. */
+bool write_config_changed(const char *dir, const char *from, const char *key,
+                          struct json_t *value);
+/* dir/name as a symbolic link to target's absolute path (a fixture's weights shared). */
+bool link_into(const char *dir, const char *name, const char *target);
 
 /* max |got - want| / max |want| over n values: one scale per tensor, so near-zero
  * entries do not blow up. */

@@ -1,0 +1,147 @@
+/* InstructBLIP: config.json, opening the checkpoint, and the forward pass that feeds the
+ * Q-Former's query outputs to the LLaMA before the text. */
+#include "models/instructblip.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "tensor/json_file.h"
+#include "tensor/runtime.h"
+#include "tensor/tensor_ops.h"
+
+aspo_status instructblip_detect(const char *dir, bool *yes)
+{
+    *yes = false;
+    char path[4096];
+    snprintf(path, sizeof path, "%s/config.json", dir);
+    json_t *root = json_file_load(path, "model config");
+    if (!root) return aspo_error_status();
+    const char *type = json_string_value(json_object_get(root, "model_type"));
+    *yes = type && !strcmp(type, "instructblip");
+    json_decref(root);
+    return ASPO_OK;
+}
+
+/* ---- config ---- */
+
+/* The three sub-configs of root (path's), text_config completed with LlamaConfig's
+ * defaults and left in *text for llama_open_with (the caller decrefs it). */
+static aspo_status read_config(const json_t *root, const char *path, instructblip_config *c,
+                               json_t **text, char *text_where, size_t where_size)
+{
+    char where[4200];
+    snprintf(where, sizeof where, "%s: vision_config", path);
+    json_t *vc = json_object_get(root, "vision_config");
+    /* InstructBlipConfig would build a ViT-g and an OPT: a file without its parts is more
+     * likely broken than meant. */
+    static const char *const parts[] = {"vision_config", "qformer_config", "text_config"};
+    for (size_t i = 0; i < 3; i++)
+        if (!json_is_object(json_object_get(root, parts[i])))
+            return aspo_fail(ASPO_ERR_FORMAT, "%s: no \"%s\" object; an InstructBLIP config.json "
+                             "describes each of its three models", path, parts[i]);
+    aspo_status s = blip_vision_config_from_json(vc, where, &c->vision);
+    snprintf(where, sizeof where, "%s: qformer_config", path);
+    if (!s) s = qformer_config_from_json(json_object_get(root, "qformer_config"), where,
+                                         c->vision.tower.hidden_size, &c->qformer);
+    c->num_query_tokens = 32;
+    if (!s) s = json_read_int(root, path, "num_query_tokens", 1, 1 << 20, &c->num_query_tokens);
+    if (s) return s;
+    json_t *tc = json_object_get(root, "text_config");
+    const char *type = json_string_value(json_object_get(tc, "model_type"));
+    if (!type || strcmp(type, "llama"))
+        return aspo_fail(ASPO_ERR_UNSUPPORTED, "%s: text_config model_type \"%s\"; aspo's "
+                         "InstructBLIP language model is a LLaMA (Vicuna), not Flan-T5 or OPT",
+                         path, type ? type : "(none)");
+    snprintf(text_where, where_size, "%s: text_config", path);
+    if (!(*text = json_deep_copy(tc))) return aspo_fail(ASPO_ERR_OOM, "%s: out of memory", path);
+    return llama_config_fill_defaults(*text, text_where);
+}
+
+/* ---- open ---- */
+
+/* llama_open_spec.declare_more: the frozen parts beside the LLaMA, in its store. */
+static aspo_status declare_vision_side(void *ctx, llama_model *lm, const peft_config *adapter)
+{
+    (void)adapter;
+    instructblip_model *m = ctx;
+    const instructblip_config *c = &m->cfg;
+    int64_t Cq = c->qformer.hidden_size;
+    aspo_status s = blip_vision_declare(&m->vision, &lm->ps, "vision_model", &c->vision,
+                                        lm->storage_dt);
+    if (!s) s = qformer_declare(&m->qformer, &lm->ps, "qformer", &c->qformer, lm->storage_dt);
+    /* query_tokens stay f32 whatever the storage dtype (transformers keeps them so:
+     * _keep_in_fp32_modules). */
+    if (!s && !(m->query_tokens = param_declare(&lm->ps, "query_tokens", DT_F32,
+                                                DIMS(1, c->num_query_tokens, Cq), false)))
+        s = aspo_error_status();
+    if (!s) s = linear_declare(&m->projection, &lm->ps, "language_projection", Cq,
+                               lm->cfg.hidden_size, true, lm->storage_dt, false);
+    return s;
+}
+
+aspo_status instructblip_open(const char *dir, const llama_options *lm, instructblip_model *m)
+{
+    memset(m, 0, sizeof *m);
+    char path[4096], text_where[4300];
+    snprintf(path, sizeof path, "%s/config.json", dir);
+    json_t *root = json_file_load(path, "model config"), *text = NULL;
+    if (!root) return aspo_error_status();
+    aspo_status s = read_config(root, path, &m->cfg, &text, text_where, sizeof text_where);
+    json_decref(root);
+    llama_options opt = lm ? *lm : llama_defaults();
+    llama_open_spec spec = {.name_prefix = "language_model.", .config = text,
+                            .config_where = text_where, .declare_more = declare_vision_side,
+                            .ctx = m};
+    if (!s) s = llama_open_with(dir, &opt, &spec, &m->lm);
+    json_decref(text);
+    if (s) instructblip_close(m);
+    return s;
+}
+
+void instructblip_close(instructblip_model *m)
+{
+    llama_close(&m->lm);
+    blip_vision_free(&m->vision);
+    qformer_free(&m->qformer);
+    memset(m, 0, sizeof *m);
+}
+
+/* ---- forward ---- */
+
+tensor *instructblip_image_inputs(instructblip_model *m, tensor *pixels, tensor *qformer_ids,
+                                  tensor *qformer_mask)
+{
+    tensor *image = blip_vision_forward(&m->vision, pixels);                  /* (B,N,Cv) */
+    tensor *h = qformer_forward(&m->qformer, m->query_tokens, qformer_ids, qformer_mask, image);
+    if (!h) return NULL;                                                      /* (B,Q+L,Cq) */
+    tensor *queries = tensor_contiguous(tensor_slice(h, 1, 0, m->cfg.num_query_tokens));
+    return linear_forward(&m->projection, queries);                           /* (B,Q,C) */
+}
+
+tensor *instructblip_forward_hidden(instructblip_model *m, tensor *ids, tensor *key_mask,
+                                    tensor *inputs)
+{
+    if (!ids || !inputs) return NULL;
+    char buf[96];
+    int64_t C = m->lm.cfg.hidden_size, Q = m->cfg.num_query_tokens;
+    if (ids->ndim != 2 || ids->dt != DT_I32 || inputs->ndim != 3 || inputs->dt != DT_F32 ||
+        inputs->shape[0] != ids->shape[0] || inputs->shape[1] != Q || inputs->shape[2] != C) {
+        aspo_fail(ASPO_ERR_SHAPE, "instructblip: ids %s must be (B,T) i32 and inputs (B,%lld,%lld)"
+                  " f32", tensor_describe(ids, buf, sizeof buf), (long long)Q, (long long)C);
+        return NULL;
+    }
+    int64_t B = ids->shape[0];
+    tensor *x = tensor_concat((tensor *[]){inputs, embedding_forward(&m->lm.embed, ids)}, 2, 1);
+    tensor *mask = NULL;                                                      /* (B,Q+T) */
+    if (key_mask) {
+        float *ones = arena_alloc(&runtime_current()->host, sizeof(float) * (size_t)(B * Q));
+        if (!ones) return NULL;
+        for (int64_t i = 0; i < B * Q; i++) ones[i] = 1.0f;
+        tensor *km = key_mask->dt == DT_F32 ? key_mask : tensor_cast(key_mask, DT_F32);
+        mask = tensor_concat((tensor *[]){tensor_from_host(DT_F32, DIMS(B, Q), ones), km}, 2, 1);
+    }
+    return llama_forward_hidden_embeds(&m->lm, x, mask, NULL);                /* (B,Q+T,C) */
+}
