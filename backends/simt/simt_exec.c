@@ -604,6 +604,12 @@ void *simt_shared_static(const void *tag, size_t bytes, size_t align, const char
     b->static_top = at + bytes;
     if (b->static_top > b->shared_high) b->shared_high = b->static_top;
     ASAN_UNPOISON_MEMORY_REGION(b->shared + at, bytes);
+    /* A new variable is undefined (0xff bytes) and unwritten, whatever an earlier kernel on
+     * this block left there: run_block clears only as far as the last kernel reached, and a
+     * variable can be placed past it (ASan's red zone moves it). at is 16-aligned, so its
+     * bytes of written-bits (one bit per 2 bytes) are its own. */
+    memset(b->shared + at, 0xff, bytes);
+    if (bytes) memset(b->shared_written + at / 16, 0, (at + bytes - 1) / 16 - at / 16 + 1);
     return b->shared + at;
 }
 
