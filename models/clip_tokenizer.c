@@ -3,6 +3,7 @@
  * lower-casing and NFC. */
 #include "models/clip_tokenizer.h"
 
+#include "models/text_unicode.h"
 #include "tensor/file_open.h"
 #include "tensor/json_file.h"
 
@@ -11,8 +12,6 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unicode/uchar.h>
-#include <unicode/unorm2.h>
-#include <unicode/ustring.h>
 
 #define CLIP_MAX_MERGES (49152 - 256 - 2) /* HF reads merges.txt lines [1, 48895) */
 /* CLIP's merges.txt is 525 KB; even with longer symbols, the 48894 lines read stay a few MB.
@@ -337,17 +336,6 @@ static bool is_cat(UChar32 c, uint32_t mask) { return (U_GET_GC_MASK(c) & mask) 
 static bool is_letter(UChar32 c) { return is_cat(c, U_GC_L_MASK); }
 static bool is_number(UChar32 c) { return is_cat(c, U_GC_N_MASK); }
 
-/* Python's str.isspace: bidi class WS/B/S or category Zs. */
-static bool py_isspace(UChar32 c)
-{
-    if (c == ' ' || (c >= 0x09 && c <= 0x0D) || (c >= 0x1C && c <= 0x1F) || c == 0x85)
-        return true;
-    if (c < 0x80) return false;
-    int bidi = u_charDirection(c);
-    return is_cat(c, U_GC_ZS_MASK) || bidi == U_WHITE_SPACE_NEUTRAL ||
-           bidi == U_BLOCK_SEPARATOR || bidi == U_SEGMENT_SEPARATOR;
-}
-
 /* BERT's _is_chinese_char ranges. */
 static bool is_cjk(UChar32 c)
 {
@@ -361,7 +349,7 @@ static bool is_cjk(UChar32 c)
  * number (U+0345 -> U+0399) is not in the negated class. */
 static bool is_punct(UChar32 c)
 {
-    if (py_isspace(c) || is_letter(c) || is_number(c)) return false;
+    if (text_py_isspace(c) || is_letter(c) || is_number(c)) return false;
     UChar32 v[3] = {u_tolower(c), u_toupper(c), u_foldCase(c, U_FOLD_CASE_DEFAULT)};
     for (int i = 0; i < 3; i++)
         if (v[i] != c && (is_letter(v[i]) || is_number(v[i]))) return false;
@@ -512,45 +500,6 @@ static aspo_status encode_word(const clip_tokenizer *t, const UChar32 *w, int n,
     return ASPO_OK;
 }
 
-/* ICU UTF-16 round trip: NFC (lower=false) or full lower-casing in the root locale. */
-static aspo_status icu_map(const UChar32 *in, int n, UChar32 **out, int *nout, bool lower)
-{
-    UErrorCode e = U_ZERO_ERROR;
-    int32_t n16 = 0, cap = 2 * n + 16;
-    UChar *a = malloc((size_t)cap * sizeof *a), *b = malloc((size_t)(3 * cap) * sizeof *b);
-    UChar32 *r = malloc((size_t)(3 * cap) * sizeof *r);
-    aspo_status st = ASPO_OK;
-    if (!a || !b || !r) {
-        st = aspo_fail(ASPO_ERR_OOM, "clip tokenizer: out of memory");
-        goto done;
-    }
-    u_strFromUTF32(a, cap, &n16, in, n, &e);
-    int32_t nb = 0;
-    if (U_SUCCESS(e)) {
-        if (lower) {
-            nb = u_strToLower(b, 3 * cap, a, n16, "", &e);
-        } else {
-            const UNormalizer2 *nfc = unorm2_getNFCInstance(&e);
-            if (U_SUCCESS(e)) nb = unorm2_normalize(nfc, a, n16, b, 3 * cap, &e);
-        }
-    }
-    int32_t n32 = 0;
-    if (U_SUCCESS(e)) u_strToUTF32(r, 3 * cap, &n32, b, nb, &e);
-    if (U_FAILURE(e)) {
-        st = aspo_fail(ASPO_ERR_UNSUPPORTED, "clip tokenizer: ICU %s failed: %s",
-                       lower ? "lower-casing" : "NFC", u_errorName(e));
-        goto done;
-    }
-    *out = r;
-    *nout = n32;
-    r = NULL;
-done:
-    free(a);
-    free(b);
-    free(r);
-    return st;
-}
-
 /* Text between special tokens: BasicTokenizer, then words through the pattern and BPE. */
 static aspo_status encode_segment(const clip_tokenizer *t, const UChar32 *cp, int n, sink *s)
 {
@@ -571,21 +520,22 @@ static aspo_status encode_segment(const clip_tokenizer *t, const UChar32 *cp, in
         } else clean[m++] = c;
     }
     int nn;
-    if ((st = icu_map(clean, m, &nfc, &nn, false)) != ASPO_OK) goto done;
+    if ((st = text_map(clean, m, TEXT_NFC, &nfc, &nn, "clip tokenizer")) != ASPO_OK) goto done;
     buf = malloc(4 * (size_t)nn + 4);
     if (!buf) {
         st = aspo_fail(ASPO_ERR_OOM, "clip tokenizer: out of memory");
         goto done;
     }
     for (int i = 0; i < nn && !sink_full(s);) {
-        if (py_isspace(nfc[i])) {
+        if (text_py_isspace(nfc[i])) {
             i++;
             continue;
         }
         int j = i;
-        while (j < nn && !py_isspace(nfc[j])) j++;
+        while (j < nn && !text_py_isspace(nfc[j])) j++;
         int nl;
-        if ((st = icu_map(nfc + i, j - i, &low, &nl, true)) != ASPO_OK) goto done;
+        st = text_map(nfc + i, j - i, TEXT_LOWER, &low, &nl, "clip tokenizer");
+        if (st != ASPO_OK) goto done;
         unsigned char *b2 = realloc(buf, 4 * (size_t)nl + 4);
         if (!b2) {
             st = aspo_fail(ASPO_ERR_OOM, "clip tokenizer: out of memory");
