@@ -1,6 +1,7 @@
 /* Images for vision models: PNG/JPEG decoding to 8-bit RGB and CLIP preprocessing that
  * matches transformers' CLIPImageProcessor (Pillow bicubic resize of the short side,
- * center crop, rescale, normalise), plus LLaVA's pad-to-square. */
+ * center crop, rescale, normalise), LLaVA's pad-to-square, and BlipImageProcessor's
+ * square resize. */
 #ifndef ASPO_IMAGE_H
 #define ASPO_IMAGE_H
 
@@ -86,6 +87,12 @@ aspo_status image_resize_bicubic(const image_rgb8 *img, int out_h, int out_w,
 /* CLIPImageProcessor: resize short side (bicubic), center crop, x*rescale, (x-mean)/std,
  * float32 arithmetic as numpy does it. out: (3,crop,crop) CHW. */
 aspo_status clip_preprocess(const image_rgb8 *img, const clip_preprocess_config *cfg,
+                            float *out);
+
+/* BlipImageProcessor (BLIP-2, InstructBLIP): bicubic resize to crop_size x crop_size
+ * whatever the aspect ratio (no crop; shortest_edge is not read), then x*rescale and
+ * (x-mean)/std as clip_preprocess. out: (3,crop,crop) CHW. */
+aspo_status blip_preprocess(const image_rgb8 *img, const clip_preprocess_config *cfg,
                             float *out);
 
 #endif

@@ -272,3 +272,22 @@ aspo_status clip_preprocess(const image_rgb8 *img, const clip_preprocess_config 
     image_free(&resized);
     return ASPO_OK;
 }
+
+aspo_status blip_preprocess(const image_rgb8 *img, const clip_preprocess_config *cfg,
+                            float *out)
+{
+    if (!img || !img->data || img->height <= 0 || img->width <= 0)
+        return aspo_fail(ASPO_ERR_USAGE, "blip_preprocess: empty input image");
+    if (!cfg || cfg->crop_size <= 0)
+        return aspo_fail(ASPO_ERR_USAGE, "blip_preprocess: the size must be > 0");
+    /* Pillow's resize to the image's own size is a copy; image_resize_bicubic's weights at
+     * scale 1 are exactly 0 and 1, so it gives the same. */
+    image_rgb8 square = {0};
+    aspo_status st = image_resize_bicubic(img, cfg->crop_size, cfg->crop_size, &square);
+    if (st) return st;
+    clip_preprocess_config c = *cfg;
+    c.shortest_edge = 0; /* the square is the crop */
+    st = clip_preprocess(&square, &c, out);
+    image_free(&square);
+    return st;
+}

@@ -11,6 +11,7 @@
 
 #include "backends/registry.h"
 #include "models/blip_vision.h"
+#include "models/image.h"
 #include "models/instructblip.h"
 #include "models/qformer.h"
 #include "models/weights.h"
@@ -293,6 +294,57 @@ static void test_model_bad_input(void)
     expect_error(instructblip_open(cut, NULL, &m), ASPO_ERR_FORMAT, "missing tensor", gone);
 }
 
+/* BlipImageProcessor against transformers on the image fixtures. Tolerance as
+ * test_image.c's for CLIP: the resize is integer arithmetic on uint8 with the same weights
+ * as Pillow's, rescale is float64 rounded to float32, normalisation one float32 subtract
+ * and divide: exact but for a compiler contracting (r-m)/s differently (an ulp of ~2 is
+ * 2.4e-7), so 1e-6. */
+static void test_preprocess(void)
+{
+    st_model ref;
+    if (st_open(fx("instructblip/preprocess.safetensors"), &ref)) {
+        CHECK(0, "preprocess.safetensors: %s", aspo_error_message());
+        return;
+    }
+    static const char *const names[] = {"rgb.png", "wide.png", "photo.jpg", "grey.png",
+                                        "palette.png", "rgba.png", "big.jpg"};
+    for (size_t i = 0; i < sizeof names / sizeof *names; i++) {
+        image_rgb8 img;
+        float got[3 * 24 * 24];
+        char key[64];
+        snprintf(key, sizeof key, "%s.blip24", names[i]);
+        const float *want = fx_f32(&ref, key, 3 * 24 * 24);
+        clip_preprocess_config c = clip_config_default(24);
+        aspo_status s = image_load(join(fx("image"), names[i]), NULL, &img);
+        if (!s) s = blip_preprocess(&img, &c, got);
+        CHECK(!s, "%s: %s", names[i], aspo_error_message());
+        double worst = 0;
+        for (int k = 0; !s && want && k < 3 * 24 * 24; k++)
+            worst = fmax(worst, fabs((double)got[k] - want[k]));
+        CHECK(!s && want && worst <= 1e-6, "%s blip24: max abs diff %g", names[i], worst);
+        if (!s) image_free(&img);
+        aspo_error_clear();
+    }
+    /* The released models' 224 (photo.jpg is 45x35: an upscale and a change of aspect),
+     * on the committed every-97th-value sample. */
+    image_rgb8 img;
+    enum { N = 3 * 224 * 224 };
+    float *got = malloc(sizeof(float) * N);
+    const float *want = fx_f32(&ref, "photo.jpg.blip224_sample", (N + 96) / 97);
+    clip_preprocess_config c = clip_config_default(224);
+    aspo_status s = got ? image_load(fx("image/photo.jpg"), NULL, &img) : ASPO_ERR_OOM;
+    if (!s) s = blip_preprocess(&img, &c, got);
+    double worst = 0;
+    for (int k = 0; !s && want && k < N; k += 97)
+        worst = fmax(worst, fabs((double)got[k] - want[k / 97]));
+    CHECK(!s && want && worst <= 1e-6, "photo.jpg blip224: max abs diff %g (%s)", worst,
+          s ? aspo_error_message() : "ok");
+    printf("  BlipImageProcessor at 224: max abs diff %.1e over every 97th value\n", worst);
+    if (!s) image_free(&img);
+    free(got);
+    st_close(&ref);
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2) {
@@ -306,6 +358,7 @@ int main(int argc, char **argv)
         CHECK(0, "tiny_outputs.safetensors: %s", aspo_error_message());
         return check_summary("instructblip");
     }
+    test_preprocess();
     test_vision_config();
     test_vision_forward();
     test_qformer_config();
