@@ -1,7 +1,9 @@
 /* InstructBLIP against transformers 4.44.2 InstructBlipForConditionalGeneration (fixtures
  * from tests/parity/make_instructblip_fixtures.py): the vision encoder, the Q-Former with
  * the language projection, and the whole model's logits; their configs (with the defaults
- * save_pretrained leaves out) and bad input. argv[1] = tests/fixtures. */
+ * save_pretrained leaves out) and bad input. argv[1] = tests/fixtures; argv[2] (optional)
+ * a backend to run on instead of the CPU (the same bounds: f32 kernels differ from the CPU's
+ * only in summation order). */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -348,12 +350,18 @@ static void test_preprocess(void)
 int main(int argc, char **argv)
 {
     if (argc < 2) {
-        fprintf(stderr, "usage: test_instructblip FIXTURE_DIR\n");
+        fprintf(stderr, "usage: test_instructblip FIXTURE_DIR [BACKEND]\n");
         return 2;
     }
     fixtures = argv[1];
+    /* argv[2]: another backend the model runs on, against the same transformers outputs. */
+    backend *be = argc > 2 ? backend_get(argv[2]) : backend_cpu();
+    if (!be) {
+        printf("SKIP: %s\n", aspo_error_message());
+        return 77;
+    }
     if (!(tmp_root = test_tmp_make("instructblip"))) return 1;
-    runtime_init(backend_cpu(), 0);
+    runtime_init(be, 0);
     if (st_open(fx("instructblip/tiny_outputs.safetensors"), &out)) {
         CHECK(0, "tiny_outputs.safetensors: %s", aspo_error_message());
         return check_summary("instructblip");
