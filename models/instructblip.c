@@ -12,12 +12,18 @@
 #include "tensor/runtime.h"
 #include "tensor/tensor_ops.h"
 
+/* config.json of dir parsed: root (the caller decrefs it) and path. */
+static json_t *load_root(const char *dir, char *path, size_t size)
+{
+    snprintf(path, size, "%s/config.json", dir);
+    return json_file_load(path, "model config");
+}
+
 aspo_status instructblip_detect(const char *dir, bool *yes)
 {
     *yes = false;
     char path[4096];
-    snprintf(path, sizeof path, "%s/config.json", dir);
-    json_t *root = json_file_load(path, "model config");
+    json_t *root = load_root(dir, path, sizeof path);
     if (!root) return aspo_error_status();
     const char *type = json_string_value(json_object_get(root, "model_type"));
     *yes = type && !strcmp(type, "instructblip");
@@ -60,6 +66,20 @@ static aspo_status read_config(const json_t *root, const char *path, instructbli
     return llama_config_fill_defaults(*text, text_where);
 }
 
+aspo_status instructblip_config_load(const char *dir, instructblip_config *c, llama_config *text)
+{
+    memset(c, 0, sizeof *c);
+    char path[4096], text_where[4300];
+    json_t *root = load_root(dir, path, sizeof path), *tc = NULL;
+    if (!root) return aspo_error_status();
+    aspo_status s = read_config(root, path, c, &tc, text_where, sizeof text_where);
+    llama_config lc;
+    if (!s) s = llama_config_from_json(tc, text_where, text ? text : &lc);
+    json_decref(tc);
+    json_decref(root);
+    return s;
+}
+
 /* ---- open ---- */
 
 /* llama_open_spec.declare_more: the frozen parts beside the LLaMA, in its store. */
@@ -86,8 +106,7 @@ aspo_status instructblip_open(const char *dir, const llama_options *lm, instruct
 {
     memset(m, 0, sizeof *m);
     char path[4096], text_where[4300];
-    snprintf(path, sizeof path, "%s/config.json", dir);
-    json_t *root = json_file_load(path, "model config"), *text = NULL;
+    json_t *root = load_root(dir, path, sizeof path), *text = NULL;
     if (!root) return aspo_error_status();
     aspo_status s = read_config(root, path, &m->cfg, &text, text_where, sizeof text_where);
     json_decref(root);

@@ -38,6 +38,10 @@ typedef struct instructblip_model {
  * an unreadable config. */
 aspo_status instructblip_detect(const char *dir, bool *yes);
 
+/* dir/config.json as instructblip_open reads it, without the checkpoint: the configs of the
+ * three parts, and the language model's in *text (NULL: not wanted). */
+aspo_status instructblip_config_load(const char *dir, instructblip_config *c, llama_config *text);
+
 /* Reads config.json (vision_config, qformer_config and text_config with their families'
  * defaults for what save_pretrained leaves out; text_config must be a LLaMA) and opens the
  * checkpoint with the language model's options lm (dtypes, LoRA, adapter). On failure m is

@@ -1,8 +1,9 @@
 /* config.json of every model family, read by each family's parser: LLaMA
  * (llama_config_from_json and llama_config_load), CLIP (the tower parsers and
- * clip_config_load) and LLaVA (llava_detect and llava_config_parse, which reads
+ * clip_config_load), LLaVA (llava_detect and llava_config_parse, which reads
  * preprocessor_config.json too and, for the original layout, the CLIP tower's config.json
- * in the directory mm_vision_tower names).
+ * in the directory mm_vision_tower names) and InstructBLIP (its vision and Q-Former
+ * parsers, instructblip_detect and instructblip_config_load).
  *
  * Input, cut by scissors lines (fuzz_common.h): config.json, then optionally
  * preprocessor_config.json and tower/config.json (the seeds name "tower" as mm_vision_tower);
@@ -10,10 +11,13 @@
 #include <jansson.h>
 
 #include "fuzz_common.h"
+#include "models/blip_vision.h"
 #include "models/clip.h"
+#include "models/instructblip.h"
 #include "models/llama.h"
 #include "models/llava.h"
 #include "models/llava_internal.h"
+#include "models/qformer.h"
 
 enum { MAX_INPUT = 1 << 16 };
 
@@ -31,6 +35,12 @@ static void parse_object(const json_t *obj)
     fuzz_error_done();
     clip_vision_config_from_json(obj, "fuzz", &cc);
     fuzz_error_done();
+    blip_vision_config bv;
+    blip_vision_config_from_json(obj, "fuzz", &bv);
+    fuzz_error_done();
+    qformer_config qc;
+    qformer_config_from_json(obj, "fuzz", 1408, &qc);
+    fuzz_error_done();
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -46,6 +56,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         parse_object(root);
         parse_object(json_object_get(root, "text_config"));
         parse_object(json_object_get(root, "vision_config"));
+        parse_object(json_object_get(root, "qformer_config"));
         json_decref(root);
     }
 
@@ -67,5 +78,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     llava_config_parse(dir, &opt, &cfg, &parsed);
     fuzz_error_done();
     llava_parsed_free(&parsed);
+    bool is_instructblip;
+    instructblip_detect(dir, &is_instructblip);
+    fuzz_error_done();
+    instructblip_config ic;
+    instructblip_config_load(dir, &ic, &lc);
+    fuzz_error_done();
     return 0;
 }

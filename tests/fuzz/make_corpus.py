@@ -1,13 +1,13 @@
 #!/usr/bin/env python3
 """Writes the seed corpora of tests/fuzz (corpus/<target>/): small valid inputs taken or
-derived from tests/fixtures, plus edge cases. Standard library only; run from anywhere:
+derived from tests/fixtures, plus edge cases; files already there (reproducers of what a
+fuzzer found) are kept. Standard library only; run from anywhere:
 
     python3 tests/fuzz/make_corpus.py
 
 Multi-file inputs join their parts with the scissors line of fuzz_common.h."""
 import json
 import os
-import shutil
 import struct
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -114,6 +114,7 @@ def model_config_seeds():
         "rms_norm_eps": 1e-5, "rope_theta": 500000.0, "bos_token_id": 0,
         "eos_token_id": [1, 2], "pad_token_id": None, "tie_word_embeddings": True,
         "rope_scaling": {"type": "linear", "factor": 2.0}, "torch_dtype": "bfloat16"}))
+    put(t, "instructblip_tiny", fixture("instructblip", "tiny", "config.json"))
     put(t, "empty_object", b"{}")
     put(t, "not_object", b"[1, 2]")
     put(t, "llava_partial", js({"model_type": "llava", "image_token_index": 31999,
@@ -249,7 +250,8 @@ def adapter_config_seeds():
 
 SOURCES = {
     "safetensors": ["tensor/safetensors.c"],
-    "model_config": ["models/llama_config.c", "models/clip_config.c", "models/llava_config.c"],
+    "model_config": ["models/llama_config.c", "models/clip_config.c", "models/llava_config.c",
+                     "models/blip_vision.c", "models/qformer.c", "models/instructblip.c"],
     "dataset": ["aspo/dataset.c", "aspo/dataset_seva.c"],
     "tokenizer": ["models/tokenizer.c", "models/tokenizer_json.c", "models/tokenizer_spm.c",
                   "models/tokenizer_bpe.c", "models/tokenizer_decode.c"],
@@ -287,8 +289,8 @@ def dictionaries():
 
 
 def main():
-    if os.path.isdir(OUT):
-        shutil.rmtree(OUT)
+    # Seeds are rewritten in place, not the directory: inputs a fuzzer found and that were
+    # added by hand as reproducers (e.g. corpus/safetensors/empty_tensor_name_found) stay.
     dictionaries()
     safetensors_seeds()
     model_config_seeds()
