@@ -148,8 +148,10 @@ static tensor *attention_block(const qformer_config *c, const qformer_attention 
     int64_t B = x->shape[0], T = x->shape[1], S = kv->shape[1], H = c->num_heads,
             D = c->head_dim;
     const int perm[] = {0, 2, 1, 3};
-    tensor *q = tensor_permute(tensor_reshape(linear_forward(&a->query, x), DIMS(B, T, H, D)), perm);
-    tensor *k = tensor_permute(tensor_reshape(linear_forward(&a->key, kv), DIMS(B, S, H, D)), perm);
+    tensor *q = tensor_permute(tensor_reshape(linear_forward(&a->query, x), DIMS(B, T, H, D)),
+                               perm);                                           /* (B,H,T,D) */
+    tensor *k = tensor_permute(tensor_reshape(linear_forward(&a->key, kv), DIMS(B, S, H, D)),
+                               perm);                                           /* (B,H,S,D) */
     tensor *v = tensor_permute(tensor_reshape(linear_forward(&a->value, kv), DIMS(B, S, H, D)),
                                perm);
     tensor *o = tensor_attention(q, k, v, key_mask, false, 1.0f / sqrtf((float)D)); /* (B,H,T,D) */

@@ -1,7 +1,8 @@
 /* InstructBLIP against transformers 4.44.2 InstructBlipForConditionalGeneration (fixtures
  * from tests/parity/make_instructblip_fixtures.py): the vision encoder, the Q-Former with
- * the language projection, and the whole model's logits; their configs (with the defaults
- * save_pretrained leaves out) and bad input. argv[1] = tests/fixtures; argv[2] (optional)
+ * the language projection, the whole model's logits, and LoRA on its LLM against PEFT 0.12
+ * (log-probs and gradients); their configs (with the defaults save_pretrained leaves out)
+ * and bad input. argv[1] = tests/fixtures; argv[2] (optional)
  * a backend to run on instead of the CPU (the same bounds: f32 kernels differ from the CPU's
  * only in summation order). */
 #include <math.h>
@@ -18,6 +19,7 @@
 #include "models/qformer.h"
 #include "models/weights.h"
 #include "tensor/json_file.h"
+#include "tensor/autograd.h"
 #include "tensor/runtime.h"
 #include "tensor/tensor_ops.h"
 #include "tests/test_support.h"
@@ -258,6 +260,75 @@ static void test_model(void)
     instructblip_close(&m);
 }
 
+/* Per-row sums of log p(ids[t] | queries, ids[<t]) over the answer positions, (B): logits
+ * (B,Q+T,V) of instructblip_forward_hidden, the text's from position Q. */
+static tensor *answer_logprobs(tensor *logits, int64_t Q)
+{
+    const st_entry *ids_e = fx_entry(&out, "input_ids"), *ans_e = fx_entry(&out, "answer_mask");
+    if (!logits || !ids_e || !ans_e) return NULL;
+    const int32_t *ids = ids_e->data, *answer = ans_e->data;
+    int64_t B = ids_e->shape[0], T = ids_e->shape[1], V = logits->shape[2], N = B * (T - 1);
+    int32_t targets[N];
+    for (int64_t b = 0; b < B; b++)
+        for (int64_t t = 0; t + 1 < T; t++)
+            targets[b * (T - 1) + t] = answer[b * T + t + 1] ? ids[b * T + t + 1] : -100;
+    tensor *text = tensor_slice(logits, 1, Q, T - 1);                 /* (B,T-1,V) */
+    tensor *lp = tensor_gather_logprobs(tensor_reshape(tensor_contiguous(text), DIMS(N, V)),
+                                        tensor_from_host(DT_I32, DIMS(N), targets), -100);
+    return tensor_sum(tensor_reshape(lp, DIMS(B, T - 1)), 1, false); /* (B) */
+}
+
+/* LoRA on the LLM's q/k/v from PEFT's adapter: the answer log-probs and every LoRA gradient
+ * against PEFT 0.12. Gradients add the backward pass's rounding: the LLaVA suite measured
+ * 1.6e-6 of the scale; 2e-5 as there. */
+#define GRAD_TOL 2e-5
+
+static void test_lora(void)
+{
+    llama_options o = llama_defaults();
+    o.adapter_dir = fx("instructblip/lora_adapter");
+    instructblip_model m;
+    aspo_status s = instructblip_open(fx("instructblip/tiny"), &o, &m);
+    CHECK(!s, "open with the PEFT adapter: %s", aspo_error_message());
+    if (s) return;
+    int adapted = 0;
+    for (int i = 0; i < m.lm.ps.n; i++)
+        adapted += strstr(m.lm.ps.items[i]->name, ".lora_A") != NULL;
+    CHECK(adapted == 6, "2 layers x q, k, v adapted, nothing in the Q-Former or vision: %d",
+          adapted);
+    CHECK(param_store_zero_grad(&m.lm.ps) == ASPO_OK, "zero grad");
+    /* The frozen image side without a tape, as training runs it. */
+    bool prev = autograd_set_enabled(false);
+    tensor *inputs = instructblip_image_inputs(&m, fx_tensor(&out, "pixel_values"),
+                                               fx_tensor(&out, "qformer_input_ids"),
+                                               mask_f32("qformer_attention_mask", 2, 6));
+    autograd_set_enabled(prev);
+    tensor *h = instructblip_forward_hidden(&m, fx_tensor(&out, "input_ids"),
+                                            mask_f32("attention_mask", 2, 9), inputs);
+    tensor *lp = answer_logprobs(h ? llama_lm_head(&m.lm, h) : NULL, 4);
+    double e = err_vs(lp, "lora_logprobs", 2);
+    printf("  LoRA answer log-probs: rel err %.2e vs PEFT\n", e);
+    CHECK(e <= F32_TOL, "LoRA log-probs: rel err %g", e);
+    CHECK(lp && tensor_backward(tensor_sum_all(lp)) == ASPO_OK, "backward: %s",
+          aspo_error_message());
+    double worst = 0;
+    int n = 0;
+    for (int i = 0; lp && i < m.lm.ps.n; i++) {
+        tensor *t = m.lm.ps.items[i];
+        if (!strstr(t->name, ".lora_")) continue;
+        char key[512];
+        snprintf(key, sizeof key, "lora_grad.base_model.model.%s", t->name);
+        e = t->grad ? err_vs(t->grad, key, tensor_numel(t)) : INFINITY;
+        worst = fmax(worst, e);
+        CHECK(e <= GRAD_TOL, "gradient of %s: rel err %g", t->name, e);
+        n++;
+    }
+    printf("  %d LoRA gradients: worst rel err %.2e vs PEFT\n", n, worst);
+    CHECK(n == 12, "12 LoRA gradients (6 modules x A, B): %d", n);
+    end_step();
+    instructblip_close(&m);
+}
+
 static void test_model_bad_input(void)
 {
     instructblip_model m;
@@ -372,6 +443,7 @@ int main(int argc, char **argv)
     test_qformer_config();
     test_qformer_forward();
     test_model();
+    test_lora();
     test_model_bad_input();
     st_close(&out);
     runtime_shutdown();

@@ -5,10 +5,12 @@ save_pretrained, and its intermediate outputs on fixed inputs.
 
 Environment this was run with (record it again when regenerating; tests/parity/
 requirements.txt pins the packages):
-    Python 3.11 (Debian 12), torch 1.13.0a0 (Debian's python3-torch), transformers 4.44.2
+    Python 3.11 (Debian 12), torch 1.13.0a0 (Debian's python3-torch), transformers 4.44.2,
+    peft 0.12.0 (with accelerate 0.33.0, both --no-deps)
 
     /usr/bin/python3 -m venv --system-site-packages /tmp/venv_hf
     /tmp/venv_hf/bin/pip install transformers==4.44.2 tokenizers==0.19.1
+    /tmp/venv_hf/bin/pip install --no-deps peft==0.12.0 accelerate==0.33.0
     /tmp/venv_hf/bin/python tests/parity/make_instructblip_fixtures.py tests/fixtures/instructblip
 
 Writes into the output directory:
@@ -26,6 +28,12 @@ Writes into the output directory:
         logits            (2,4+9,V) the LLM's logits: transformers 4.44.2 puts the 4 query
                           outputs before the text (the layout of checkpoints without an
                           image token; later versions fill image-token positions instead)
+        answer_mask       (2,9) i32: the text positions whose tokens are scored
+        lora_logprobs     (2) with lora_adapter/: sum over answer positions t of
+                          log p(input_ids[t] | the queries and the text before t)
+        lora_grad.<PEFT key>  d sum(lora_logprobs) / d every lora_A and lora_B
+    lora_adapter/         PEFT LoRA (r 4, alpha 8, random non-zero A and B) on the language
+                          model's q_proj, k_proj, v_proj: the paper's targets
     versions.json         the versions above, as the script saw them
 The C tests need no Python.
 """
@@ -33,6 +41,9 @@ import json
 import os
 import sys
 
+import shutil
+
+import peft
 import torch
 import transformers
 from safetensors.torch import save_file
@@ -58,6 +69,39 @@ def tiny_config():
                        eos_token_id=2, pad_token_id=0, tie_word_embeddings=False)
     return InstructBlipConfig(vision_config=vision.to_dict(), qformer_config=qformer.to_dict(),
                               text_config=text.to_dict(), num_query_tokens=4)
+
+
+def lora(model, out, pixel_values, q_ids, q_mask, ids, mask, answer, tensors):
+    """LoRA on the LLM's q/k/v (PEFT matches the suffixes, and no Q-Former or vision module
+    ends in them), the answer tokens' log-probs and their gradients."""
+    torch.manual_seed(2)
+    cfg = peft.LoraConfig(r=4, lora_alpha=8, lora_dropout=0.0, init_lora_weights=False,
+                          target_modules=["q_proj", "k_proj", "v_proj"])
+    pm = peft.get_peft_model(model, cfg).eval()
+    logits = pm(pixel_values=pixel_values, qformer_input_ids=q_ids,
+                qformer_attention_mask=q_mask, input_ids=ids, attention_mask=mask).logits
+    text = logits[:, 4:].float()  # the text's positions, after the 4 queries
+    logp = torch.log_softmax(text[:, :-1], dim=-1)
+    tok = torch.gather(logp, 2, ids[:, 1:, None])[..., 0]
+    lp = (tok * answer[:, 1:]).sum(dim=1)
+    lp.sum().backward()
+    tensors["lora_logprobs"] = lp.detach()
+    for n, p in pm.named_parameters():
+        if "lora_" in n:
+            tensors["lora_grad." + n.replace(".default", "")] = p.grad.detach().clone()
+    d = os.path.join(out, "lora_adapter")
+    shutil.rmtree(d, ignore_errors=True)
+    pm.save_pretrained(d)
+    path = os.path.join(d, "adapter_config.json")
+    with open(path) as f:
+        acfg = json.load(f)
+    acfg["base_model_name_or_path"] = "tiny"  # no machine paths in the fixture
+    with open(path, "w") as f:
+        json.dump(acfg, f, indent=2, sort_keys=True)
+    with open(os.path.join(d, "README.md"), "w") as f:
+        f.write("PEFT LoRA adapter for the tiny random InstructBLIP fixture; see "
+                "tests/parity/make_instructblip_fixtures.py.\n")
+    print("lora logprobs", lp.tolist(), "targets", sorted(pm.peft_config["default"].target_modules))
 
 
 def main():
@@ -111,11 +155,17 @@ def main():
         "language_inputs": language_inputs, "input_ids": ids.to(torch.int32),
         "attention_mask": mask.to(torch.int32), "logits": logits,
     }
+    answer = torch.zeros(2, 9, dtype=torch.long)
+    answer[0, 5:] = 1
+    answer[1, 4:7] = 1
+    tensors["answer_mask"] = answer.to(torch.int32)
+    lora(model, out, pixel_values, q_ids, q_mask, ids, mask, answer, tensors)
     save_file({k: v.contiguous() for k, v in tensors.items()},
               os.path.join(out, "tiny_outputs.safetensors"))
     with open(os.path.join(out, "versions.json"), "w") as f:
         json.dump({"python": sys.version.split()[0], "torch": torch.__version__,
-                   "transformers": transformers.__version__}, f, indent=1)
+                   "transformers": transformers.__version__, "peft": peft.__version__}, f,
+                  indent=1)
         f.write("\n")
 
 
