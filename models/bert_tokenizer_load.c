@@ -4,7 +4,7 @@
 #include "models/bert_tokenizer_internal.h"
 
 #include "tensor/file_open.h"
-#include "tensor/json_guard.h"
+#include "tensor/json_file.h"
 
 #include <jansson.h>
 #include <stdlib.h>
@@ -83,30 +83,12 @@ static aspo_status load_vocab(bert_tokenizer *t, const char *path)
     return ASPO_OK;
 }
 
-/* dir/name into *obj when it exists (NULL when not). HF writes model_max_length "no limit"
+/* path into *obj when it exists (NULL when not). HF writes model_max_length "no limit"
  * as the integer 1e30, beyond jansson's integers: numbers are read as reals. */
 static aspo_status read_json(const char *path, json_t **obj)
 {
-    *obj = NULL;
-    struct stat sb;
-    if (stat(path, &sb) != 0) return ASPO_OK; /* absent: HF's defaults */
-    FILE *f = file_open_regular(path, "BERT tokenizer config", BERT_CONFIG_MAX_BYTES, NULL);
-    if (!f) return aspo_error_status();
-    json_error_t err;
-    uint64_t mark = json_guard_mark();
-    *obj = json_loadf(f, JSON_DECODE_INT_AS_REAL | JSON_REJECT_DUPLICATES, &err);
-    fclose(f);
-    aspo_status st = json_guard_check(mark, path);
-    if (!st && !*obj)
-        st = aspo_fail(ASPO_ERR_FORMAT, "%s: not valid JSON: line %d, column %d: %s", path,
-                       err.line, err.column, err.text);
-    else if (!st && !json_is_object(*obj))
-        st = aspo_fail(ASPO_ERR_FORMAT, "%s: expected a JSON object", path);
-    if (st) {
-        json_decref(*obj);
-        *obj = NULL;
-    }
-    return st;
+    return json_file_load_object_if_present(path, "BERT tokenizer config",
+                                            BERT_CONFIG_MAX_BYTES, JSON_DECODE_INT_AS_REAL, obj);
 }
 
 static const char *json_kind(const json_t *v)

@@ -4,7 +4,7 @@
 
 #include "models/tokenizer_internal.h"
 #include "tensor/file_open.h"
-#include "tensor/json_guard.h"
+#include "tensor/json_file.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -284,31 +284,15 @@ static char *join(const char *dir, const char *name)
     return p;
 }
 
-/* Reads dir/name when it exists into *obj (NULL when absent). */
+/* Reads dir/name when it exists into *obj (NULL when absent). HF writes model_max_length's
+ * "no limit" as the integer 1e30: numbers are read as reals. */
 static aspo_status read_config(const char *dir, const char *name, json_t **obj)
 {
     *obj = NULL;
     char *p = join(dir, name);
     if (!p) return aspo_fail(ASPO_ERR_OOM, "tokenizer: out of memory");
-    aspo_status s = ASPO_OK;
-    FILE *f = exists(p) ? tok_file_open(p, NULL) : NULL;
-    if (exists(p) && !f) {
-        s = aspo_error_status();
-    } else if (f) {
-        json_error_t err;
-        uint64_t mark = json_guard_mark();
-        /* model_max_length is 1e30; a key given twice is refused, as json_file_load does */
-        *obj = json_loadf(f, JSON_DECODE_INT_AS_REAL | JSON_REJECT_DUPLICATES, &err);
-        fclose(f);
-        if ((s = json_guard_check(mark, p))) {
-            json_decref(*obj);
-            *obj = NULL;
-        } else if (!*obj)
-            s = aspo_fail(ASPO_ERR_FORMAT, "%s: invalid JSON at line %d, column %d: %s", p,
-                          err.line, err.column, err.text);
-        else if (!json_is_object(*obj))
-            s = aspo_fail(ASPO_ERR_FORMAT, "%s: expected a JSON object", p);
-    }
+    aspo_status s = json_file_load_object_if_present(p, "tokenizer config", TOK_FILE_MAX_BYTES,
+                                                     JSON_DECODE_INT_AS_REAL, obj);
     free(p);
     return s;
 }

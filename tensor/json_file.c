@@ -1,20 +1,42 @@
 #include "json_file.h"
 
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
+#include <sys/stat.h>
 
 #include "file_open.h"
 #include "json_guard.h"
 
 json_t *json_file_load(const char *path, const char *what)
 {
-    FILE *f = file_open_regular(path, what, JSON_FILE_MAX_BYTES, NULL);
+    return json_file_load_with(path, what, JSON_FILE_MAX_BYTES, 0);
+}
+
+aspo_status json_file_load_object_if_present(const char *path, const char *what,
+                                             uint64_t max_bytes, size_t flags, json_t **obj)
+{
+    *obj = NULL;
+    struct stat st;
+    if (stat(path, &st) != 0 && errno == ENOENT) return ASPO_OK;
+    if (!(*obj = json_file_load_with(path, what, max_bytes, flags))) return aspo_error_status();
+    if (json_is_object(*obj)) return ASPO_OK;
+    json_decref(*obj);
+    *obj = NULL;
+    return aspo_fail(ASPO_ERR_FORMAT, "%s: the %s must be a JSON object (expected a JSON "
+                     "object, found another value)", path, what);
+}
+
+json_t *json_file_load_with(const char *path, const char *what, uint64_t max_bytes,
+                            size_t flags)
+{
+    FILE *f = file_open_regular(path, what, max_bytes, NULL);
     if (!f) return NULL;
     json_error_t err;
     uint64_t mark = json_guard_mark();
     /* A key given twice is kept once by jansson, silently: which one a writer meant is
      * unknown. */
-    json_t *root = json_loadf(f, JSON_REJECT_DUPLICATES, &err);
+    json_t *root = json_loadf(f, flags | JSON_REJECT_DUPLICATES, &err);
     fclose(f);
     if (json_guard_check(mark, path)) {
         json_decref(root);

@@ -20,6 +20,15 @@
  * ASPO_ERR_IO (cannot open, not a regular file), ASPO_ERR_FORMAT (over
  * JSON_FILE_MAX_BYTES, not JSON, a duplicate key) or ASPO_ERR_OOM set. */
 json_t *json_file_load(const char *path, const char *what);
+/* The same with the caller's size limit and jansson decoding flags (JSON_REJECT_DUPLICATES
+ * is always on): JSON_DECODE_INT_AS_REAL for Hugging Face tokenizer configs, which write
+ * model_max_length's "no limit" as the integer 1e30, beyond jansson's integers. */
+json_t *json_file_load_with(const char *path, const char *what, uint64_t max_bytes,
+                            size_t flags);
+/* An optional file that must hold an object: absent leaves *obj NULL and is ASPO_OK;
+ * anything else as json_file_load_with, or ASPO_ERR_FORMAT when it is not an object. */
+aspo_status json_file_load_object_if_present(const char *path, const char *what,
+                                             uint64_t max_bytes, size_t flags, json_t **obj);
 
 /* For config fields: ASPO_OK when lo <= value <= hi, else ASPO_ERR_FORMAT naming `where`
  * (the file, and the object inside it), the key and the value. */
