@@ -152,15 +152,8 @@ tensor *instructblip_forward_hidden(instructblip_model *m, tensor *ids, tensor *
                   " f32", tensor_describe(ids, buf, sizeof buf), (long long)Q, (long long)C);
         return NULL;
     }
-    int64_t B = ids->shape[0];
     tensor *x = tensor_concat((tensor *[]){inputs, embedding_forward(&m->lm.embed, ids)}, 2, 1);
-    tensor *mask = NULL;                                                      /* (B,Q+T) */
-    if (key_mask) {
-        float *ones = arena_alloc(&runtime_current()->host, sizeof(float) * (size_t)(B * Q));
-        if (!ones) return NULL;
-        for (int64_t i = 0; i < B * Q; i++) ones[i] = 1.0f;
-        tensor *km = key_mask->dt == DT_F32 ? key_mask : tensor_cast(key_mask, DT_F32);
-        mask = tensor_concat((tensor *[]){tensor_from_host(DT_F32, DIMS(B, Q), ones), km}, 2, 1);
-    }
+    tensor *mask = key_mask ? qformer_mask_with_queries(key_mask, Q) : NULL;  /* (B,Q+T) */
+    if (key_mask && !mask) return NULL;
     return llama_forward_hidden_embeds(&m->lm, x, mask, NULL);                /* (B,Q+T,C) */
 }

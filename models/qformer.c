@@ -9,6 +9,7 @@
 #include <jansson.h>
 
 #include "tensor/json_file.h"
+#include "tensor/runtime.h"
 #include "tensor/tensor_ops.h"
 
 /* Bounds as CLIP's and LLaMA's (every product of sizes far from wrapping 64 bits); the
@@ -185,6 +186,16 @@ static tensor *embed(const qformer *q, tensor *queries, tensor *ids, int64_t B)
     return layernorm_forward(&q->embed_ln, x);
 }
 
+tensor *qformer_mask_with_queries(tensor *mask, int64_t Q)
+{
+    int64_t B = mask->shape[0];
+    float *ones = arena_alloc(&runtime_current()->host, sizeof(float) * (size_t)(B * Q));
+    if (!ones) return NULL;
+    for (int64_t i = 0; i < B * Q; i++) ones[i] = 1.0f;
+    tensor *m = mask->dt == DT_F32 ? mask : tensor_cast(mask, DT_F32);
+    return tensor_concat((tensor *[]){tensor_from_host(DT_F32, DIMS(B, Q), ones), m}, 2, 1);
+}
+
 tensor *qformer_forward(const qformer *q, tensor *queries, tensor *ids, tensor *mask,
                         tensor *image)
 {
@@ -205,14 +216,8 @@ tensor *qformer_forward(const qformer *q, tensor *queries, tensor *ids, tensor *
                   (long long)c->max_position_embeddings);
         return NULL;
     }
-    tensor *key_mask = NULL; /* (B,Q+L): queries always attend, padding never */
-    if (mask) {
-        float ones[B * Q];
-        for (int64_t i = 0; i < B * Q; i++) ones[i] = 1.0f;
-        tensor *m = mask->dt == DT_F32 ? mask : tensor_cast(mask, DT_F32);
-        key_mask = tensor_concat((tensor *[]){tensor_from_host(DT_F32, DIMS(B, Q), ones), m}, 2,
-                                 1);
-    }
+    tensor *key_mask = mask ? qformer_mask_with_queries(mask, Q) : NULL; /* (B,Q+L) */
+    if (mask && !key_mask) return NULL;
     tensor *x = embed(q, queries, ids, B); /* (B,Q+L,C) */
     for (int64_t l = 0; l < c->num_layers && x; l++) {
         const qformer_layer *Ly = &q->layers[l];

@@ -70,6 +70,10 @@ void qformer_free(qformer *q);
  * tokens (L = 0: none, ids NULL), mask (B,L) nonzero = real token (NULL: all real), image
  * (B,N,Cv) the vision encoder's last_hidden_state -> last_hidden_state (B,Q+L,C), queries
  * first. An instruction longer than max_position_embeddings is an error saying so. */
+/* mask (B,L) nonzero = real (f32 or i32) -> (B,Q+L) f32 with Q always-attended positions in
+ * front: the key mask over [queries; text], in the Q-Former and in InstructBLIP's LLM. */
+tensor *qformer_mask_with_queries(tensor *mask, int64_t Q);
+
 tensor *qformer_forward(const qformer *q, tensor *queries, tensor *ids, tensor *mask,
                         tensor *image);
 

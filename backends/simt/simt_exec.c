@@ -324,18 +324,17 @@ static void run_block(simt_block *b)
             return;
         }
     }
-    /* Shared memory starts as 0xff bytes (NaN), as undefined as on a GPU, and unwritten for
-     * the initialisation check (one bit per 2 bytes). */
-    size_t used = b->shared_high > b->dynamic ? b->shared_high : b->dynamic;
+    /* Dynamic shared memory starts as 0xff bytes (NaN), as undefined as on a GPU, and
+     * unwritten for the initialisation check (one bit per 2 bytes); each __shared__
+     * variable is made so when it is placed (simt_shared_static). */
     ASAN_UNPOISON_MEMORY_REGION(b->shared, b->shared_capacity);
-    memset(b->shared, 0xff, used);
-    memset(b->shared_written, 0, used / 16 + 1);
+    memset(b->shared, 0xff, b->dynamic);
+    memset(b->shared_written, 0, b->dynamic / 16 + 1);
     /* Under ASan only the dynamic area is addressable until a __shared__ variable is placed:
      * an access past either faults. */
     ASAN_POISON_MEMORY_REGION(b->shared, b->shared_capacity);
     ASAN_UNPOISON_MEMORY_REGION(b->shared, b->dynamic);
     b->static_top = b->dynamic + SIMT_SHARED_REDZONE;
-    b->shared_high = b->dynamic;
     b->n_vars = 0;
     b->live = b->n;
     memset(b->warp_epoch, 0, sizeof b->warp_epoch);
@@ -602,12 +601,10 @@ void *simt_shared_static(const void *tag, size_t bytes, size_t align, const char
                           SIMT_MAX_SHARED_VARS);
     b->vars[b->n_vars++] = (simt_shared_var){tag, at, bytes};
     b->static_top = at + bytes;
-    if (b->static_top > b->shared_high) b->shared_high = b->static_top;
     ASAN_UNPOISON_MEMORY_REGION(b->shared + at, bytes);
     /* A new variable is undefined (0xff bytes) and unwritten, whatever an earlier kernel on
-     * this block left there: run_block clears only as far as the last kernel reached, and a
-     * variable can be placed past it (ASan's red zone moves it). at is 16-aligned, so its
-     * bytes of written-bits (one bit per 2 bytes) are its own. */
+     * this block left there. at is 16-aligned, so its bytes of written-bits (one bit per 2
+     * bytes) are its own. */
     memset(b->shared + at, 0xff, bytes);
     if (bytes) memset(b->shared_written + at / 16, 0, (at + bytes - 1) / 16 - at / 16 + 1);
     return b->shared + at;

@@ -75,7 +75,7 @@ typedef struct simt_block {
     int live;
     /* shared memory: dynamic at [0, dynamic), then a redzone, then the static variables */
     unsigned char *shared;
-    size_t shared_capacity, dynamic, static_top, shared_high; /* shared_high: bytes used */
+    size_t shared_capacity, dynamic, static_top;
     simt_shared_var vars[SIMT_MAX_SHARED_VARS];
     int n_vars;
     uint8_t *shared_written; /* initcheck: one bit per 2 bytes of shared memory */
