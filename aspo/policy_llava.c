@@ -82,7 +82,7 @@ static aspo_status image_features(policy_model *p, vision_cache *cache, const ch
 static aspo_status cache_open(const policy_model *p, vision_cache *c, const char *dir,
                               const char *model_dir)
 {
-    return vision_cache_open(c, dir, &p->llava, model_dir);
+    return llava_vision_cache_open(c, dir, &p->llava, model_dir);
 }
 
 static aspo_status own_pixels(const policy_model *p, const image_rgb8 *img, int size, float *out,

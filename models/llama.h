@@ -169,6 +169,13 @@ tensor *llama_forward(llama_model *m, tensor *ids, tensor *key_mask, const int32
 
 /* Writes the adapter as PEFT does (adapter_config.json + adapter_model.safetensors). */
 aspo_status llama_save_adapter(const llama_model *m, const char *out_dir);
+/* As llama_save_adapter, with target_modules a regular expression (POSIX ERE and Python re
+ * alike) that matches exactly the adapted modules: for a LLaMA inside a larger model whose
+ * other parts have modules of the same names (LLaVA's CLIP tower has q_proj too), which
+ * PEFT's suffix list would adapt as well. task_type: PEFT's, as adapter_config.json gets it
+ * (NULL: null, for a model that PEFT wraps as a plain PeftModel). */
+aspo_status llama_save_adapter_exact(const llama_model *m, const char *task_type,
+                                     const char *out_dir);
 /* Writes model.safetensors (W + scaling * B A for adapted weights, the rest copied, HF
  * names; sharded above 5 GB like save_pretrained) and config.json (the input config with
  * torch_dtype set to out_dtype) that LlamaForCausalLM.from_pretrained loads; tokenizer and

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "llava_internal.h"
+#include "models/image_merge.h"
 #include "models/weights.h"
 #include "tensor/autograd.h"
 #include "tensor/runtime.h"
@@ -253,75 +254,12 @@ tensor *llava_image_features(llava_model *m, tensor *pixels, tensor **clip_embed
 
 /* ---- forward ---- */
 
-/* Checks ids, features and feature_row; fills gather (B,T): b*T+t for a text position,
- * B*T + row for an image one, and text_ids (ids with image positions set to 0). */
-static aspo_status merge_indices(const llava_model *m, tensor *ids, int64_t M,
-                                 const int32_t *feature_row, int32_t *text_ids, int32_t *gather)
-{
-    int64_t B = ids->shape[0], T = ids->shape[1], V = m->lm.cfg.vocab_size;
-    aspo_status s = tensor_to_host(ids, text_ids);
-    for (int64_t i = 0; !s && i < B * T; i++) {
-        int32_t row = feature_row ? feature_row[i] : -1;
-        if (row >= 0 && M == 0)
-            return aspo_fail(ASPO_ERR_USAGE, "llava: feature_row[%lld][%lld] = %d but no image "
-                             "features were given", (long long)(i / T), (long long)(i % T), row);
-        if (row < -1 || row >= M)
-            return aspo_fail(ASPO_ERR_USAGE, "llava: feature_row[%lld][%lld] = %d; the features "
-                             "have rows 0..%lld (-1 = a text position)", (long long)(i / T),
-                             (long long)(i % T), row, (long long)M - 1);
-        if (row >= 0) {
-            text_ids[i] = 0; /* embedded, then replaced */
-            gather[i] = (int32_t)(B * T + row);
-        } else if (text_ids[i] == m->cfg.image_token_index) {
-            /* An image placeholder left as text: its image is missing from the batch. */
-            return aspo_fail(ASPO_ERR_USAGE, "llava: ids[%lld][%lld] is the image token %d but "
-                             "feature_row gives it no image feature", (long long)(i / T),
-                             (long long)(i % T), text_ids[i]);
-        } else if (text_ids[i] < 0 || text_ids[i] >= V) {
-            return aspo_fail(ASPO_ERR_USAGE, "llava: ids[%lld][%lld] = %d is outside the "
-                             "vocabulary (%lld)", (long long)(i / T), (long long)(i % T),
-                             text_ids[i], (long long)V);
-        } else {
-            gather[i] = (int32_t)i;
-        }
-    }
-    return s;
-}
-
 tensor *llava_forward_hidden(llava_model *m, tensor *ids, tensor *key_mask, tensor *features,
                              const int32_t *feature_row)
 {
-    if (!ids) return NULL;
-    char buf[96];
-    int64_t C = m->lm.cfg.hidden_size;
-    if (ids->ndim != 2 || ids->dt != DT_I32 || ids->shape[0] < 1 || ids->shape[1] < 1) {
-        aspo_fail(ASPO_ERR_SHAPE, "llava: ids %s must be (B,T) i32",
-                  tensor_describe(ids, buf, sizeof buf));
-        return NULL;
-    }
-    if (features && (features->ndim < 2 || features->ndim > 3 || features->dt != DT_F32 ||
-                     features->shape[features->ndim - 1] != C)) {
-        aspo_fail(ASPO_ERR_SHAPE, "llava: features %s must be (M,%lld) f32",
-                  tensor_describe(features, buf, sizeof buf), (long long)C);
-        return NULL;
-    }
-    int64_t B = ids->shape[0], T = ids->shape[1];
-    int64_t M = features ? tensor_numel(features) / C : 0;
-    arena *host = &runtime_current()->host;
-    int32_t *text_ids = arena_alloc(host, sizeof(int32_t) * (size_t)(B * T));
-    int32_t *gather = arena_alloc(host, sizeof(int32_t) * (size_t)(B * T));
-    if (!text_ids || !gather || merge_indices(m, ids, M, feature_row, text_ids, gather))
-        return NULL;
-    tensor *x = embedding_forward(&m->lm.embed, tensor_from_host(DT_I32, DIMS(B, T), text_ids));
-    if (features) {
-        /* One gather from [text rows; feature rows]: its backward scatter-adds into both,
-         * so a trainable projector gets its gradient. */
-        tensor *rows[2] = {tensor_reshape(x, DIMS(B * T, C)),
-                           tensor_reshape(features, DIMS(M, C))};
-        x = tensor_embedding(tensor_concat(rows, 2, 0),
-                             tensor_from_host(DT_I32, DIMS(B, T), gather));  /* (B,T,C) */
-    }
-    return llama_forward_hidden_embeds(&m->lm, x, key_mask, NULL);        /* (B,T,C) */
+    tensor *x = image_merge_embeddings(&m->lm, "llava", m->cfg.image_token_index, ids, features,
+                                       feature_row);                       /* (B,T,C) */
+    return x ? llama_forward_hidden_embeds(&m->lm, x, key_mask, NULL) : NULL; /* (B,T,C) */
 }
 
 tensor *llava_lm_head(llava_model *m, tensor *hidden)
@@ -331,114 +269,8 @@ tensor *llava_lm_head(llava_model *m, tensor *hidden)
 
 /* ---- adapters ---- */
 
-/* Appends s to the growing string *buf (regex metacharacters escaped when escape). */
-static bool append(char **buf, size_t *len, size_t *cap, const char *s, bool escape)
-{
-    for (; *s; s++) {
-        if (*len + 3 > *cap) {
-            size_t ncap = *cap ? *cap * 2 : 256;
-            char *nb = realloc(*buf, ncap);
-            if (!nb) return false;
-            *buf = nb;
-            *cap = ncap;
-        }
-        if (escape && strchr(".[]()*+?{}|^$\\", *s)) (*buf)[(*len)++] = '\\';
-        (*buf)[(*len)++] = *s;
-        (*buf)[*len] = 0;
-    }
-    return true;
-}
-
-static int cmp_str(const void *a, const void *b)
-{
-    return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-/* "<prefix>model.layers.<digits>.<rest>" -> rest and the layer, else NULL. */
-static const char *layer_suffix(const char *module, const char *stem, long *layer)
-{
-    size_t n = strlen(stem);
-    if (strncmp(module, stem, n) != 0) return NULL;
-    char *end = NULL;
-    *layer = strtol(module + n, &end, 10);
-    return end != module + n && *end == '.' ? end + 1 : NULL;
-}
-
-/* target_modules as one regular expression (POSIX ERE and Python re alike) that matches
- * exactly the adapted modules: a module suffix adapted in every decoder layer is written
- * once under "layers\.[0-9]+\.", anything else by its full name. */
-static char *adapted_regex(const llava_model *m)
-{
-    const param_store *ps = &m->lm.ps;
-    const char *suffix = ".lora_A.weight";
-    char stem[320];
-    snprintf(stem, sizeof stem, "%smodel.layers.", m->lm.name_prefix);
-    char **mods = calloc((size_t)ps->n + 1, sizeof *mods);
-    int n = 0;
-    for (int i = 0; mods && i < ps->n; i++) {
-        const char *name = ps->items[i]->name;
-        size_t len = strlen(name), k = strlen(suffix);
-        if (len > k && !strcmp(name + len - k, suffix)) mods[n++] = strndup(name, len - k);
-    }
-    if (mods) qsort(mods, (size_t)n, sizeof *mods, cmp_str);
-    /* Suffixes present in every layer (distinct suffixes, then count their layers). */
-    const char **every = calloc((size_t)n + 1, sizeof *every);
-    bool *literal = calloc((size_t)n + 1, sizeof *literal);
-    int n_every = 0;
-    for (int i = 0; every && literal && i < n; i++) {
-        long layer;
-        const char *rest = mods[i] ? layer_suffix(mods[i], stem, &layer) : NULL;
-        literal[i] = true;
-        if (!rest) continue;
-        int count = 0;
-        bool seen = false;
-        for (int j = 0; j < n; j++) {
-            long lj;
-            const char *rj = mods[j] ? layer_suffix(mods[j], stem, &lj) : NULL;
-            if (rj && !strcmp(rj, rest)) count++;
-        }
-        for (int e = 0; e < n_every; e++) seen = seen || !strcmp(every[e], rest);
-        literal[i] = count != m->lm.cfg.num_layers;
-        if (!literal[i] && !seen) every[n_every++] = rest;
-    }
-    if (every) qsort(every, (size_t)n_every, sizeof *every, cmp_str);
-    char *re = NULL;
-    size_t len = 0, cap = 0;
-    bool ok = mods && every && literal && append(&re, &len, &cap, "", false);
-    if (ok && n_every) {
-        ok = append(&re, &len, &cap, stem, true) &&
-             append(&re, &len, &cap, "[0-9]+\\.", false) &&
-             append(&re, &len, &cap, n_every > 1 ? "(" : "", false);
-        for (int e = 0; ok && e < n_every; e++)
-            ok = append(&re, &len, &cap, e ? "|" : "", false) &&
-                 append(&re, &len, &cap, every[e], true);
-        ok = ok && append(&re, &len, &cap, n_every > 1 ? ")" : "", false);
-    }
-    for (int i = 0; ok && i < n; i++)
-        if (literal[i])
-            ok = append(&re, &len, &cap, len ? "|" : "", false) &&
-                 append(&re, &len, &cap, mods[i], true);
-    for (int i = 0; mods && i < n; i++) free(mods[i]);
-    free(mods);
-    free(every);
-    free(literal);
-    if (!ok || !len) {
-        free(re);
-        return NULL;
-    }
-    return re;
-}
-
 aspo_status llava_save_adapter(const llava_model *m, const char *out_dir)
 {
-    if (!m->lm.has_lora)
-        return aspo_fail(ASPO_ERR_USAGE, "%s: the model was opened without a LoRA adapter",
-                         out_dir);
-    peft_config c = {.lora = m->lm.peft.lora};
-    snprintf(c.task_type, sizeof c.task_type, "%s", m->lm.peft.task_type);
-    if (!(c.target_regex = adapted_regex(m)))
-        return aspo_fail(ASPO_ERR_OOM, "%s: cannot build target_modules", out_dir);
-    aspo_status s = peft_adapter_save(&m->lm.ps, &c, m->lm.dir, out_dir);
-    free(c.target_regex);
-    return s;
+    /* The vision tower's attention has q_proj/k_proj/v_proj too: name the LLM's exactly. */
+    return llama_save_adapter_exact(&m->lm, m->lm.peft.task_type, out_dir);
 }

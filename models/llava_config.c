@@ -1,12 +1,13 @@
 /* LLaVA configs as transformers' LlavaConfig (llava-hf) and the original LLaVA code
  * (llava_llama: LlavaConfig + its CLIPVisionTower / build_vision_projector) read them, plus
- * the image processing of preprocessor_config.json (CLIPImageProcessor). */
+ * which preprocessor_config.json (CLIPImageProcessor) gives the image processing. */
 #define _POSIX_C_SOURCE 200809L /* stat */
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
 
 #include "llava_internal.h"
+#include "models/image_processor_config.h"
 #include "tensor/json_file.h"
 
 /* A string field, or NULL when absent, null or not a string. */
@@ -232,85 +233,6 @@ static aspo_status read_original(const json_t *root, const char *path, const cha
 
 /* ---- image processing ---- */
 
-/* An int or {"height": h, "width": w} with h == w (crop_size), or {"shortest_edge": n}
- * (size). */
-static aspo_status size_field(const json_t *obj, const char *path, const char *key,
-                              bool shortest, int *out)
-{
-    json_t *v = json_object_get(obj, key);
-    if (!v || json_is_null(v)) return ASPO_OK;
-    json_t *h = json_object_get(v, "height"), *w = json_object_get(v, "width");
-    json_t *se = json_object_get(v, "shortest_edge");
-    json_int_t n = -1;
-    if (json_is_integer(v)) n = json_integer_value(v);
-    else if (shortest && json_is_integer(se)) n = json_integer_value(se);
-    else if (!shortest && json_is_integer(h) && json_is_integer(w) &&
-             json_integer_value(h) == json_integer_value(w))
-        n = json_integer_value(h);
-    if (n < 1 || n > 65536)
-        return aspo_fail(ASPO_ERR_UNSUPPORTED, "%s: field \"%s\" must be %s; aspo's CLIP "
-                         "preprocessing resizes the short side and crops a square", path, key,
-                         shortest ? "a positive integer or {\"shortest_edge\": n}"
-                                  : "a positive integer or {\"height\": n, \"width\": n}");
-    *out = (int)n;
-    return ASPO_OK;
-}
-
-/* image_mean / image_std: a list of 3 numbers or one number for every channel. */
-static aspo_status channels_field(const json_t *obj, const char *path, const char *key,
-                                  float out[3])
-{
-    json_t *v = json_object_get(obj, key);
-    if (!v || json_is_null(v)) return ASPO_OK;
-    for (int c = 0; c < 3; c++) {
-        json_t *e = json_is_array(v) ? json_array_get(v, (size_t)c) : v;
-        if (!json_is_number(e) || (json_is_array(v) && json_array_size(v) != 3))
-            return aspo_fail(ASPO_ERR_FORMAT, "%s: field \"%s\" must be a number or a list of 3",
-                             path, key);
-        out[c] = (float)json_number_value(e);
-    }
-    return ASPO_OK;
-}
-
-static bool flag(const json_t *obj, const char *key)
-{
-    json_t *v = json_object_get(obj, key);
-    return !json_is_false(v); /* CLIPImageProcessor's do_* default to true */
-}
-
-/* CLIPImageProcessor's fields over the defaults in *c. */
-static aspo_status read_preprocessor(const char *path, clip_preprocess_config *c)
-{
-    json_t *root = json_file_load(path, "image processor config");
-    if (!root) return aspo_error_status();
-    aspo_status s = json_is_object(root) ? ASPO_OK
-                                         : aspo_fail(ASPO_ERR_FORMAT, "%s: not a JSON object", path);
-    if (!s) s = size_field(root, path, "size", true, &c->shortest_edge);
-    if (!s) s = size_field(root, path, "crop_size", false, &c->crop_size);
-    if (!s) s = channels_field(root, path, "image_mean", c->mean);
-    if (!s) s = channels_field(root, path, "image_std", c->std);
-    json_t *rf = json_object_get(root, "rescale_factor"), *rs = json_object_get(root, "resample");
-    if (!s && rf && !json_is_null(rf)) {
-        if (json_is_number(rf)) c->rescale = json_number_value(rf);
-        else s = aspo_fail(ASPO_ERR_FORMAT, "%s: field \"rescale_factor\" must be a number", path);
-    }
-    if (!s && rs && !(json_is_integer(rs) && json_integer_value(rs) == 3))
-        s = aspo_fail(ASPO_ERR_UNSUPPORTED, "%s: field \"resample\" must be 3 (bicubic, the one "
-                      "aspo implements)", path);
-    if (!s && !flag(root, "do_center_crop"))
-        s = aspo_fail(ASPO_ERR_UNSUPPORTED, "%s: do_center_crop false is not supported (the "
-                      "vision tower needs square images)", path);
-    if (!s && !flag(root, "do_resize")) c->shortest_edge = 0;
-    if (!s && !flag(root, "do_rescale")) c->rescale = 1.0;
-    if (!s && !flag(root, "do_normalize"))
-        for (int k = 0; k < 3; k++) c->mean[k] = 0.0f, c->std[k] = 1.0f;
-    for (int k = 0; !s && k < 3; k++)
-        if (!(c->std[k] != 0.0f))
-            s = aspo_fail(ASPO_ERR_FORMAT, "%s: image_std[%d] is zero", path, k);
-    json_decref(root);
-    return s;
-}
-
 /* preprocessor_config.json of the model directory, else (original layout) of the tower's,
  * else CLIP's mean and std at the tower's image size (CLIP-336's for LLaVA-1.5). */
 static aspo_status image_settings(const json_t *root, const char *path, const char *dir,
@@ -323,7 +245,9 @@ static aspo_status image_settings(const json_t *root, const char *path, const ch
     struct stat st;
     if (stat(pre, &st) != 0 && !cfg->hf_layout)
         snprintf(pre, sizeof pre, "%s/preprocessor_config.json", cfg->vision_tower_dir);
-    aspo_status s = stat(pre, &st) == 0 ? read_preprocessor(pre, &cfg->image) : ASPO_OK;
+    aspo_status s = stat(pre, &st) == 0
+                        ? image_processor_config_read(pre, IMAGE_PROCESSOR_CLIP, &cfg->image)
+                        : ASPO_OK;
     if (s) return s;
     if (cfg->image.crop_size != S)
         return aspo_fail(ASPO_ERR_FORMAT, "%s: crop_size %d but the vision tower takes %lldx%lld "

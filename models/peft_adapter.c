@@ -494,7 +494,10 @@ static char *config_text(const param_store *ps, const peft_config *c, const char
     json_object_set_new(root, "rank_pattern", json_object());
     json_object_set_new(root, "revision", json_null());
     json_object_set_new(root, "target_modules", targets);
-    json_object_set_new(root, "task_type", json_string(c->task_type));
+    /* "" is PEFT's None: a model PEFT wraps as a plain PeftModel (InstructBLIP, whose
+     * forward takes no inputs_embeds as PeftModelForCausalLM passes them). */
+    json_object_set_new(root, "task_type",
+                        c->task_type[0] ? json_string(c->task_type) : json_null());
     json_object_set_new(root, "use_dora", json_false());
     json_object_set_new(root, "use_rslora", json_boolean(c->lora.rslora));
     char *text = json_dumps(root, JSON_INDENT(2) | JSON_SORT_KEYS | JSON_REAL_PRECISION(9));

@@ -26,7 +26,7 @@ typedef struct peft_config {
     bool all_linear;         /* "all-linear": every linear except the output layer */
     int *layers;             /* layers_to_transform; NULL = every layer */
     int n_layers;
-    char task_type[32];      /* "CAUSAL_LM" */
+    char task_type[32];      /* "CAUSAL_LM"; "" writes null */
 } peft_config;
 
 /* A config from options: targets "q_proj,v_proj" (comma-separated suffixes) or

@@ -1,7 +1,8 @@
 /* models/image: decoding and CLIP preprocessing against Pillow + CLIPImageProcessor
  * outputs (tests/parity/make_image_fixtures.py), bad input refused with the file named, and
  * hostile input (issue 12) refused promptly: a FIFO, /dev/zero, a file over the size limit,
- * an image whose pad-to-square or resize would pass the pixel limit.
+ * an image whose pad-to-square or resize would pass the pixel limit; preprocessor_config.json
+ * read as CLIPImageProcessor and BlipImageProcessor.
  * Usage: test_image <fixtures/image dir> */
 #define _GNU_SOURCE /* mkfifo, fork, setrlimit */
 #include <math.h>
@@ -17,6 +18,7 @@
 
 #include "check.h"
 #include "models/image.h"
+#include "models/image_processor_config.h"
 #include "tensor/safetensors.h"
 #include "test_support.h"
 
@@ -301,6 +303,77 @@ static void check_hostile_files(void)
     test_tmp_remove();
 }
 
+/* tmp/name holding json, read as `kind` over CLIP-336's defaults. */
+static aspo_status read_processor(const char *tmp, const char *name, const char *json,
+                                  image_processor_kind kind, clip_preprocess_config *c)
+{
+    const char *path = join(tmp, name);
+    CHECK(write_file_text(path, json), "write %s", path);
+    *c = clip_config_default(336);
+    return image_processor_config_read(path, kind, c);
+}
+
+static void check_processor_configs(void)
+{
+    const char *tmp = test_tmp_make("image_config");
+    if (!tmp) {
+        CHECK(0, "no scratch directory");
+        return;
+    }
+    clip_preprocess_config c;
+    /* InstructBLIP's file; crop_size and do_center_crop are not BlipImageProcessor's and
+     * must not be read. */
+    aspo_status st = read_processor(
+        tmp, "blip.json",
+        "{\"image_processor_type\": \"BlipImageProcessor\", \"size\": {\"height\": 224, "
+        "\"width\": 224}, \"image_mean\": [0.5, 0.25, 0.125], \"image_std\": [2, 4, 8], "
+        "\"rescale_factor\": 0.5, \"resample\": 3, \"crop_size\": 100, "
+        "\"do_center_crop\": false}",
+        IMAGE_PROCESSOR_BLIP, &c);
+    CHECK(st == ASPO_OK, "blip.json: %s", aspo_error_message());
+    CHECK(c.crop_size == 224 && c.shortest_edge == 0, "blip.json: crop %d, shortest edge %d",
+          c.crop_size, c.shortest_edge);
+    CHECK(c.mean[0] == 0.5f && c.mean[1] == 0.25f && c.mean[2] == 0.125f, "blip.json: mean");
+    CHECK(c.std[0] == 2.0f && c.std[1] == 4.0f && c.std[2] == 8.0f, "blip.json: std");
+    CHECK(c.rescale == 0.5, "blip.json: rescale %g", c.rescale);
+    st = read_processor(tmp, "blip_int.json", "{\"size\": 364}", IMAGE_PROCESSOR_BLIP, &c);
+    CHECK(st == ASPO_OK && c.crop_size == 364, "size 364: crop %d (%s)", c.crop_size,
+          aspo_error_message());
+    st = read_processor(tmp, "blip_flat.json", "{\"do_normalize\": false}",
+                        IMAGE_PROCESSOR_BLIP, &c);
+    CHECK(st == ASPO_OK && c.mean[1] == 0.0f && c.std[1] == 1.0f && c.crop_size == 336,
+          "do_normalize false: mean %g std %g crop %d", c.mean[1], c.std[1], c.crop_size);
+    /* Refused, naming the file and the field: the vision encoder takes image_size x
+     * image_size images made by the bicubic resize alone. `why` may be NULL (not checked). */
+    static const struct {
+        const char *file, *json, *field, *why;
+        aspo_status want;
+    } bad[] = {
+        {"blip_wide.json", "{\"size\": {\"height\": 224, \"width\": 448}}", "\"size\"",
+         "square", ASPO_ERR_UNSUPPORTED},
+        {"blip_edge.json", "{\"size\": {\"shortest_edge\": 224}}", "\"size\"", NULL,
+         ASPO_ERR_UNSUPPORTED},
+        {"blip_bilinear.json", "{\"resample\": 2}", "\"resample\"", "bicubic",
+         ASPO_ERR_UNSUPPORTED},
+        {"blip_noresize.json", "{\"do_resize\": false}", "do_resize", NULL, ASPO_ERR_UNSUPPORTED},
+        {"blip_std0.json", "{\"image_std\": [1, 0, 1]}", "image_std[1]", "zero", ASPO_ERR_FORMAT},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
+        expect_error(read_processor(tmp, bad[i].file, bad[i].json, IMAGE_PROCESSOR_BLIP, &c),
+                     bad[i].want, bad[i].file, bad[i].file, bad[i].field, bad[i].why);
+    /* LLaVA-1.5's CLIPImageProcessor file, read over CLIP-224's defaults. */
+    const char *clip = join(tmp, "clip.json");
+    CHECK(write_file_text(clip, "{\"size\": {\"shortest_edge\": 336}, \"crop_size\": "
+                                "{\"height\": 336, \"width\": 336}, \"resample\": 3}"),
+          "write %s", clip);
+    c = clip_config_default(224);
+    st = image_processor_config_read(clip, IMAGE_PROCESSOR_CLIP, &c);
+    CHECK(st == ASPO_OK && c.shortest_edge == 336 && c.crop_size == 336 &&
+          c.rescale == 1.0 / 255.0 && c.mean[0] == 0.48145466f, "clip.json: shortest edge %d, "
+          "crop %d (%s)", c.shortest_edge, c.crop_size, aspo_error_message());
+    test_tmp_remove();
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2) {
@@ -326,6 +399,7 @@ int main(int argc, char **argv)
     check_bad_inputs();
     check_small_cases();
     check_hostile_files();
+    check_processor_configs();
     st_close(&ref);
     printf("image: max abs difference to CLIPImageProcessor after normalisation: %g\n", worst);
     return check_summary("image");

@@ -68,10 +68,16 @@ expect_ok "damaged cache" "$ASPO" run --threads 1 --image-root "$IMG/images" --m
 check "damaged cache: recomputed" grep -q "10 images read from it, 6 computed" "$WORK/err.txt"
 check "damaged cache: the same metrics" [ "$(metrics_sans_time "$WORK/vc-none/metrics.jsonl")" = "$(metrics_sans_time "$WORK/vc-damaged/metrics.jsonl")" ]
 # A whole file whose features are NaN (0xff bytes after its header): named, computed again.
-nan_file=$(ls "$WORK"/vcache/*.f32 | head -n 1)
-size=$(stat -c %s "$nan_file")
-{ head -c 32 "$nan_file"; head -c $((size - 32)) /dev/zero | tr '\0' '\377'; } >"$nan_file.nan"
-mv "$nan_file.nan" "$nan_file"
+# (Only when an earlier step left a file: without one, head -c of a negative size would
+# read /dev/zero to the end of the disk.)
+nan_file=$(ls "$WORK"/vcache/*.f32 2>/dev/null | head -n 1)
+size=$( [ -n "$nan_file" ] && stat -c %s "$nan_file" || echo 0)
+if [ "$size" -gt 32 ]; then
+    { head -c 32 "$nan_file"; head -c $((size - 32)) /dev/zero | tr '\0' '\377'; } >"$nan_file.nan"
+    mv "$nan_file.nan" "$nan_file"
+else
+    fail "NaN cache file: no cache file to damage"
+fi
 expect_ok "NaN cache file" "$ASPO" run --threads 1 --image-root "$IMG/images" --model "$HF" \
     --data "$IMG/pairs.jsonl" --loss dpo --out "$WORK/vc-nan" --batch-size 4 --epochs 2 \
     --lr 1e-3 --lora-r 4 --vision-cache "$WORK/vcache"
