@@ -28,10 +28,13 @@ typedef struct pair_batch {
 } pair_batch;
 
 /* How image placeholders become positions: each `token` in a prompt is replaced by
- * `positions` positions (their ids set to pad_id) that the image features fill. */
+ * `positions` positions (their ids set to pad_id) that the image features fill. first: the
+ * family puts the token before BOS (tokenize_options.image_first), not where the prompt's
+ * "<image>" stands. */
 typedef struct pair_batch_images {
     int32_t token;
     int64_t positions;
+    bool first;
 } pair_batch_images;
 
 /* pairs[i] for i < n; pad_id fills the padding (any valid id: it is masked). A sequence

@@ -350,17 +350,70 @@ static aspo_status check_image_tokens(const preference_row *row, const tokenize_
     return ASPO_OK;
 }
 
-/* The prompt of an image row with "<image>\n" in front when it has no "<image>". */
-static aspo_status image_prompt(const preference_row *row, char **out, size_t *len)
+/* The prompt of an image row with its marker placed: "<image>\n" put in front when it has no
+ * "<image>" (LLaVA), or its first "<image>" and the newline after it taken out (image_first). */
+static aspo_status image_prompt(const preference_row *row, bool image_first, char **out,
+                                size_t *len)
 {
-    bool has = memmem(row->prompt, row->prompt_len, "<image>", 7) != NULL;
-    *len = row->prompt_len + (has ? 0 : 8);
+    const char *at = memmem(row->prompt, row->prompt_len, "<image>", 7);
+    size_t cut = 0, head = 0, before = 0;
+    if (image_first && at) {
+        before = (size_t)(at - row->prompt);
+        cut = 7 + (before + 7 < row->prompt_len && at[7] == '\n');
+    } else if (!image_first && !at) {
+        head = 8;
+    }
+    *len = row->prompt_len + head - cut;
     if (!(*out = malloc(*len + 1))) return aspo_fail(ASPO_ERR_OOM, "tokenize: out of memory");
-    size_t at = has ? 0 : 8;
-    if (!has) memcpy(*out, "<image>\n", 8);
-    memcpy(*out + at, row->prompt, row->prompt_len);
+    memcpy(*out, "<image>\n", head);
+    memcpy(*out + head, row->prompt, before);
+    memcpy(*out + head + before, row->prompt + before + cut, row->prompt_len - before - cut);
     (*out)[*len] = 0;
     return ASPO_OK;
+}
+
+aspo_status pair_prompt_text(const preference_row *row, const tokenize_options *opt, char **out,
+                             size_t *len)
+{
+    char *prompt = NULL;
+    size_t prompt_len = row->prompt_len;
+    aspo_status st = ASPO_OK;
+    if (row->image && opt->images && (st = image_prompt(row, opt->image_first, &prompt, &prompt_len)))
+        return st;
+    st = chat_template_apply(opt->template, prompt ? prompt : row->prompt, prompt_len, out, len);
+    free(prompt);
+    return st;
+}
+
+/* image_first: id in front of every sequence's prompt and of prompt_ids. */
+static aspo_status prepend_image(tokenized_pair *p, int32_t id)
+{
+    int32_t **ids[3] = {&p->prompt_ids, &p->chosen.ids, &p->rejected.ids};
+    int64_t *n[3] = {&p->n_prompt_ids, &p->chosen.n, &p->rejected.n};
+    for (int k = 0; k < 3; k++) {
+        int32_t *grown = malloc(sizeof(int32_t) * (size_t)(*n[k] + 1));
+        if (!grown) return aspo_fail(ASPO_ERR_OOM, "tokenize: out of memory");
+        grown[0] = id;
+        memcpy(grown + 1, *ids[k], sizeof(int32_t) * (size_t)*n[k]);
+        free(*ids[k]);
+        *ids[k] = grown;
+        (*n[k])++;
+    }
+    p->chosen.n_prompt++;
+    p->rejected.n_prompt++;
+    return ASPO_OK;
+}
+
+/* After pair_assemble: the image token put in front (image_first), then the placement check;
+ * out is freed on an error. */
+static aspo_status finish_images(const preference_row *row, const tokenize_options *opt,
+                                 tokenized_pair *out)
+{
+    aspo_status st = ASPO_OK;
+    if (opt->images && opt->image_first && row->image) st = prepend_image(out, opt->image_token);
+    if (!st) st = check_image_tokens(row, opt, out);
+    if (st) tokenized_pair_free(out);
+    return st;
 }
 
 /* The templated prompt of an image row, encoded around its one "<image>": whole when the
@@ -408,8 +461,8 @@ aspo_status pair_tokenize(const tokenizer *tok, const preference_row *row,
     aspo_status st = check_options(opt);
     if (st) return st;
     if (row->image && !opt->images)
-        return aspo_fail(ASPO_ERR_USAGE, "%s: the row has an image (%s) but the "
-                         "model takes text only; give a LLaVA model", 
+        return aspo_fail(ASPO_ERR_USAGE, "%s: the row has an image (%s) but the model takes "
+                         "text only; give a model that reads images (LLaVA, InstructBLIP)",
                          preference_row_where(row), row->image);
     if (preference_row_is_tokenized(row)) {
         if ((st = check_vocab(tok, opt->vocab_size, row))) return st;
@@ -417,24 +470,22 @@ aspo_status pair_tokenize(const tokenizer *tok, const preference_row *row,
                        row->n_chosen_ids, row->n_rejected_ids, NULL, NULL, NULL, NULL};
         st = pair_assemble(&in, false, -1, -1, opt, preference_row_where(row), -1, out,
                            counts);
-        if (!st && (st = check_image_tokens(row, opt, out))) tokenized_pair_free(out);
-        return st;
+        return st ? st : finish_images(row, opt, out);
     }
     if (!tok)
         return aspo_fail(ASPO_ERR_USAGE, "%s: a text row needs a tokenizer",
                          preference_row_where(row));
 
-    char *text = NULL, *prompt = NULL;
-    size_t text_len = 0, prompt_len = row->prompt_len;
+    char *text = NULL;
+    size_t text_len = 0;
     int32_t *p = NULL, *c = NULL, *r = NULL;
     int32_t *cb = NULL, *ce = NULL, *rb = NULL, *re = NULL;
     pair_ids in = {0};
-    if (row->image && (st = image_prompt(row, &prompt, &prompt_len))) return st;
-    if (!(st = chat_template_apply(opt->template, prompt ? prompt : row->prompt, prompt_len,
-                                   &text, &text_len)) &&
-        !(st = row->image ? encode_image_prompt(tok, row, opt, text, text_len, &p, &in.n_prompt)
-                          : encode(tok, row, "prompt", text, text_len, &p, NULL, NULL,
-                                   &in.n_prompt)) &&
+    bool marker = row->image && !opt->image_first; /* the image token inside the prompt */
+    if (!(st = pair_prompt_text(row, opt, &text, &text_len)) &&
+        !(st = marker ? encode_image_prompt(tok, row, opt, text, text_len, &p, &in.n_prompt)
+                      : encode(tok, row, "prompt", text, text_len, &p, NULL, NULL,
+                               &in.n_prompt)) &&
         !(st = encode(tok, row, "chosen", row->chosen, row->chosen_len, &c, &cb, &ce,
                       &in.n_chosen)) &&
         !(st = encode(tok, row, "rejected", row->rejected, row->rejected_len, &r, &rb, &re,
@@ -443,9 +494,8 @@ aspo_status pair_tokenize(const tokenizer *tok, const preference_row *row,
         in.chosen_begin = cb, in.chosen_end = ce, in.rejected_begin = rb, in.rejected_end = re;
         st = pair_assemble(&in, true, tokenizer_bos_id(tok), tokenizer_eos_id(tok), opt,
                            preference_row_where(row), -1, out, counts);
-        if (!st && (st = check_image_tokens(row, opt, out))) tokenized_pair_free(out);
+        if (!st) st = finish_images(row, opt, out);
     }
-    free(prompt);
     free(text);
     free(p), free(c), free(r);
     free(cb), free(ce), free(rb), free(re);

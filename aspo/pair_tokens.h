@@ -48,6 +48,11 @@ typedef struct tokenize_options {
      * encoded piece by piece, as LLaVA's tokenizer_image_token does. */
     bool images;
     int32_t image_token;
+    /* InstructBLIP's placement instead: image_token goes before everything, BOS included,
+     * after the length limits (which then count text only, as transformers' InstructBLIP
+     * processor and model do), and a "<image>" in the prompt (LLaVA's marker, in data made
+     * for LLaVA) is taken out with the newline after it: pair_prompt_text. */
+    bool image_first;
     /* Pre-tokenized ids must lie below the tokenizer's vocabulary size, or below this one
      * when there is no tokenizer (0: no limit); aspo score sets the model's. */
     int64_t vocab_size;
@@ -90,6 +95,12 @@ void truncation_counts_format(const truncation_counts *c, char *buf, size_t size
 /* Tokenizes `row`; tok may be NULL for pre-tokenized rows. counts may be NULL. Errors
  * name the row's file and line; a prompt that leaves no room for a response token under
  * max_length is one (fix: set max_prompt_length below max_length). */
+/* The text an image row's prompt is encoded from: the marker put in or taken out as
+ * opt->images / image_first say, then the chat template (*out malloc'd, NUL-terminated, of
+ * *len bytes). InstructBLIP's Q-Former reads this text too. */
+aspo_status pair_prompt_text(const preference_row *row, const tokenize_options *opt, char **out,
+                             size_t *len);
+
 aspo_status pair_tokenize(const tokenizer *tok, const preference_row *row,
                           const tokenize_options *opt, tokenized_pair *out,
                           truncation_counts *counts);

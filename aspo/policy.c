@@ -44,7 +44,8 @@ llama_options policy_language_options(const policy_options *o)
 
 /* In the order they are asked: the first whose detect says yes; LLaMA, last, takes any
  * config.json that none of the others claims. */
-static const policy_family *const families[] = {&policy_llava_family, &policy_llama_family};
+static const policy_family *const families[] = {&policy_llava_family, &policy_instructblip_family,
+                                                &policy_llama_family};
 
 aspo_status policy_detect(const char *model_dir, const policy_family **family)
 {
@@ -114,6 +115,8 @@ aspo_status policy_open(const policy_options *o, policy_model *p)
         goto fail;
     }
     if (p->sim_clip && (s = clip_tokenizer_load(p->clip_dir, &p->clip_tok))) goto fail;
+    tokenize_options prompts = tokenize_options_default(); /* until the caller sets its own */
+    if ((s = policy_tokenize_options(p, "auto", &prompts))) goto fail;
     return ASPO_OK;
 fail:
     policy_close(p);
@@ -144,6 +147,11 @@ bool policy_images(const policy_model *p, pair_batch_images *images)
     if (!p->family->images) return false;
     *images = p->family->images(p);
     return true;
+}
+
+aspo_status policy_check_row(const policy_model *p, const preference_row *row)
+{
+    return p->family->check_row ? p->family->check_row(p, row) : ASPO_OK;
 }
 
 size_t policy_feature_floats(const policy_model *p)
@@ -206,10 +214,19 @@ tensor *policy_logprobs(policy_model *p, const pair_batch *b, const float *visio
     return pair_batch_logprobs(b, logits, logit_sums);
 }
 
-const char *policy_chat_template(const policy_model *p, const char *name)
+aspo_status policy_tokenize_options(policy_model *p, const char *chat_template,
+                                    tokenize_options *topt)
 {
-    if (!name || strcmp(name, "auto")) return name;
-    return p->family->chat_template;
+    pair_batch_images images;
+    if ((topt->images = policy_images(p, &images))) {
+        topt->image_token = images.token;
+        topt->image_first = images.first;
+    }
+    const char *name = chat_template && strcmp(chat_template, "auto") ? chat_template
+                                                                       : p->family->chat_template;
+    aspo_status s = chat_template_parse(name, &topt->template);
+    if (!s) p->prompts = *topt;
+    return s;
 }
 
 aspo_status policy_save_adapter(const policy_model *p, const char *dir)

@@ -16,6 +16,8 @@
 #include "models/clip_tokenizer.h"
 #include "models/llama.h"
 #include "models/llava.h"
+#include "models/bert_tokenizer.h"
+#include "models/instructblip.h"
 
 typedef struct policy_options {
     const char *model;        /* directory with config.json */
@@ -51,6 +53,10 @@ typedef struct policy_model {
     union { /* the family's model */
         llama_model llama;
         llava_model llava;
+        struct {
+            instructblip_model model;
+            bert_tokenizer *instruction_tok; /* <model>/qformer_tokenizer */
+        } blip;
     };
     llama_model *lm;     /* the language model, whichever the family */
     clip_model clip;     /* --clip-model when given */
@@ -58,6 +64,7 @@ typedef struct policy_model {
     clip_model *sim_clip;     /* the CLIP for similarities (NULL when not needed) */
     clip_tokenizer *clip_tok; /* its tokenizer (vocab.json + merges.txt of its directory) */
     char *clip_dir;
+    tokenize_options prompts; /* policy_tokenize_options' */
 } policy_model;
 
 /* The family of the model in model_dir (its config.json), and whether it reads images:
@@ -78,6 +85,9 @@ const char *policy_describe(const policy_model *p);
 
 /* Whether the model reads images; then images->token/positions for pair_batch_build. */
 bool policy_images(const policy_model *p, pair_batch_images *images);
+/* The family's checks of one row beyond tokenizing it, before training starts
+ * (InstructBLIP: the instruction fits the Q-Former's positions); errors name the row. */
+aspo_status policy_check_row(const policy_model *p, const preference_row *row);
 /* The floats of one image's features (0 for a text-only model). */
 size_t policy_feature_floats(const policy_model *p);
 /* out (k, policy_feature_floats) host: the frozen features of rows[i] for every i with
@@ -107,9 +117,13 @@ bool policy_describe_vision(const policy_model *p, char *buf, size_t size);
 tensor *policy_logprobs(policy_model *p, const pair_batch *b, const float *vision,
                         tensor **logit_sums);
 
-/* The chat template a --chat-template name means: "auto" is the family's (LLaVA-1.5's
- * vicuna_v1 for a LLaVA model, raw text for LLaMA); other names are themselves. */
-const char *policy_chat_template(const policy_model *p, const char *name);
+/* The model's part of the tokenize options: how its images are placed (images, image_token,
+ * image_first) and the chat template its prompts go through (chat_template: a
+ * --chat-template name; "auto" is the family's: LLaVA-1.5's vicuna_v1 for a LLaVA, raw text
+ * otherwise). p keeps them, for a family that reads the prompt itself (InstructBLIP's
+ * Q-Former reads the text the language model's prompt is made from). */
+aspo_status policy_tokenize_options(policy_model *p, const char *chat_template,
+                                    tokenize_options *topt);
 
 aspo_status policy_save_adapter(const policy_model *p, const char *dir);
 /* The model with its adapter merged into the weights, written to dir in out_dtype as a

@@ -41,6 +41,8 @@ struct policy_family {
                                   float *out);
     aspo_status (*cache_open)(const policy_model *p, vision_cache *c, const char *dir,
                               const char *model_dir);
+    /* Checks of one row beyond tokenizing it (NULL: none). */
+    aspo_status (*check_row)(const policy_model *p, const preference_row *row);
     /* The model's own preprocessing of img into (3,size,size) pixels when it makes images
      * of that size (*done true), so a similarity CLIP of that size sees the model's pixels. */
     aspo_status (*own_pixels)(const policy_model *p, const image_rgb8 *img, int size,
@@ -59,5 +61,6 @@ llama_options policy_language_options(const policy_options *o);
 
 extern const policy_family policy_llama_family;
 extern const policy_family policy_llava_family;
+extern const policy_family policy_instructblip_family;
 
 #endif

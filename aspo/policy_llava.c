@@ -64,7 +64,8 @@ static aspo_status save_adapter(const policy_model *p, const char *dir)
 
 static pair_batch_images images(const policy_model *p)
 {
-    return (pair_batch_images){p->llava.cfg.image_token_index, p->llava.cfg.image_positions};
+    return (pair_batch_images){p->llava.cfg.image_token_index, p->llava.cfg.image_positions,
+                               false};
 }
 
 static size_t feature_floats(const policy_model *p)

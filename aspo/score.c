@@ -200,11 +200,8 @@ static aspo_status tokenize_all(score_job *j)
     topt.max_prompt_length = cfg->max_prompt_length;
     topt.max_completion_length = cfg->max_completion_length;
     topt.add_bos = !cfg->no_bos;
-    pair_batch_images images;
-    if ((topt.images = policy_images(&j->model, &images))) topt.image_token = images.token;
     aspo_status s;
-    if ((s = chat_template_parse(policy_chat_template(&j->model, cfg->chat_template),
-                                 &topt.template)) ||
+    if ((s = policy_tokenize_options(&j->model, cfg->chat_template, &topt)) ||
         (s = truncation_mode_parse(cfg->truncation_mode, &topt.mode)))
         return s;
     /* The tokenizer as aspo run loads it whenever there is one, also for pre-tokenized rows:
@@ -218,8 +215,10 @@ static aspo_status tokenize_all(score_job *j)
     topt.vocab_size = j->model.lm->cfg.vocab_size;
     j->pairs = calloc((size_t)j->ds.n_rows, sizeof *j->pairs);
     if (!j->pairs) return aspo_fail(ASPO_ERR_OOM, "no host memory for %lld pairs", (long long)j->ds.n_rows);
-    for (int64_t i = 0; i < j->ds.n_rows && !s; i++)
+    for (int64_t i = 0; i < j->ds.n_rows && !s; i++) {
         s = pair_tokenize(j->tok, &j->ds.rows[i], &topt, &j->pairs[i], &j->counts);
+        if (!s) s = policy_check_row(&j->model, &j->ds.rows[i]);
+    }
     return s;
 }
 

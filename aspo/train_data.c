@@ -140,10 +140,8 @@ aspo_status train_data_prepare(const train_config *cfg, const tokenizer *tok,
     topt.max_prompt_length = cfg->max_prompt_length;
     topt.max_completion_length = cfg->max_completion_length;
     topt.add_bos = !cfg->no_bos;
-    pair_batch_images images;
-    if ((topt.images = policy_images(model, &images))) topt.image_token = images.token;
     aspo_status s;
-    if ((s = chat_template_parse(policy_chat_template(model, cfg->chat_template), &topt.template)) ||
+    if ((s = policy_tokenize_options(model, cfg->chat_template, &topt)) ||
         (s = truncation_mode_parse(cfg->truncation_mode, &topt.mode)))
         return s;
     d->n = d->ds.n_rows;
@@ -166,6 +164,7 @@ aspo_status train_data_prepare(const train_config *cfg, const tokenizer *tok,
                           "similarity S is undefined for it; give every row an image or use "
                           "--alpha 0", preference_row_where(row));
         if (!s) s = pair_tokenize(tok, row, &topt, &d->pairs[i], &d->counts);
+        if (!s) s = policy_check_row(model, row);
         if (!s) s = chosen_units(row, &d->pairs[i], level, &d->unit_of[i], &spans[i],
                                  &d->n_units[i]);
     }

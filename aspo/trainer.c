@@ -54,7 +54,7 @@ aspo_status trainer_check_images(const train_config *cfg, const char *images)
     aspo_status s = policy_detect(cfg->model, &family);
     if (s || policy_family_reads_images(family)) return s;
     return aspo_fail(ASPO_ERR_USAGE, "%s, but %s is a text-only %s; give a model that reads "
-                     "images (LLaVA)", images, cfg->model, policy_family_name(family));
+                     "images (LLaVA, InstructBLIP)", images, cfg->model, policy_family_name(family));
 }
 
 aspo_status trainer_open_model(const train_config *cfg, uint64_t seed, bool need_similarity,

@@ -1,13 +1,18 @@
 /* InstructBLIP: config.json, opening the checkpoint, and the forward pass that feeds the
  * Q-Former's query outputs to the LLaMA before the text. */
+#define _POSIX_C_SOURCE 200809L /* access */
 #include "models/instructblip.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <jansson.h>
 
+#include "models/image_merge.h"
+#include "models/image_processor_config.h"
 #include "tensor/json_file.h"
 #include "tensor/runtime.h"
 #include "tensor/tensor_ops.h"
@@ -33,10 +38,28 @@ aspo_status instructblip_detect(const char *dir, bool *yes)
 
 /* ---- config ---- */
 
+/* dir/preprocessor_config.json over BlipImageProcessor's defaults at the encoder's size. */
+static aspo_status image_settings(const char *dir, instructblip_config *c)
+{
+    int64_t S = c->vision.tower.image_size;
+    c->image = clip_config_default((int)S);
+    c->image.shortest_edge = 0; /* BLIP resizes to the square, it does not crop */
+    char pre[4200];
+    snprintf(pre, sizeof pre, "%s/preprocessor_config.json", dir);
+    if (access(pre, F_OK) != 0) return ASPO_OK;
+    aspo_status s = image_processor_config_read(pre, IMAGE_PROCESSOR_BLIP, &c->image);
+    if (!s && c->image.crop_size != S)
+        s = aspo_fail(ASPO_ERR_FORMAT, "%s: size %d but the vision encoder takes %lldx%lld images "
+                      "(vision_config.image_size)", pre, c->image.crop_size, (long long)S,
+                      (long long)S);
+    return s;
+}
+
 /* The three sub-configs of root (path's), text_config completed with LlamaConfig's
  * defaults and left in *text for llama_open_with (the caller decrefs it). */
-static aspo_status read_config(const json_t *root, const char *path, instructblip_config *c,
-                               json_t **text, char *text_where, size_t where_size)
+static aspo_status read_config(const json_t *root, const char *path, const char *dir,
+                               instructblip_config *c, json_t **text, char *text_where,
+                               size_t where_size)
 {
     char where[4200];
     snprintf(where, sizeof where, "%s: vision_config", path);
@@ -54,6 +77,10 @@ static aspo_status read_config(const json_t *root, const char *path, instructbli
                                          c->vision.tower.hidden_size, &c->qformer);
     c->num_query_tokens = 32;
     if (!s) s = json_read_int(root, path, "num_query_tokens", 1, 1 << 20, &c->num_query_tokens);
+    int64_t image_token = -1; /* absent: the text vocabulary's size, set by the callers */
+    if (!s) s = json_read_int(root, path, "image_token_index", 0, INT32_MAX, &image_token);
+    c->image_token = (int32_t)image_token;
+    if (!s) s = image_settings(dir, c);
     if (s) return s;
     json_t *tc = json_object_get(root, "text_config");
     const char *type = json_string_value(json_object_get(tc, "model_type"));
@@ -72,9 +99,11 @@ aspo_status instructblip_config_load(const char *dir, instructblip_config *c, ll
     char path[4096], text_where[4300];
     json_t *root = load_root(dir, path, sizeof path), *tc = NULL;
     if (!root) return aspo_error_status();
-    aspo_status s = read_config(root, path, c, &tc, text_where, sizeof text_where);
+    aspo_status s = read_config(root, path, dir, c, &tc, text_where, sizeof text_where);
     llama_config lc;
-    if (!s) s = llama_config_from_json(tc, text_where, text ? text : &lc);
+    llama_config *t = text ? text : &lc;
+    if (!s) s = llama_config_from_json(tc, text_where, t);
+    if (!s && c->image_token < 0) c->image_token = (int32_t)t->vocab_size;
     json_decref(tc);
     json_decref(root);
     return s;
@@ -108,13 +137,14 @@ aspo_status instructblip_open(const char *dir, const llama_options *lm, instruct
     char path[4096], text_where[4300];
     json_t *root = load_root(dir, path, sizeof path), *text = NULL;
     if (!root) return aspo_error_status();
-    aspo_status s = read_config(root, path, &m->cfg, &text, text_where, sizeof text_where);
+    aspo_status s = read_config(root, path, dir, &m->cfg, &text, text_where, sizeof text_where);
     json_decref(root);
     llama_options opt = lm ? *lm : llama_defaults();
     llama_open_spec spec = {.name_prefix = "language_model.", .config = text,
                             .config_where = text_where, .declare_more = declare_vision_side,
                             .ctx = m};
     if (!s) s = llama_open_with(dir, &opt, &spec, &m->lm);
+    if (!s && m->cfg.image_token < 0) m->cfg.image_token = (int32_t)m->lm.cfg.vocab_size;
     json_decref(text);
     if (s) instructblip_close(m);
     return s;
@@ -141,19 +171,9 @@ tensor *instructblip_image_inputs(instructblip_model *m, tensor *pixels, tensor 
 }
 
 tensor *instructblip_forward_hidden(instructblip_model *m, tensor *ids, tensor *key_mask,
-                                    tensor *inputs)
+                                    tensor *features, const int32_t *feature_row)
 {
-    if (!ids || !inputs) return NULL;
-    char buf[96];
-    int64_t C = m->lm.cfg.hidden_size, Q = m->cfg.num_query_tokens;
-    if (ids->ndim != 2 || ids->dt != DT_I32 || inputs->ndim != 3 || inputs->dt != DT_F32 ||
-        inputs->shape[0] != ids->shape[0] || inputs->shape[1] != Q || inputs->shape[2] != C) {
-        aspo_fail(ASPO_ERR_SHAPE, "instructblip: ids %s must be (B,T) i32 and inputs (B,%lld,%lld)"
-                  " f32", tensor_describe(ids, buf, sizeof buf), (long long)Q, (long long)C);
-        return NULL;
-    }
-    tensor *x = tensor_concat((tensor *[]){inputs, embedding_forward(&m->lm.embed, ids)}, 2, 1);
-    tensor *mask = key_mask ? qformer_mask_with_queries(key_mask, Q) : NULL;  /* (B,Q+T) */
-    if (key_mask && !mask) return NULL;
-    return llama_forward_hidden_embeds(&m->lm, x, mask, NULL);                /* (B,Q+T,C) */
+    tensor *x = image_merge_embeddings(&m->lm, "instructblip", m->cfg.image_token, ids, features,
+                                       feature_row);                      /* (B,T,C) */
+    return x ? llama_forward_hidden_embeds(&m->lm, x, key_mask, NULL) : NULL; /* (B,T,C) */
 }

@@ -13,6 +13,7 @@
 #include <stdint.h>
 
 #include "models/blip_vision.h"
+#include "models/image.h"
 #include "models/llama.h"
 #include "models/qformer.h"
 
@@ -20,6 +21,14 @@ typedef struct instructblip_config {
     blip_vision_config vision;
     qformer_config qformer;
     int64_t num_query_tokens; /* Q: 32 in the released models */
+    /* The id of the Q positions before the text (see instructblip_forward_hidden):
+     * config.json's image_token_index (checkpoints of transformers 4.47 and later), else the
+     * text vocabulary's size, an id no text token has (4.44's layout has no image token). */
+    int32_t image_token;
+    /* preprocessor_config.json (BlipImageProcessor): resize to crop_size square, rescale,
+     * normalize; without the file, the vision encoder's image_size and OpenAI CLIP's mean
+     * and std, BlipImageProcessor's defaults. */
+    clip_preprocess_config image;
 } instructblip_config;
 
 typedef struct instructblip_model {
@@ -55,10 +64,13 @@ void instructblip_close(instructblip_model *m);
 tensor *instructblip_image_inputs(instructblip_model *m, tensor *pixels, tensor *qformer_ids,
                                   tensor *qformer_mask);
 
-/* ids (B,T) i32, key_mask (B,T) nonzero = real token (NULL: all), inputs (B,Q,C) from
- * instructblip_image_inputs -> the LLM's final hidden states (B,Q+T,C) over [inputs; the
- * text's embeddings], the queries always attended. */
+/* ids (B,T) i32, key_mask (B,T) nonzero = real token (NULL: all), features (M,C) f32: the
+ * rows of instructblip_image_inputs' (k,Q,C), feature_row host (B,T): the row that fills a
+ * position, -1 for text (as image_merge_embeddings) -> the LLM's final hidden states (B,T,C).
+ * Both of transformers' layouts give the LLM [Q query outputs; BOS; text] with the queries
+ * attended: 4.44 concatenates them before the text's embeddings, later versions fill Q image
+ * tokens that the processor puts before BOS. So an image row is Q image positions first. */
 tensor *instructblip_forward_hidden(instructblip_model *m, tensor *ids, tensor *key_mask,
-                                    tensor *inputs);
+                                    tensor *features, const int32_t *feature_row);
 
 #endif

@@ -8,3 +8,4 @@ add_test(NAME cli_lifecycle COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/cli/lifecyc
 add_test(NAME cli_resume COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/cli/resume.sh $<TARGET_FILE:aspo> ${CMAKE_CURRENT_SOURCE_DIR}/fixtures)
 add_test(NAME cli_llava COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/cli/llava.sh $<TARGET_FILE:aspo> ${CMAKE_CURRENT_SOURCE_DIR}/fixtures)
 add_test(NAME cli_mixed_precision COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/cli/mixed_precision.sh $<TARGET_FILE:aspo> ${CMAKE_CURRENT_SOURCE_DIR}/fixtures)
+add_test(NAME cli_instructblip COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/cli/instructblip.sh $<TARGET_FILE:aspo> ${CMAKE_CURRENT_SOURCE_DIR}/fixtures)

@@ -98,7 +98,7 @@ static void test_batch_expansion(void)
     b.chosen = (pair_sequence){.ids = cb, .n = 4, .n_prompt = 2};
     b.rejected = (pair_sequence){.ids = rb, .n = 5, .n_prompt = 2};
     const tokenized_pair *pairs[2] = {&b, &a};
-    pair_batch_images img = {1000, 3};
+    pair_batch_images img = {1000, 3, false};
     pair_batch pb;
     aspo_status s = pair_batch_build(pairs, 2, 0, &img, &pb);
     CHECK(s == ASPO_OK, "build: %s", aspo_error_message());

@@ -143,8 +143,8 @@ static void test_qformer_config(void)
 {
     qformer_config c;
     CHECK(tiny_qformer_config(&c) == ASPO_OK, "tiny qformer_config: %s", aspo_error_message());
-    CHECK(c.vocab_size == 40 && c.hidden_size == 32 && c.num_layers == 3 && c.num_heads == 4 &&
-              c.max_position_embeddings == 16 && c.encoder_hidden_size == 32,
+    CHECK(c.vocab_size == 206 && c.hidden_size == 32 && c.num_layers == 3 && c.num_heads == 4 &&
+              c.max_position_embeddings == 24 && c.encoder_hidden_size == 32,
           "sizes from the file");
     CHECK(c.cross_attention_frequency == 2 && c.layer_norm_eps == 1e-12 && c.act == CLIP_GELU &&
               c.pad_token_id == 0,
@@ -213,10 +213,10 @@ static void test_qformer_forward(void)
         printf("  language_projection(query outputs): rel err %.2e vs transformers\n", e);
         CHECK(e <= F32_TOL, "language inputs: rel err %g", e);
         /* An instruction longer than the position table: an error that says so. */
-        int32_t long_ids[2 * 17] = {0};
-        CHECK(!qformer_forward(&q, queries, tensor_from_host(DT_I32, DIMS(2, 17), long_ids), NULL,
+        int32_t long_ids[2 * 25] = {0};
+        CHECK(!qformer_forward(&q, queries, tensor_from_host(DT_I32, DIMS(2, 25), long_ids), NULL,
                                image) &&
-                  strstr(aspo_error_message(), "17 tokens is longer than the Q-Former's 16"),
+                  strstr(aspo_error_message(), "25 tokens is longer than the Q-Former's 24"),
               "too-long instruction: %s", aspo_error_message());
         aspo_error_clear();
         end_step();
@@ -236,24 +236,48 @@ static double err_vs(tensor *got, const char *key, int64_t n)
     return e;
 }
 
+/* The LLM's hidden states (B,Q+T,C) over [queries; text] as a training batch lays them
+ * out: Q image positions (any id) before the fixture's input_ids (B,T), filled with the rows
+ * of inputs (B,Q,C), all attended; the text's mask after them. */
+static tensor *hidden_with_queries(instructblip_model *m, tensor *inputs)
+{
+    const st_entry *ids_e = fx_entry(&out, "input_ids"), *mask_e = fx_entry(&out, "attention_mask");
+    if (!inputs || !ids_e || !mask_e) return NULL;
+    int64_t B = ids_e->shape[0], T = ids_e->shape[1], Q = m->cfg.num_query_tokens, W = Q + T;
+    int32_t ids[B * W], row[B * W];
+    float mask[B * W];
+    for (int64_t b = 0; b < B; b++)
+        for (int64_t t = 0; t < W; t++) {
+            bool query = t < Q;
+            ids[b * W + t] = query ? m->cfg.image_token : ((const int32_t *)ids_e->data)[b * T + t - Q];
+            row[b * W + t] = query ? (int32_t)(b * Q + t) : -1;
+            mask[b * W + t] = query ? 1.0f : (float)((const int32_t *)mask_e->data)[b * T + t - Q];
+        }
+    return instructblip_forward_hidden(m, tensor_from_host(DT_I32, DIMS(B, W), ids),
+                                       tensor_from_host(DT_F32, DIMS(B, W), mask), inputs, row);
+}
+
 static void test_model(void)
 {
     instructblip_model m;
     aspo_status s = instructblip_open(fx("instructblip/tiny"), NULL, &m);
     CHECK(!s, "open tiny: %s", aspo_error_message());
     if (s) return;
-    CHECK(m.cfg.num_query_tokens == 4 && m.lm.cfg.hidden_size == 48 && m.lm.cfg.vocab_size == 64,
-          "config: 4 queries, a 48-wide LLaMA of 64 tokens");
+    CHECK(m.cfg.num_query_tokens == 4 && m.lm.cfg.hidden_size == 48 && m.lm.cfg.vocab_size == 1024,
+          "config: 4 queries, a 48-wide LLaMA of 1024 tokens");
+    CHECK(m.cfg.image_token == 1024, "no image_token_index (4.44): the Q positions' id is the "
+          "vocabulary size, which no text token has: %d", m.cfg.image_token);
+    CHECK(m.cfg.image.crop_size == 28 && m.cfg.image.shortest_edge == 0,
+          "preprocessor_config.json: BlipImageProcessor at 28 px");
     tensor *inputs = instructblip_image_inputs(&m, fx_tensor(&out, "pixel_values"),
                                                fx_tensor(&out, "qformer_input_ids"),
                                                mask_f32("qformer_attention_mask", 2, 6));
     double e = err_vs(inputs, "language_inputs", 2 * 4 * 48);
     printf("  image -> LLM inputs (vision, Q-Former, projection): rel err %.2e\n", e);
     CHECK(e <= F32_TOL, "LLM inputs from pixels: rel err %g", e);
-    tensor *h = instructblip_forward_hidden(&m, fx_tensor(&out, "input_ids"),
-                                            mask_f32("attention_mask", 2, 9), inputs);
-    tensor *logits = h ? llama_lm_head(&m.lm, h) : NULL; /* (2,4+9,64) */
-    e = err_vs(logits, "logits", 2 * 13 * 64);
+    tensor *h = hidden_with_queries(&m, inputs);
+    tensor *logits = h ? llama_lm_head(&m.lm, h) : NULL; /* (2,4+9,1024) */
+    e = err_vs(logits, "logits", 2 * 13 * 1024);
     printf("  logits over [queries; text]: rel err %.2e vs transformers\n", e);
     CHECK(e <= F32_TOL, "logits: rel err %g", e);
     end_step();
@@ -261,7 +285,7 @@ static void test_model(void)
 }
 
 /* Per-row sums of log p(ids[t] | queries, ids[<t]) over the answer positions, (B): logits
- * (B,Q+T,V) of instructblip_forward_hidden, the text's from position Q. */
+ * (B,Q+T,V) of hidden_with_queries, the text's from position Q. */
 static tensor *answer_logprobs(tensor *logits, int64_t Q)
 {
     const st_entry *ids_e = fx_entry(&out, "input_ids"), *ans_e = fx_entry(&out, "answer_mask");
@@ -303,8 +327,7 @@ static void test_lora(void)
                                                fx_tensor(&out, "qformer_input_ids"),
                                                mask_f32("qformer_attention_mask", 2, 6));
     autograd_set_enabled(prev);
-    tensor *h = instructblip_forward_hidden(&m, fx_tensor(&out, "input_ids"),
-                                            mask_f32("attention_mask", 2, 9), inputs);
+    tensor *h = hidden_with_queries(&m, inputs);
     tensor *lp = answer_logprobs(h ? llama_lm_head(&m.lm, h) : NULL, 4);
     double e = err_vs(lp, "lora_logprobs", 2);
     printf("  LoRA answer log-probs: rel err %.2e vs PEFT\n", e);
