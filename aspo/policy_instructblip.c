@@ -22,7 +22,8 @@ static aspo_status detect(const char *model_dir, bool *yes)
 }
 
 /* <model>/qformer_tokenizer, where InstructBlipProcessor.save_pretrained puts the Q-Former's
- * BERT tokenizer. A plan (skip_weights) reads no instructions and does without it. */
+ * BERT tokenizer. A plan (skip_weights) of a directory that has only config.json does
+ * without it: its instructions are then two tokens (instruction_ids). */
 static aspo_status open_instruction_tokenizer(const policy_options *o, policy_model *p)
 {
     char dir[4200];
@@ -110,8 +111,11 @@ static aspo_status instruction_ids(const policy_model *p, const preference_row *
 {
     const bert_tokenizer *tok = p->blip.instruction_tok;
     int64_t P = p->blip.model.cfg.qformer.max_position_embeddings;
-    if (!tok)
-        return aspo_fail(ASPO_ERR_USAGE, "InstructBLIP: no Q-Former tokenizer was opened");
+    if (!tok) { /* a plan of a config without qformer_tokenizer/ (open_instruction_tokenizer) */
+        ids[0] = ids[1] = 0;
+        *n = 2; /* [CLS] [SEP]: the Q-Former's text costs a plan nothing worth counting */
+        return ASPO_OK;
+    }
     char *text = NULL;
     size_t len = 0;
     aspo_status s = pair_prompt_text(row, &p->prompts, &text, &len);

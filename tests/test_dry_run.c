@@ -99,6 +99,74 @@ static void test_llava(void)
     compare(c, "tiny LLaVA, ASPO with S");
 }
 
+static void test_instructblip(void)
+{
+    train_config c = train_defaults();
+    c.model = join(fixtures, "instructblip/tiny");
+    c.clip_model = join(fixtures, "llava/clip");
+    c.data = join(fixtures, "llava_data/pairs.jsonl");
+    c.image_root = join(fixtures, "llava_data/images");
+    c.batch_size = 2;
+    c.max_steps = 3;
+    c.lora_r = 4;
+    c.lora_targets = "q_proj,k_proj,v_proj";
+    c.lr = 1e-3;
+    c.out = join(tmp_root, "instructblip_out");
+    compare(c, "tiny InstructBLIP, ASPO with S");
+}
+
+/* InstructBLIP-Vicuna-13B as transformers' conversion script builds its config: EVA ViT-g at
+ * 224 (InstructBlipVisionConfig's defaults), the Q-Former with BERT's vocabulary and [DEC]
+ * (30523), LLaMA-13B with the added pad token (vocab 32001). */
+static const char INSTRUCTBLIP_13B[] =
+    "{\"architectures\": [\"InstructBlipForConditionalGeneration\"],\n"
+    " \"model_type\": \"instructblip\", \"num_query_tokens\": 32,\n"
+    " \"qformer_config\": {\"model_type\": \"instructblip_qformer\", \"vocab_size\": 30523},\n"
+    " \"text_config\": {\"model_type\": \"llama\", \"hidden_size\": 5120,\n"
+    "   \"intermediate_size\": 13824, \"num_attention_heads\": 40, \"num_hidden_layers\": 40,\n"
+    "   \"max_position_embeddings\": 2048, \"rms_norm_eps\": 1e-06, \"vocab_size\": 32001},\n"
+    " \"vision_config\": {\"model_type\": \"instructblip_vision_model\"},\n"
+    " \"torch_dtype\": \"float32\"}\n";
+
+static void test_instructblip_13b(void)
+{
+    const char *dir = join(tmp_root, "instructblip-13b");
+    CHECK(weights_make_dir(dir) == ASPO_OK &&
+              weights_write_file(join(dir, "config.json"), INSTRUCTBLIP_13B,
+                                 strlen(INSTRUCTBLIP_13B)) == ASPO_OK,
+          "write config: %s", aspo_error_message());
+    /* The paper's run: LoRA r 64 on q, k, v, batch 1. */
+    train_config c = train_defaults();
+    c.model = dir;
+    c.dry_run = true;
+    c.quiet = true;
+    c.backend = "cuda";
+    c.dtype = "bf16";
+    c.lora_r = 64;
+    c.lora_alpha = 16;
+    c.lora_targets = "q_proj,k_proj,v_proj";
+    c.batch_size = 1;
+    c.plan_seq = 1024;
+    c.plan_image = true;
+    c.alpha = 0; /* S needs --clip-model's weights and tokenizer files */
+    c.plan_memory_gib = 80;
+    c.gradient_checkpointing = true;
+    train_summary sum;
+    aspo_status s = train_run(&c, &sum);
+    CHECK(s == ASPO_OK, "13B plan: %s", aspo_error_message());
+    if (s) return;
+    const train_memory *m = &sum.memory;
+    /* LoRA r 64 on 3 square 5120 linears of 40 layers, f32. */
+    size_t lora = 40 * 3 * (size_t)64 * (5120 + 5120) * 4;
+    CHECK(m->lora == lora && m->gradients == lora && m->optimizer == 2 * lora,
+          "13B LoRA %zu (want %zu), gradients %zu, optimizer %zu", m->lora, lora, m->gradients,
+          m->optimizer);
+    /* About 14.2 B parameters in bf16: 13.0 B of LLaMA, 1.0 B of ViT-g, 0.19 B of Q-Former. */
+    CHECK(m->weights > 2 * 14000000000ull && m->weights < 2 * 14400000000ull,
+          "13B weights: %zu bytes", m->weights);
+    CHECK(m->peak < (size_t)40 << 30, "13B with checkpointing fits 40 GB: peak %zu", m->peak);
+}
+
 /* LLaVA-1.5-7B (llava-hf/llava-1.5-7b-hf's shapes: vicuna-7b + CLIP ViT-L/14-336). */
 static const char LLAVA_7B[] =
     "{\"architectures\": [\"LlavaForConditionalGeneration\"], \"model_type\": \"llava\",\n"
@@ -173,7 +241,9 @@ int main(int argc, char **argv)
     fixtures = argv[1];
     command_set_threads(1); /* ctest runs suites side by side on few cores */
     if (!(tmp_root = test_tmp_make("dry_run"))) return 1;
-    test_llava_7b(); /* first: the RSS check wants no earlier real run in the process */
+    test_llava_7b();
+    test_instructblip();
+    test_instructblip_13b(); /* first: the RSS check wants no earlier real run in the process */
     test_llama();
     test_llava();
     test_tmp_remove();
