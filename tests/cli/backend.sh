@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# `aspo run --backend BACKEND` against `--backend cpu` (BACKEND: vulkan, simt, cuda, ...): the
-# tiny LLaMA (ASPO on text rows) in f32, with bf16 activations, and with f16 activations and
-# GradScaler's dynamic loss scaling (including an overflowing step), and the tiny LLaVA (ASPO
-# with S on the image rows), 20 steps each; the loss curves must agree step by step. Exit 77
-# (skipped) when the build or the machine has no such backend or device.
+# `aspo run --backend BACKEND` against `--backend cpu` (BACKEND: vulkan, simt, cuda, ...):
+# the tiny LLaMA (ASPO on text rows) in f32, with bf16 activations, and with f16 activations
+# and GradScaler's dynamic loss scaling (including an overflowing step), the tiny LLaVA and
+# the tiny InstructBLIP (ASPO with S on the image rows), 20 steps each; the loss curves must
+# agree step by step. Exit 77 (skipped) when the build or the machine has no such backend or
+# device.
 #   bash tests/cli/backend.sh PATH/TO/aspo tests/fixtures BACKEND
 #   CLI_BACKEND_PARTS=f32 (environment): the f32 LLaMA curve only (a sanitizer build of a slow
 #   backend: every kernel still runs, in a fraction of the time)
@@ -89,4 +90,15 @@ for be in cpu "$BE"; do
 done
 check "tiny LLaVA: $BE loss curve = cpu's (|d| <= $TOL, 20 steps)" \
     curves_agree "$WORK/llava-cpu/metrics.jsonl" "$WORK/llava-$BE/metrics.jsonl"
+
+# The tiny InstructBLIP (ViT, Q-Former, queries before BOS) with the paper's LoRA targets.
+# Measured: lavapipe and simt 1.1e-6 at most over the 20 steps.
+for be in cpu "$BE"; do
+    expect_ok "tiny InstructBLIP on $be" "$ASPO" run --backend "$be" --threads 1 --quiet \
+        --model "$FIX/instructblip/tiny" --clip-model "$FIX/llava/clip" --data "$IMG/pairs.jsonl" \
+        --image-root "$IMG/images" --out "$WORK/blip-$be" --batch-size 2 --max-steps 20 \
+        --lr 1e-3 --lora-r 4 --lora-targets q_proj,k_proj,v_proj
+done
+check "tiny InstructBLIP: $BE loss curve = cpu's (|d| <= $TOL, 20 steps)" \
+    curves_agree "$WORK/blip-cpu/metrics.jsonl" "$WORK/blip-$BE/metrics.jsonl"
 summary
