@@ -238,7 +238,8 @@ aspo_status policy_save_merged(const policy_model *p, const char *dir, dtype out
 {
     if (!p->family->save_merged)
         return aspo_fail(ASPO_ERR_UNSUPPORTED, "merging an adapter into a %s checkpoint is not "
-                         "implemented yet (aspo merge writes LLaMA checkpoints)",
+                         "implemented yet (aspo merge writes LLaMA and InstructBLIP "
+                         "checkpoints)",
                          policy_describe(p));
     return p->family->save_merged(p, dir, out_dtype);
 }

@@ -127,8 +127,8 @@ aspo_status policy_tokenize_options(policy_model *p, const char *chat_template,
 
 aspo_status policy_save_adapter(const policy_model *p, const char *dir);
 /* The model with its adapter merged into the weights, written to dir in out_dtype as a
- * checkpoint of the family's layout (aspo merge; LLaMA only so far: other families are an
- * error that says so). */
+ * checkpoint of the family's layout (aspo merge; LLaMA and InstructBLIP so far: other
+ * families are an error that says so). */
 aspo_status policy_save_merged(const policy_model *p, const char *dir, dtype out_dtype);
 
 #endif

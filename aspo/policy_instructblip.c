@@ -91,6 +91,11 @@ static aspo_status save_adapter(const policy_model *p, const char *dir)
     return llama_save_adapter_exact(&p->blip.model.lm, NULL, dir);
 }
 
+static aspo_status save_merged(const policy_model *p, const char *dir, dtype out_dtype)
+{
+    return instructblip_save_merged(&p->blip.model, dir, out_dtype);
+}
+
 static pair_batch_images images(const policy_model *p)
 {
     const instructblip_config *c = &p->blip.model.cfg;
@@ -251,6 +256,7 @@ const policy_family policy_instructblip_family = {
     .describe = describe,
     .hidden = hidden,
     .save_adapter = save_adapter,
+    .save_merged = save_merged,
     .images = images,
     .feature_floats = feature_floats,
     .image_features = image_features,

@@ -158,6 +158,30 @@ void instructblip_close(instructblip_model *m)
     memset(m, 0, sizeof *m);
 }
 
+/* ---- merge ---- */
+
+aspo_status instructblip_save_merged(const instructblip_model *m, const char *out_dir,
+                                     dtype out_dtype)
+{
+    char path[4096];
+    json_t *root = load_root(m->lm.dir, path, sizeof path);
+    if (!root) return aspo_error_status();
+    char *text = json_dumps(root, JSON_INDENT(2) | JSON_SORT_KEYS);
+    json_decref(root);
+    if (!text) return aspo_fail(ASPO_ERR_OOM, "%s: out of memory", path);
+    /* What InstructBlipProcessor.save_pretrained writes beside the weights, so that the
+     * merged directory loads as the original does. */
+    static const char *const files[] = {
+        LLAMA_TOKENIZER_FILES, "generation_config.json", "preprocessor_config.json",
+        "processor_config.json", "qformer_tokenizer/vocab.txt",
+        "qformer_tokenizer/tokenizer.json", "qformer_tokenizer/tokenizer_config.json",
+        "qformer_tokenizer/special_tokens_map.json", "qformer_tokenizer/added_tokens.json"};
+    llama_merged_files f = {text, files, sizeof files / sizeof *files};
+    aspo_status s = llama_save_merged_as(&m->lm, &f, out_dir, out_dtype);
+    free(text);
+    return s;
+}
+
 /* ---- forward ---- */
 
 tensor *instructblip_image_inputs(instructblip_model *m, tensor *pixels, tensor *qformer_ids,

@@ -58,6 +58,13 @@ aspo_status instructblip_config_load(const char *dir, instructblip_config *c, ll
 aspo_status instructblip_open(const char *dir, const llama_options *lm, instructblip_model *m);
 void instructblip_close(instructblip_model *m);
 
+/* The model with its LLM's adapter folded into the weights, as a checkpoint of this layout in
+ * out_dtype (every part written; config.json with torch_dtype set), with the tokenizers and
+ * preprocessor_config.json copied: InstructBlipForConditionalGeneration.from_pretrained and
+ * InstructBlipProcessor.from_pretrained load it. */
+aspo_status instructblip_save_merged(const instructblip_model *m, const char *out_dir,
+                                     dtype out_dtype);
+
 /* pixels (B,3,S,S) f32 (BlipImageProcessor's), the instruction's Q-Former ids (B,L) i32
  * and mask (B,L) (NULL: all real) -> the LLM inputs the images become (B,Q,C) f32:
  * language_projection of the Q-Former's query outputs. No tape is needed (all frozen). */

@@ -403,13 +403,20 @@ aspo_status llama_save_adapter(const llama_model *m, const char *out_dir)
     return peft_adapter_save(&m->ps, &m->peft, m->dir, out_dir);
 }
 
-/* Copies dir/name to out_dir/name when it exists. */
+/* Copies dir/name to out_dir/name when it exists; a name "sub/file" creates out_dir/sub. */
 static aspo_status copy_if_present(const char *dir, const char *out_dir, const char *name)
 {
     char from[4096], to[4096];
     snprintf(from, sizeof from, "%s/%s", dir, name);
     snprintf(to, sizeof to, "%s/%s", out_dir, name);
     if (access(from, F_OK) != 0) return ASPO_OK;
+    const char *slash = strrchr(name, '/');
+    if (slash) {
+        char sub[4096];
+        snprintf(sub, sizeof sub, "%s/%.*s", out_dir, (int)(slash - name), name);
+        aspo_status s = weights_make_dir(sub);
+        if (s) return s;
+    }
     size_t n = 0;
     char *data = read_file(from, &n);
     if (!data) return aspo_error_status();
@@ -418,7 +425,8 @@ static aspo_status copy_if_present(const char *dir, const char *out_dir, const c
     return s;
 }
 
-aspo_status llama_save_merged(const llama_model *m, const char *out_dir, dtype out_dtype)
+aspo_status llama_save_merged_as(const llama_model *m, const llama_merged_files *f,
+                                 const char *out_dir, dtype out_dtype)
 {
     if (!dtype_is_float(out_dtype))
         return aspo_fail(ASPO_ERR_USAGE, "%s: merged weights are f32, bf16 or f16, not %s",
@@ -427,10 +435,10 @@ aspo_status llama_save_merged(const llama_model *m, const char *out_dir, dtype o
     aspo_status s = peft_merge_save(&m->ps, scaling, out_dir, out_dtype, MERGED_SHARD_BYTES,
                                     NULL, NULL);
     if (s) return s;
-    /* config.json: the input config with torch_dtype set to what was written. */
+    /* config.json: the given config with torch_dtype set to what was written. */
     json_error_t err;
     uint64_t mark = json_guard_mark();
-    json_t *root = json_loads(m->config_text, 0, &err);
+    json_t *root = json_loads(f->config_text, 0, &err);
     const char *torch_name = out_dtype == DT_F32 ? "float32"
                              : out_dtype == DT_BF16 ? "bfloat16" : "float16";
     char *text = NULL;
@@ -443,10 +451,13 @@ aspo_status llama_save_merged(const llama_model *m, const char *out_dir, dtype o
     if (!s) s = weights_write_file(path, text, strlen(text));
     free(text);
     json_decref(root);
-    static const char *const extra[] = {"generation_config.json", "tokenizer.json",
-                                        "tokenizer.model", "tokenizer_config.json",
-                                        "special_tokens_map.json", "added_tokens.json"};
-    for (size_t i = 0; i < sizeof extra / sizeof *extra && !s; i++)
-        s = copy_if_present(m->dir, out_dir, extra[i]);
+    for (size_t i = 0; i < f->n_files && !s; i++) s = copy_if_present(m->dir, out_dir, f->files[i]);
     return s;
+}
+
+aspo_status llama_save_merged(const llama_model *m, const char *out_dir, dtype out_dtype)
+{
+    static const char *const files[] = {LLAMA_TOKENIZER_FILES, "generation_config.json"};
+    llama_merged_files f = {m->config_text, files, sizeof files / sizeof *files};
+    return llama_save_merged_as(m, &f, out_dir, out_dtype);
 }

@@ -181,5 +181,19 @@ aspo_status llama_save_adapter_exact(const llama_model *m, const char *task_type
  * torch_dtype set to out_dtype) that LlamaForCausalLM.from_pretrained loads; tokenizer and
  * generation files of the model directory are copied when present. */
 aspo_status llama_save_merged(const llama_model *m, const char *out_dir, dtype out_dtype);
+/* What a merged checkpoint holds besides the weights: config.json's text (torch_dtype is set
+ * to the dtype written) and files copied from the model directory when they are there (a
+ * name may be "sub/file"). llama_save_merged writes a LLaMA's; a model around a LLaMA whose
+ * parameters share its store (InstructBLIP) gives its own. */
+#define LLAMA_TOKENIZER_FILES                                                              \
+    "tokenizer.json", "tokenizer.model", "tokenizer_config.json", "special_tokens_map.json", \
+        "added_tokens.json"
+typedef struct llama_merged_files {
+    const char *config_text;
+    const char *const *files;
+    size_t n_files;
+} llama_merged_files;
+aspo_status llama_save_merged_as(const llama_model *m, const llama_merged_files *f,
+                                 const char *out_dir, dtype out_dtype);
 
 #endif

@@ -33,6 +33,22 @@ while read -r w g; do
     check "score $g vs transformers + PEFT $w" within "$w" "$g" 1e-5
 done <"$WORK/pairs.txt"
 
+# aspo merge folds the adapter into an InstructBLIP checkpoint (tokenizers and image
+# processor copied): scored alone it gives the same log-probs (f32 merge: W + s B A rounded
+# once, 5e-8 measured against PEFT).
+expect_ok "merge" "$ASPO" merge --model "$IB" --adapter "$FIX/instructblip/lora_adapter" \
+    --out "$WORK/merged"
+check "merged: qformer_tokenizer and preprocessor_config.json copied" \
+    [ -s "$WORK/merged/qformer_tokenizer/vocab.txt" ] && [ -s "$WORK/merged/preprocessor_config.json" ]
+expect_ok "score the merged model" "$ASPO" score --threads 1 --model "$WORK/merged" \
+    --data "$IMG/pairs.jsonl" --image-root "$IMG/images" --out "$WORK/scored-merged.jsonl" --quiet
+merged=$(grep -oE '"ref_(chosen|rejected)_logps":[-0-9.e]+' "$WORK/scored-merged.jsonl" | cut -d: -f2)
+paste <(echo "$want") <(echo "$merged") >"$WORK/pairs-merged.txt"
+check "merged: 16 sums" [ "$(grep -c . "$WORK/pairs-merged.txt")" -eq 16 ]
+while read -r w g; do
+    check "merged score $g vs transformers + PEFT $w" within "$w" "$g" 1e-5
+done <"$WORK/pairs-merged.txt"
+
 # --- ASPO with the paper's targets, S from a separate CLIP, on the CPU and on Vulkan ------
 S_KEYS=(aspo/s_mean aspo/ppl_mean aspo/w_mean)
 for be in cpu vulkan; do

@@ -55,7 +55,10 @@ it on that data:
 loads ADAPTER with PeftModel.from_pretrained onto tiny/, prints the modules it adapted and
 compares its log-probs with SCORES' ref_chosen_logps / ref_rejected_logps; exit 1 when a
 module outside the LLM's decoder layers is adapted, none is, or they differ by more than
-1e-4 of their size.
+1e-4 of their size. And for `aspo merge --model tiny --adapter lora_adapter --out MERGED`:
+    python make_instructblip_fixtures.py --check-merged tests/fixtures/instructblip MERGED
+loads MERGED alone (weights, both tokenizers, image processor) in transformers and compares
+its log-probs with pipeline_logps.json; exit 1 above 1e-5.
 """
 import json
 import os
@@ -221,9 +224,26 @@ def check_adapter(fixture_dir, adapter_dir, scores_path):
     return 0 if ok and len(got) == len(want) and worst <= 1e-4 else 1
 
 
+def check_merged(fixture_dir, merged_dir):
+    """A directory `aspo merge` wrote from tiny/ and lora_adapter/ loads in transformers
+    (model, tokenizers and image processor from it alone) and gives the PEFT model's
+    pipeline log-probs."""
+    model = InstructBlipForConditionalGeneration.from_pretrained(
+        merged_dir, torch_dtype=torch.float32).eval()
+    got = pipeline_logps(model, merged_dir)
+    with open(os.path.join(fixture_dir, "pipeline_logps.json")) as f:
+        want = json.load(f)
+    worst = max(abs(w[k] - g[k]) / max(1.0, abs(w[k])) for w, g in zip(want, got)
+                for k in ("chosen", "rejected"))
+    print(f"{len(got)} rows: worst |merged - PEFT| / |PEFT| = {worst:.3g}")
+    return 0 if len(got) == len(want) and worst <= 1e-5 else 1
+
+
 def main():
     if sys.argv[1] == "--check-adapter":
         sys.exit(check_adapter(sys.argv[2], sys.argv[3], sys.argv[4]))
+    if sys.argv[1] == "--check-merged":
+        sys.exit(check_merged(sys.argv[2], sys.argv[3]))
     out = sys.argv[1]
     torch.manual_seed(0)
     cfg = tiny_config(len(qformer_vocab()))
