@@ -1,5 +1,5 @@
-/* `aspo bench`: timed DPO/ASPO optimizer steps on a random LLaMA (or LLaVA) with synthetic
- * pairs, through the same train_batch + clip_grad_norm + adamw_step as `aspo run`. */
+/* `aspo bench`: timed DPO/ASPO optimizer steps on a random LLaMA (or LLaVA, InstructBLIP) with
+ * synthetic pairs, through the same train_batch + clip_grad_norm + adamw_step as `aspo run`. */
 #include "backends/registry.h"
 #include "aspo/bench.h"
 #include "aspo/clock.h"
@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "aspo/image_rows.h"
+#include "aspo/tiny_instructblip.h"
 #include "aspo/tiny_llava.h"
 #include "aspo/trainer_internal.h"
 #include "models/weights.h"
@@ -37,7 +38,8 @@ bench_config bench_defaults(void)
         .dim = 256, .heads = 8, .kv_heads = 0, .ffn = 688, .vocab = 4096, .seq = 256,
         .prompt = 0, .pairs = 2, .rank = 16, .unit = 16, .steps = 5, .warmup = 2, .seed = 1,
         .vision_layers = 4, .vision_dim = 256, .vision_heads = 4, .vision_ffn = 0,
-        .image_size = 112, .patch_size = 14,
+        .image_size = 112, .patch_size = 14, .qformer_layers = 2, .qformer_dim = 0,
+        .queries = 8,
     };
 }
 
@@ -106,6 +108,16 @@ static bool is_llava(const bench_config *c)
     return !strcmp(c->model_kind, "llava");
 }
 
+static bool is_instructblip(const bench_config *c)
+{
+    return !strcmp(c->model_kind, "instructblip");
+}
+
+static long qformer_dim(const bench_config *c)
+{
+    return c->qformer_dim ? c->qformer_dim : c->vision_dim;
+}
+
 static aspo_status check_config(const bench_config *c, long prompt)
 {
     long kv = c->kv_heads ? c->kv_heads : c->heads;
@@ -122,8 +134,10 @@ static aspo_status check_config(const bench_config *c, long prompt)
                          c->vocab, FIRST_TEXT_ID + is_llava(c), is_llava(c) ? "image, " : "");
     if (strcmp(c->loss, "dpo") && strcmp(c->loss, "aspo"))
         return aspo_fail(ASPO_ERR_USAGE, "--loss %s: dpo or aspo", c->loss);
-    if (strcmp(c->model_kind, "llama") && !is_llava(c))
-        return aspo_fail(ASPO_ERR_USAGE, "--model-kind %s: llama or llava", c->model_kind);
+    bool images = is_llava(c) || is_instructblip(c);
+    if (strcmp(c->model_kind, "llama") && !images)
+        return aspo_fail(ASPO_ERR_USAGE, "--model-kind %s: llama, llava or instructblip",
+                         c->model_kind);
     int dt = dtype_from_name(c->dtype);
     if (dt < 0 || !dtype_is_float((dtype)dt))
         return aspo_fail(ASPO_ERR_USAGE, "--dtype %s: f32, bf16 or f16", c->dtype);
@@ -134,12 +148,16 @@ static aspo_status check_config(const bench_config *c, long prompt)
     if (!(c->peak_tflops >= 0))
         return aspo_fail(ASPO_ERR_USAGE, "--peak-tflops %g: a peak in TFLOP/s, or 0 to look "
                          "the card up", c->peak_tflops);
-    if (is_llava(c) && c->vision_dim % c->vision_heads)
+    if (images && c->vision_dim % c->vision_heads)
         return aspo_fail(ASPO_ERR_USAGE, "--vision-dim %ld --vision-heads %ld: the dim must "
                          "split into heads", c->vision_dim, c->vision_heads);
-    if (is_llava(c) && c->image_size % c->patch_size)
+    if (images && c->image_size % c->patch_size)
         return aspo_fail(ASPO_ERR_USAGE, "--image-size %ld --patch-size %ld: the image must "
                          "split into whole patches", c->image_size, c->patch_size);
+    if (is_instructblip(c) && qformer_dim(c) % c->vision_heads)
+        return aspo_fail(ASPO_ERR_USAGE, "--qformer-dim %ld --vision-heads %ld: the Q-Former has "
+                         "--vision-heads heads, and its dim must split into them",
+                         qformer_dim(c), c->vision_heads);
     return ASPO_OK;
 }
 
@@ -176,14 +194,16 @@ static aspo_status fill_sequence(pair_sequence *s, const int32_t *prompt, int64_
 
 /* P pre-tokenized pairs: a shared prompt (BOS + text), chosen and rejected responses of
  * seq - prompt tokens (EOS last), and ASPO units of `unit` tokens over the chosen one.
- * image_token >= 0 (LLaVA): it follows BOS in every prompt, as pair_tokenize leaves
- * "<image>\n" + prompt, and row i names the image "pair-<i>.png"; text ids stay below it. */
-static aspo_status make_data(const bench_config *c, long prompt, int32_t image_token,
+ * img (NULL: none): every prompt holds its token once, after BOS as pair_tokenize leaves
+ * LLaVA's "<image>\n" + prompt, or before it (img->first, InstructBLIP, whose row keeps
+ * BENCH_INSTRUCTION as its prompt text for the Q-Former); row i names the image
+ * "pair-<i>.png"; text ids stay below the token. */
+static aspo_status make_data(const bench_config *c, long prompt, const pair_batch_images *img,
                              train_data *d)
 {
     memset(d, 0, sizeof *d);
-    int64_t n = c->pairs, resp = c->seq - prompt, n_prompt = prompt + (image_token >= 0);
-    int64_t vocab = image_token >= 0 ? image_token : c->vocab;
+    int64_t n = c->pairs, resp = c->seq - prompt, n_prompt = prompt + (img != NULL);
+    int64_t vocab = img && img->token < c->vocab ? img->token : c->vocab;
     d->ds.path = strdup("bench");
     d->ds.rows = calloc((size_t)n, sizeof *d->ds.rows);
     d->pairs = calloc((size_t)n, sizeof *d->pairs);
@@ -197,11 +217,14 @@ static aspo_status make_data(const bench_config *c, long prompt, int32_t image_t
     for (int64_t i = 0; i < n; i++) {
         d->ds.rows[i] = (preference_row){.line = i + 1, .source = d->ds.path};
         d->train[i] = i;
-        if (image_token >= 0) {
+        if (img) {
+            preference_row *row = &d->ds.rows[i];
             char name[64];
             snprintf(name, sizeof name, "pair-%lld.png", (long long)i);
-            if (!(d->ds.rows[i].image = strdup(name)))
-                return aspo_fail(ASPO_ERR_OOM, "bench: no host memory for an image name");
+            if (!(row->image = strdup(name)) ||
+                (img->first && !(row->prompt = strdup(BENCH_INSTRUCTION))))
+                return aspo_fail(ASPO_ERR_OOM, "bench: no host memory for an image row");
+            row->prompt_len = row->prompt ? strlen(row->prompt) : 0;
             d->n_images++;
         }
         tokenized_pair *p = &d->pairs[i];
@@ -211,10 +234,11 @@ static aspo_status make_data(const bench_config *c, long prompt, int32_t image_t
             free(text);
             return aspo_fail(ASPO_ERR_OOM, "bench: no host memory for a prompt");
         }
-        p->prompt_ids[0] = BOS_ID;
-        if (image_token >= 0) p->prompt_ids[1] = image_token;
-        memcpy(p->prompt_ids + n_prompt - (prompt - 1), text + 1,
-               sizeof(int32_t) * (size_t)(prompt - 1));
+        int at = 0; /* [image] BOS [image] text */
+        if (img && img->first) p->prompt_ids[at++] = img->token;
+        p->prompt_ids[at++] = BOS_ID;
+        if (img && !img->first) p->prompt_ids[at++] = img->token;
+        memcpy(p->prompt_ids + at, text + 1, sizeof(int32_t) * (size_t)(prompt - 1));
         free(text);
         p->n_prompt_ids = n_prompt;
         aspo_status s = fill_sequence(&p->chosen, p->prompt_ids, n_prompt, n_prompt + resp, vocab,
@@ -239,7 +263,7 @@ static aspo_status open_model(const bench_config *c, const char *dir, bool skip_
     o.skip_weights = skip_weights;
     o.model = dir;
     o.lora = (lora_config){(int)c->rank, 2.0f * (float)c->rank, 0.05f, false};
-    o.lora_targets = "all-linear"; /* for LLaVA: the language model's linears only */
+    o.lora_targets = "all-linear"; /* with images: the language model's 7 linears only */
     o.lora_seed = (uint64_t)c->seed;
     o.storage_dtype = dtype_from_name(c->dtype); /* check_config made sure it is one */
     o.activation_dtype = policy_activation_dtype(c->activation_dtype, c->backend);
@@ -267,22 +291,46 @@ static aspo_status one_step(trainer *t, adamw *opt, batch_result *r)
     return s;
 }
 
-/* The image side of a LLaVA step, timed apart over `reps` repetitions as train_batch runs
- * it, with no tape: decoding + preprocessing the step's images (timed alone), the tower once
- * per image and step through image_features_load (no cache; less the decoding it repeats),
- * and the projector on those features twice, as the reference and the policy forward each
- * project them. */
+/* Decoding + preprocessing of the step's images into pixels (slot order), as the family's
+ * image_features does them: LLaVA's image_rows_pixels, InstructBLIP's image_row_load +
+ * blip_preprocess per row (row_inputs in aspo/policy_instructblip.c). */
+static aspo_status step_pixels(trainer *t, const preference_row *const *rows, const int *slot,
+                               int n, int64_t S, float *pixels)
+{
+    if (!strcmp(policy_kind(&t->model), "llava"))
+        return image_rows_pixels(&t->model.llava, t->cfg->image_root, &t->image_limits, rows,
+                                 slot, n, pixels);
+    aspo_status s = ASPO_OK;
+    for (int i = 0; i < n && !s; i++) {
+        image_rgb8 img;
+        if ((s = image_row_load(t->cfg->image_root, rows[i], &t->image_limits, &img))) break;
+        s = blip_preprocess(&img, &t->model.blip.model.cfg.image,
+                            pixels + (size_t)slot[i] * (size_t)(3 * S * S));
+        image_free(&img);
+    }
+    return s;
+}
+
+/* The image side of a step, timed apart over `reps` repetitions as train_batch runs it, with
+ * no tape: decoding + preprocessing the step's images (timed alone); the family's frozen
+ * features once per image and step through policy_image_features (no cache; less the
+ * decoding it repeats): LLaVA's tower, InstructBLIP's vision encoder + Q-Former +
+ * language_projection; and LLaVA's projector on those features twice, as the reference and
+ * the policy forward each project them. */
 static aspo_status time_vision(trainer *t, long reps, bench_result *r)
 {
-    /* Timed apart by stage, which needs LLaVA's own stages: the one family-specific part of
-     * the benchmark (bench_config.model_kind chose it). */
-    if (strcmp(policy_kind(&t->model), "llava"))
-        return aspo_fail(ASPO_ERR_UNSUPPORTED, "bench: the vision timing is LLaVA's; %s has "
-                         "none", policy_describe(&t->model));
+    /* Timed apart by stage, which needs the family's own stages: the one family-specific
+     * part of the benchmark (bench_config.model_kind chose it). */
+    bool llava = !strcmp(policy_kind(&t->model), "llava");
+    if (!llava && strcmp(policy_kind(&t->model), "instructblip"))
+        return aspo_fail(ASPO_ERR_UNSUPPORTED, "bench: the vision timing is LLaVA's and "
+                         "InstructBLIP's; %s has none", policy_describe(&t->model));
     llava_model *m = &t->model.llava;
     int n = (int)t->data.n_train;
-    int64_t S = m->cfg.image.crop_size, N = m->cfg.image_positions, Cv = llava_vision_width(m);
-    int64_t C = m->lm.cfg.hidden_size;
+    int64_t S = llava ? m->cfg.image.crop_size : t->model.blip.model.cfg.image.crop_size;
+    int64_t N = llava ? m->cfg.image_positions : 0, Cv = llava ? llava_vision_width(m) : 0;
+    int64_t C = t->model.lm->cfg.hidden_size;
+    size_t per_image = policy_feature_floats(&t->model); /* LLaVA N*Cv, InstructBLIP Q*C */
     const preference_row *rows[n];
     int slot[n];
     for (int i = 0; i < n; i++) {
@@ -290,27 +338,28 @@ static aspo_status time_vision(trainer *t, long reps, bench_result *r)
         slot[i] = i;
     }
     float *pixels = malloc(sizeof(float) * (size_t)(n * 3 * S * S));
-    float *features = malloc(sizeof(float) * (size_t)(n * N * Cv));
-    float *projected = malloc(sizeof(float) * (size_t)(n * N * C));
+    float *features = malloc(sizeof(float) * (size_t)n * per_image);
+    float *projected = malloc(sizeof(float) * (size_t)(llava ? n * N * C : 1));
     aspo_status s = pixels && features && projected
                         ? ASPO_OK
                         : aspo_fail(ASPO_ERR_OOM, "bench: no host memory for images");
     bool grad = autograd_set_enabled(false), lora = lora_set_enabled(false);
     bool training = nn_set_training(false);
-    double load = 0, tower = 0, project = 0;
+    double load = 0, side = 0, project = 0;
     for (long i = 0; i < reps && !s; i++) {
         double t0 = clock_seconds(CLOCK_MONOTONIC);
-        s = image_rows_pixels(m, t->cfg->image_root, &t->image_limits, rows, slot, n, pixels);
+        s = step_pixels(t, rows, slot, n, S, pixels);
         double t1 = clock_seconds(CLOCK_MONOTONIC);
         if (!s)
-            s = image_features_load(m, NULL, t->cfg->image_root, &t->image_limits, rows, slot,
-                                    n, features); /* (n,N,Cv) */
+            s = policy_image_features(&t->model, NULL, t->cfg->image_root, &t->image_limits,
+                                      rows, slot, n, features); /* (n,per_image) */
         double t2 = clock_seconds(CLOCK_MONOTONIC);
-        tensor *p = s ? NULL
-                      : llava_project(m, tensor_from_host(DT_F32, DIMS(n, N, Cv), features));
-        if (!s) s = p ? tensor_to_host_f32(p, projected) : aspo_error_status(); /* (n,N,C) */
+        tensor *p = s || !llava
+                        ? NULL
+                        : llava_project(m, tensor_from_host(DT_F32, DIMS(n, N, Cv), features));
+        if (!s && llava) s = p ? tensor_to_host_f32(p, projected) : aspo_error_status();
         load += t1 - t0;
-        tower += (t2 - t1) - (t1 - t0);
+        side += (t2 - t1) - (t1 - t0);
         project += clock_seconds(CLOCK_MONOTONIC) - t2;
         runtime_step_reset();
     }
@@ -318,7 +367,7 @@ static aspo_status time_vision(trainer *t, long reps, bench_result *r)
     lora_set_enabled(lora);
     autograd_set_enabled(grad);
     r->image_s_per_step = load / (double)reps;
-    r->vision_s_per_step = fmax(0.0, tower + 2 * project) / (double)reps;
+    r->vision_s_per_step = fmax(0.0, side + 2 * project) / (double)reps;
     free(pixels);
     free(features);
     free(projected);
@@ -331,9 +380,9 @@ static aspo_status prepare(const bench_config *c, long prompt, const char *dir, 
 {
     aspo_status s = open_model(c, dir, plan, &t->model);
     if (!s) ASPO_ASSERT(!strcmp(policy_kind(&t->model), c->model_kind)); /* write_model's */
-    pair_batch_images images = {.token = -1};
-    if (!s) policy_images(&t->model, &images);
-    if (!s) s = make_data(c, prompt, images.token, &t->data);
+    pair_batch_images images;
+    bool vision = !s && policy_images(&t->model, &images);
+    if (!s) s = make_data(c, prompt, vision ? &images : NULL, &t->data);
     if (!s) {
         t->loss = aspo_loss_defaults(strcmp(c->loss, "dpo") ? ASPO_LOSS_ASPO : ASPO_LOSS_DPO);
         t->loss.alpha = 0; /* no CLIP text tower: perplexity weights only */
@@ -446,20 +495,31 @@ static aspo_status write_images(const char *dir, long pairs, long S, uint64_t se
     return s;
 }
 
-/* The random checkpoint (and for LLaVA the images) in dir. */
+/* The random checkpoint (and with images the images) in dir. */
 static aspo_status write_model(const bench_config *c, const char *dir)
 {
+    uint64_t seed = (uint64_t)c->seed;
     tiny_llama_spec text = {c->layers, c->dim, c->heads, c->kv_heads ? c->kv_heads : c->heads,
                             c->ffn, c->vocab, c->seq > 2048 ? c->seq : 2048,
                             BOS_ID, EOS_ID, -1};
-    if (!is_llava(c)) return tiny_llama_write(dir, &text, (uint64_t)c->seed);
-    int64_t N = (c->image_size / c->patch_size) * (c->image_size / c->patch_size);
+    if (!is_llava(c) && !is_instructblip(c)) return tiny_llama_write(dir, &text, seed);
+    int64_t g = c->image_size / c->patch_size, N = is_llava(c) ? g * g : c->queries;
     if (c->seq + N > text.max_positions) text.max_positions = c->seq + N;
-    tiny_llava_spec spec = {text, c->vision_layers, c->vision_dim, c->vision_heads,
-                            c->vision_ffn ? c->vision_ffn : 4 * c->vision_dim, c->image_size,
-                            c->patch_size, (int32_t)c->vocab - 1};
-    aspo_status s = tiny_llava_write(dir, &spec, (uint64_t)c->seed);
-    if (!s) s = write_images(dir, c->pairs, c->image_size, (uint64_t)c->seed);
+    long vision_ffn = c->vision_ffn ? c->vision_ffn : 4 * c->vision_dim, Cq = qformer_dim(c);
+    aspo_status s;
+    if (is_llava(c)) {
+        tiny_llava_spec spec = {text, c->vision_layers, c->vision_dim, c->vision_heads,
+                                vision_ffn, c->image_size, c->patch_size,
+                                (int32_t)c->vocab - 1};
+        s = tiny_llava_write(dir, &spec, seed);
+    } else { /* the Q-Former as BERT sizes it: ffn 4 x its width */
+        tiny_instructblip_spec spec = {text, c->vision_layers, c->vision_dim, c->vision_heads,
+                                       vision_ffn, c->image_size, c->patch_size,
+                                       c->qformer_layers, Cq, c->vision_heads, 4 * Cq,
+                                       c->queries};
+        s = tiny_instructblip_write(dir, &spec, seed);
+    }
+    if (!s) s = write_images(dir, c->pairs, c->image_size, seed);
     return s;
 }
 
@@ -495,7 +555,7 @@ aspo_status bench_train_step(const bench_config *c, bench_result *r)
     struct rusage ru;
     if (!s && getrusage(RUSAGE_SELF, &ru) == 0) r->peak_rss_mb = (double)ru.ru_maxrss / 1024.0;
     if (!s) {
-        /* Positions per sequence: text, and for LLaVA the image's positions too. */
+        /* Positions per sequence: text, and with images the image's positions too. */
         int64_t T = r->tokens_per_step / (2 * c->pairs);
         double flops = bench_step_flops(c, 2 * c->pairs, T), rate = flops / r->step_s_mean;
         r->model_flops_per_step = flops;

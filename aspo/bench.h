@@ -10,6 +10,13 @@
  * square that the benchmark writes, so train_batch decodes, preprocesses and encodes the
  * images as `aspo run` does.
  *
+ * model_kind "instructblip": the same LLaMA inside a random InstructBLIP (transformers 4.44's
+ * layout): a BLIP vision encoder of the vision_* sizes, a Q-Former of qformer_layers x
+ * qformer_dim (vision_heads heads, ffn 4 x qformer_dim) with `queries` learned queries, and
+ * language_projection, all frozen. Each pair's image becomes `queries` positions before BOS
+ * (the image token first, as pair_tokenize leaves an image_first row), and its row's prompt
+ * text is an instruction (BENCH_INSTRUCTION) that the Q-Former reads.
+ *
  * Model FLOPs of a step (bench_step_flops; bench/flops.py is the same formula for the
  * PyTorch side, change both together). On S = 2 * pairs sequences of T positions, a LLaMA
  * of L layers, width C, K = kv_heads * C / heads, intermediate F, vocabulary V, LoRA rank r
@@ -29,8 +36,9 @@
  *   step = S (6NT + 6NlT + 4A)
  *
  * Left out: norms, RoPE, softmax, SiLU, log-softmax, loss and AdamW (O(N/C) per token), the
- * re-run of --checkpointing (MFU counts the model's work, not the hardware's), and LLaVA's
- * frozen vision tower and projector (T counts its image positions, though). */
+ * re-run of --checkpointing (MFU counts the model's work, not the hardware's), and the
+ * frozen image side (LLaVA's tower and projector, InstructBLIP's vision encoder, Q-Former
+ * and projection; T counts its image positions, though). */
 #ifndef ASPO_BENCH_H
 #define ASPO_BENCH_H
 
@@ -42,7 +50,7 @@
 typedef struct bench_config {
     const char *backend;
     const char *loss; /* dpo | aspo */
-    const char *model_kind; /* llama | llava */
+    const char *model_kind; /* llama | llava | instructblip */
     const char *dtype;      /* storage dtype of the frozen weights: f32 | bf16 | f16 */
     const char *activation_dtype; /* auto | f32 | bf16 | f16, as aspo run's flag */
     bool checkpointing;     /* re-run each decoder layer in backward (aspo run's
@@ -51,37 +59,50 @@ typedef struct bench_config {
     long layers, dim, heads, kv_heads, ffn, vocab;
     long seq;    /* text tokens per sequence: prompt + response (EOS included) */
     long prompt; /* text prompt tokens (BOS included); 0 = seq / 4. LLaVA adds the image
-                  * token to the prompt, which becomes image_positions positions */
+                  * token to the prompt (InstructBLIP before BOS), which becomes
+                  * image_positions positions */
     long pairs;  /* pairs per step; each step runs 2 * pairs sequences */
     long rank;   /* LoRA r; alpha is 2r (scaling 2), dropout 0.05 */
     long unit;   /* ASPO: tokens per synthetic "sentence" of a chosen response */
     long steps, warmup;
     long seed;
-    /* LLaVA: the vision tower (vision_ffn 0 = 4 * vision_dim) and the image side */
+    /* LLaVA and InstructBLIP: the vision tower (vision_ffn 0 = 4 * vision_dim) and the
+     * image side */
     long vision_layers, vision_dim, vision_heads, vision_ffn, image_size, patch_size;
+    /* InstructBLIP: the Q-Former (qformer_dim 0 = vision_dim) and its queries */
+    long qformer_layers, qformer_dim, queries;
 } bench_config;
+
+/* The prompt text of every InstructBLIP row: [CLS] describe the image . [SEP] for the
+ * Q-Former (bench/instructblip_step_torch.py feeds the same 6 positions). */
+#define BENCH_INSTRUCTION "Describe the image."
+
 
 /* The issue's sizes: 4 layers, dim 256, 8 heads, ffn 688, vocab 4096, 2 pairs x 256
  * tokens, r 16, 5 measured steps after 2 warm-up steps, DPO, f32 weights, no checkpointing;
  * model_kind llama. For LLaVA
  * a small ViT: 4 layers, dim 256, 4 heads, ffn 1024, images 112 px in patches of 14
- * (64 image positions). */
+ * (64 image positions). For InstructBLIP the same ViT (65 positions with its class token)
+ * and a Q-Former of 2 layers at its width with 8 queries (8 image positions). */
 bench_config bench_defaults(void);
 
 typedef struct bench_result {
-    /* real positions of the policy batch: 2 * pairs * seq, plus for LLaVA the image's
+    /* real positions of the policy batch: 2 * pairs * seq, plus with images the image's
      * image_positions in each of the 2 * pairs sequences (less its placeholder token) */
     int64_t tokens_per_step;
     int64_t text_tokens_per_step; /* 2 * pairs * seq: the positions that are not image */
-    int64_t image_positions;      /* LLaVA: positions one image fills; 0 for LLaMA */
-    int64_t trainable, params;    /* parameter counts (LLaVA: vision tower included) */
+    int64_t image_positions;      /* positions one image fills (InstructBLIP: queries); 0 for
+                                   * LLaMA */
+    int64_t trainable, params;    /* parameter counts (the image side included) */
     double step_s_mean, step_s_median, step_s_min; /* over the measured steps */
     double train_tokens_per_s;   /* tokens_per_step / step_s_mean */
     double text_tokens_per_s;    /* text_tokens_per_step / step_s_mean */
-    /* LLaVA, timed apart after the measured steps, per step as train_batch runs them:
-     * decoding + preprocessing the step's images, and the vision side: the tower once per
-     * image (both forwards use its features) + the projector twice (the reference and the
-     * policy forward each project them). */
+    /* With images, timed apart after the measured steps, per step as train_batch runs
+     * them: decoding + preprocessing the step's images, and the image side's model work:
+     * LLaVA's tower once per image (both forwards use its features) + its projector twice
+     * (the reference and the policy forward each project them); InstructBLIP's vision
+     * encoder + Q-Former + language_projection once per image (both forwards use the
+     * projected queries). */
     double image_s_per_step, vision_s_per_step;
     double cpu_s_per_step;       /* process CPU time (all threads) per measured step */
     double peak_rss_mb;          /* getrusage ru_maxrss of the process, MiB */

@@ -20,7 +20,7 @@ typedef struct bench_flags {
 } bench_flags;
 
 static const char *const LOSSES[] = {"dpo", "aspo", NULL};
-static const char *const KINDS[] = {"llama", "llava", NULL};
+static const char *const KINDS[] = {"llama", "llava", "instructblip", NULL};
 static const char *const DTYPES[] = {"f32", "bf16", "f16", NULL};
 static const char *const ACT_DTYPES[] = {"auto", "f32", "bf16", "f16", NULL};
 
@@ -31,8 +31,10 @@ static const option_spec BENCH_SPECS[] = {
     F("backend", OPT_STRING, c.backend, "compute backend", NULL, 0, 0),
     F("threads", OPT_INT, threads, "CPU threads for OpenMP and OpenBLAS (0 = all)", NULL, 0, 4096),
     F("loss", OPT_STRING, c.loss, "preference loss of the step", LOSSES, 0, 0),
-    F("model-kind", OPT_STRING, c.model_kind, "llama, or llava: the same LLaMA with a CLIP "
-      "vision tower and one image per pair", KINDS, 0, 0),
+    F("model-kind", OPT_STRING, c.model_kind, "llama; llava: the same LLaMA with a CLIP "
+      "vision tower and one image per pair; instructblip: the same LLaMA with a BLIP vision "
+      "encoder, a Q-Former reading the image and an instruction, one image per pair", KINDS, 0,
+      0),
     F("dtype", OPT_STRING, c.dtype, "storage dtype of the frozen weights", DTYPES, 0, 0),
     F("activation-dtype", OPT_STRING, c.activation_dtype, "hidden states' dtype, as aspo run's "
       "(auto: the weights' on cuda and hip, f32 elsewhere)", ACT_DTYPES, 0, 0),
@@ -55,48 +57,61 @@ static const option_spec BENCH_SPECS[] = {
     F("steps", OPT_INT, c.steps, "measured optimizer steps", NULL, 1, 1e6),
     F("warmup", OPT_INT, c.warmup, "untimed steps before them", NULL, 0, 1e6),
     F("seed", OPT_INT, c.seed, "seed of weights, ids, LoRA init and dropout", NULL, 0, 9e18),
-    F("vision-layers", OPT_INT, c.vision_layers, "LLaVA: vision tower layers", NULL, 1, 1024),
-    F("vision-dim", OPT_INT, c.vision_dim, "LLaVA: vision tower hidden size", NULL, 1, 1 << 16),
-    F("vision-heads", OPT_INT, c.vision_heads, "LLaVA: vision tower heads", NULL, 1, 1024),
-    F("vision-ffn", OPT_INT, c.vision_ffn, "LLaVA: vision intermediate size (0 = 4 dim)", NULL,
+    F("vision-layers", OPT_INT, c.vision_layers, "images: vision tower layers", NULL, 1, 1024),
+    F("vision-dim", OPT_INT, c.vision_dim, "images: vision tower hidden size", NULL, 1, 1 << 16),
+    F("vision-heads", OPT_INT, c.vision_heads, "images: vision tower heads (InstructBLIP: the "
+      "Q-Former's too)", NULL, 1, 1024),
+    F("vision-ffn", OPT_INT, c.vision_ffn, "images: vision intermediate size (0 = 4 dim)", NULL,
       0, 1 << 18),
-    F("image-size", OPT_INT, c.image_size, "LLaVA: image side in pixels", NULL, 1, 4096),
-    F("patch-size", OPT_INT, c.patch_size, "LLaVA: patch side; (image/patch)^2 positions per "
-      "image", NULL, 1, 4096),
+    F("image-size", OPT_INT, c.image_size, "images: image side in pixels", NULL, 1, 4096),
+    F("patch-size", OPT_INT, c.patch_size, "images: patch side; LLaVA's image fills "
+      "(image/patch)^2 positions", NULL, 1, 4096),
+    F("qformer-layers", OPT_INT, c.qformer_layers, "InstructBLIP: Q-Former layers "
+      "(cross-attention on every 2nd)", NULL, 1, 1024),
+    F("qformer-dim", OPT_INT, c.qformer_dim, "InstructBLIP: Q-Former hidden size (0 = "
+      "vision-dim; ffn 4 dim)", NULL, 0, 1 << 16),
+    F("queries", OPT_INT, c.queries, "InstructBLIP: query tokens, the positions an image fills",
+      NULL, 1, 4096),
     {NULL},
 };
 
-/* One JSON line. LLaVA names its two rates: text tokens (what a text-only run of the same
- * data would count) and positions (text + image positions, what the language model runs). */
+/* One JSON line. With images it names two rates: text tokens (what a text-only run of the
+ * same data would count) and positions (text + image positions, what the language model
+ * runs). */
 static void print_result(const bench_config *c, const bench_result *r)
 {
-    bool llava = !strcmp(c->model_kind, "llava");
-    printf("{\"src\": \"aspo\", %s\"loss\": \"%s\", \"layers\": %ld, \"dim\": %ld, "
+    bool images = strcmp(c->model_kind, "llama") != 0;
+    bool blip = !strcmp(c->model_kind, "instructblip");
+    if (images) printf("{\"src\": \"aspo\", \"model_kind\": \"%s\", ", c->model_kind);
+    else printf("{\"src\": \"aspo\", ");
+    printf("\"loss\": \"%s\", \"layers\": %ld, \"dim\": %ld, "
            "\"heads\": %ld, \"kv_heads\": %ld, \"ffn\": %ld, \"vocab\": %ld, \"seq\": %ld, "
            "\"prompt\": %ld, \"pairs\": %ld, \"rank\": %ld, \"dtype\": \"%s\", "
            "\"activation_dtype\": \"%s\", \"checkpointing\": %s, ",
-           llava ? "\"model_kind\": \"llava\", " : "", c->loss, c->layers, c->dim, c->heads,
+           c->loss, c->layers, c->dim, c->heads,
            c->kv_heads ? c->kv_heads : c->heads, c->ffn, c->vocab, c->seq,
            c->prompt ? c->prompt : c->seq / 4, c->pairs, c->rank, c->dtype,
            r->activation_dtype, c->checkpointing ? "true" : "false");
-    if (llava)
+    if (images)
         printf("\"vision_layers\": %ld, \"vision_dim\": %ld, \"vision_heads\": %ld, "
-               "\"vision_ffn\": %ld, \"image_size\": %ld, \"patch_size\": %ld, "
-               "\"image_positions\": %lld, ",
+               "\"vision_ffn\": %ld, \"image_size\": %ld, \"patch_size\": %ld, ",
                c->vision_layers, c->vision_dim, c->vision_heads,
-               c->vision_ffn ? c->vision_ffn : 4 * c->vision_dim, c->image_size, c->patch_size,
-               (long long)r->image_positions);
+               c->vision_ffn ? c->vision_ffn : 4 * c->vision_dim, c->image_size, c->patch_size);
+    if (blip)
+        printf("\"qformer_layers\": %ld, \"qformer_dim\": %ld, \"queries\": %ld, ",
+               c->qformer_layers, c->qformer_dim ? c->qformer_dim : c->vision_dim, c->queries);
+    if (images) printf("\"image_positions\": %lld, ", (long long)r->image_positions);
     printf("\"steps\": %ld, \"threads\": %d, \"openblas_core\": \"%s\", \"trainable\": %lld, "
            "\"params\": %lld, ", c->steps, omp_get_max_threads(), openblas_get_corename(),
            (long long)r->trainable, (long long)r->params);
-    if (llava)
+    if (images)
         printf("\"text_tokens_per_step\": %lld, \"positions_per_step\": %lld, ",
                (long long)r->text_tokens_per_step, (long long)r->tokens_per_step);
     else
         printf("\"tokens_per_step\": %lld, ", (long long)r->tokens_per_step);
     printf("\"step_s_mean\": %.4f, \"step_s_median\": %.4f, \"step_s_min\": %.4f, ",
            r->step_s_mean, r->step_s_median, r->step_s_min);
-    if (llava)
+    if (images)
         printf("\"text_tokens_per_s\": %.1f, \"positions_per_s\": %.1f, "
                "\"image_s_per_step\": %.4f, \"vision_s_per_step\": %.4f, ",
                r->text_tokens_per_s, r->train_tokens_per_s, r->image_s_per_step,
@@ -135,7 +150,10 @@ int cmd_bench(int argc, char **argv)
                "token ids, then prints one JSON line: train_tokens_per_s over the measured steps\n"
                "and peak_rss_mb of the process. --model-kind llava puts the LLaMA in a random\n"
                "LLaVA-1.5 with one PNG image per pair (vision tower and projector frozen) and\n"
-               "reports text_tokens_per_s and positions_per_s (text + image positions) instead.\n"
+               "reports text_tokens_per_s and positions_per_s (text + image positions) instead;\n"
+               "--model-kind instructblip does the same in a random InstructBLIP (vision\n"
+               "encoder, Q-Former reading the image and the prompt, projection; all frozen),\n"
+               "whose --queries positions per image go before BOS.\n"
                "It also prints the step's model FLOPs (aspo/bench.h has the formula), the\n"
                "achieved TFLOP/s, the MFU against --peak-tflops or the card's known peak, and\n"
                "epoch_s_7b_16k: one epoch of 16,384 pairs through LLaVA-1.5-7B's language\n"
