@@ -56,6 +56,7 @@ typedef struct policy_model {
         struct {
             instructblip_model model;
             bert_tokenizer *instruction_tok; /* <model>/qformer_tokenizer */
+            bool plan;                       /* opened for a memory plan (skip_weights) */
         } blip;
     };
     llama_model *lm;     /* the language model, whichever the family */

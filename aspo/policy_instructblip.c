@@ -53,6 +53,7 @@ static aspo_status open_blip(const policy_options *o, clip_model *shared_clip, p
     llama_options lm = policy_language_options(o);
     aspo_status s = instructblip_open(o->model, &lm, &p->blip.model);
     if (s) return s;
+    p->blip.plan = o->skip_weights;
     p->lm = &p->blip.model.lm;
     return open_instruction_tokenizer(o, p);
 }
@@ -116,11 +117,18 @@ static aspo_status instruction_ids(const policy_model *p, const preference_row *
 {
     const bert_tokenizer *tok = p->blip.instruction_tok;
     int64_t P = p->blip.model.cfg.qformer.max_position_embeddings;
-    if (!tok) { /* a plan of a config without qformer_tokenizer/ (open_instruction_tokenizer) */
+    bool has_text = !preference_row_is_tokenized(row);
+    if (!tok || (p->blip.plan && !has_text)) {
+        /* A plan of a config without qformer_tokenizer/ (open_instruction_tokenizer), or of
+         * --dry-run's synthetic rows, which have ids only. */
         ids[0] = ids[1] = 0;
         *n = 2; /* [CLS] [SEP]: the Q-Former's text costs a plan nothing worth counting */
         return ASPO_OK;
     }
+    if (!has_text)
+        return aspo_fail(ASPO_ERR_USAGE, "%s: a pre-tokenized image row has no prompt text, and "
+                         "InstructBLIP's Q-Former reads the instruction; give the row's "
+                         "prompt, chosen and rejected as text", preference_row_where(row));
     char *text = NULL;
     size_t len = 0;
     aspo_status s = pair_prompt_text(row, &p->prompts, &text, &len);

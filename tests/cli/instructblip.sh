@@ -110,6 +110,13 @@ words=$(printf 'shape %.0s' $(seq 30))
 printf '{"prompt": "What %s is this?", "chosen": "A circle.", "rejected": "A square.", "image": "red_circle.png"}\n' "$words" >"$WORK/long.jsonl"
 expect_error "instruction longer than the Q-Former's positions" 2 "long.jsonl:1: the instruction is longer than the Q-Former's 24 positions" \
     blip_run --data "$WORK/long.jsonl" --out "$WORK/e2" --max-steps 1 --loss dpo
+printf '{"prompt_input_ids": [1, 5, 6], "chosen_input_ids": [7, 2], "rejected_input_ids": [8, 2], "image": "red_circle.png"}\n' >"$WORK/ids.jsonl"
+expect_error "pre-tokenized image row" 2 "ids.jsonl:1: a pre-tokenized image row has no prompt text" \
+    blip_run --data "$WORK/ids.jsonl" --out "$WORK/e6" --max-steps 1 --loss dpo
+# A plan's synthetic rows have ids only: the plan gives the Q-Former a two-token instruction.
+expect_ok "--dry-run --plan-image" "$ASPO" run --dry-run --model "$IB" --plan-seq 64 --plan-image \
+    --alpha 0 --lora-r 4 --quiet
+check "plan: a batch of 4 pairs with an image each" grep -q '"model_kind":"instructblip".*"pairs":4,"positions":64,"images":4' "$WORK/out.txt"
 expect_error "--train-projector is LLaVA's" 2 "InstructBLIP: --train-projector" \
     blip_run --data "$IMG/pairs.jsonl" --out "$WORK/e3" --max-steps 1 --loss dpo --train-projector
 expect_error "ASPO needs --clip-model" 2 "clip-model" \
