@@ -352,6 +352,33 @@ static void test_lora(void)
     instructblip_close(&m);
 }
 
+/* Checkpoints of transformers 4.47 and later name an image token (config.json's
+ * image_token_index) whose Q copies the processor puts before BOS; 4.44 concatenates the
+ * queries there. Same sequence, same logits: only the id of the Q positions changes. */
+static void test_image_token_layout(void)
+{
+    const char *dir = tmp("image_token");
+    CHECK(write_config_changed(dir, fx("instructblip/tiny/config.json"), "image_token_index",
+                               json_integer(1000)) &&
+              link_into(dir, "model.safetensors", fx("instructblip/tiny/model.safetensors")),
+          "write");
+    instructblip_model m;
+    aspo_status s = instructblip_open(dir, NULL, &m);
+    CHECK(!s, "open with image_token_index: %s", aspo_error_message());
+    if (s) return;
+    CHECK(m.cfg.image_token == 1000, "the Q positions' id is image_token_index: %d",
+          m.cfg.image_token);
+    tensor *inputs = instructblip_image_inputs(&m, fx_tensor(&out, "pixel_values"),
+                                               fx_tensor(&out, "qformer_input_ids"),
+                                               mask_f32("qformer_attention_mask", 2, 6));
+    tensor *h = hidden_with_queries(&m, inputs);
+    double e = err_vs(h ? llama_lm_head(&m.lm, h) : NULL, "logits", 2 * 13 * 1024);
+    printf("  image-token layout: logits rel err %.2e vs transformers 4.44's\n", e);
+    CHECK(e <= F32_TOL, "image-token layout logits: rel err %g", e);
+    end_step();
+    instructblip_close(&m);
+}
+
 static void test_model_bad_input(void)
 {
     instructblip_model m;
@@ -467,6 +494,7 @@ int main(int argc, char **argv)
     test_qformer_forward();
     test_model();
     test_lora();
+    test_image_token_layout();
     test_model_bad_input();
     st_close(&out);
     runtime_shutdown();
