@@ -22,7 +22,7 @@
 #include <sys/resource.h>
 
 #include "backends/registry.h"
-#include "aspo/clock.h"
+#include "aspo/train/clock.h"
 #include "models/clip.h"
 #include "models/weights.h"
 #include "tensor/rng.h"

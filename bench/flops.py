@@ -1,6 +1,6 @@
 """Model FLOPs of one preference-training step, the dense peak of known GPUs, and what the two
 give: achieved TFLOP/s, MFU and the extrapolated LLaVA-1.5-7B epoch. The same formula and
-table are written in C in aspo/bench.c (bench_step_flops, bench_peak_tflops); change both
+table are written in C in aspo/train/bench.c (bench_step_flops, bench_peak_tflops); change both
 together, the FLOPs per step that aspo and bench/train_step_torch.py print must be equal.
 
 Imported, not run. Standard library only.

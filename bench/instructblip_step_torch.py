@@ -10,7 +10,7 @@ JSON line with the keys of aspo's.
         [--queries N] [--steps N] [--warmup N] [--threads N] [--seed N]
 
 Model: transformers' InstructBlipForConditionalGeneration with random weights of the sizes
-aspo/tiny_instructblip.c writes: a vision encoder (qkv_bias, gelu, eps 1e-6), a Q-Former of
+aspo/model/tiny_instructblip.c writes: a vision encoder (qkv_bias, gelu, eps 1e-6), a Q-Former of
 --qformer-layers x --qformer-dim (0 = --vision-dim) with --vision-heads heads, ffn 4 x its
 width, cross-attention every 2nd layer, 512 positions, 128 word ids, and --queries query
 tokens; the LLaMA as in bench/llava_step_torch.py (eager attention). A PEFT LoRA model (r,

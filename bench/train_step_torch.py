@@ -26,7 +26,7 @@ fp16=True does (aspo's dynamic loss scaling). --checkpointing re-runs each decod
 backward (non-reentrant torch.utils.checkpoint, through gradient_checkpointing_enable for hf). On cuda each step ends
 with torch.cuda.synchronize() and peak_device_mb is torch.cuda.max_memory_allocated().
 model_flops_per_step, achieved_tflops, mfu and epoch_s_7b_16k come from bench/flops.py, the
-formula aspo/bench.c uses too. Out of memory prints {"src": "torch", "error": "out of
+formula aspo/train/bench.c uses too. Out of memory prints {"src": "torch", "error": "out of
 memory", ...} and exits 1.
 
 Tested with Debian's python3-torch 1.13.1 (reports 1.13.0a0), and in a venv made with

@@ -312,7 +312,7 @@ stage_bench_llava() { bench llava text_tokens_per_s --model-kind llava; }
 # prompt tokens (the llama kind: every position is a text id, the decoder's work is the
 # same), LoRA r 1024 (alpha 2048) on all seven linears, bf16 frozen weights, the ASPO loss.
 # aspo bench and bench/train_step_torch.py take the same flags; both print the model FLOPs
-# of aspo/bench.h (bench/flops.py) and the 16K-pair epoch of the full 7B at their rate.
+# of aspo/train/bench.h (bench/flops.py) and the 16K-pair epoch of the full 7B at their rate.
 # GPU_CHECK_BENCH_7B_ARGS (environment) replaces them, to try the stage at small sizes
 # (with GPU_CHECK_BACKEND=cpu the PyTorch side runs on the CPU too).
 b7_args=(--layers 4 --dim 4096 --heads 32 --ffn 11008 --vocab 32064 --seq 900 --prompt 640
@@ -427,7 +427,7 @@ b7_table() {
          "chosen/rejected pair(s) of $(b7_arg seq) positions (prompt $(b7_arg prompt); 640 stands" \
          "for LLaVA's 576 image positions + 64 text tokens), LoRA r $(b7_arg rank) on all seven" \
          "linears, $(b7_arg dtype) frozen weights (LoRA f32), $(b7_arg steps) measured steps" \
-         "after $(b7_arg warmup) warm-up. Model FLOPs as aspo/bench.h counts them (both sides);" \
+         "after $(b7_arg warmup) warm-up. Model FLOPs as aspo/train/bench.h counts them (both sides);" \
          "MFU against the card's dense $(b7_arg dtype) peak, ${peak:-unknown} TFLOP/s; the" \
          "epoch is 16,384 pairs through the full 7B language model (32 layers, vocabulary" \
          "32064) at each side's achieved rate, vision tower not counted.${3:+ $3.}"

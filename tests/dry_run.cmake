@@ -1,4 +1,4 @@
-# `aspo run --dry-run` (aspo/dry_run.h): plans of the tiny LLaMA and LLaVA against the peak
+# `aspo run --dry-run` (aspo/train/dry_run.h): plans of the tiny LLaMA and LLaVA against the peak
 # their real CPU runs measure, and a LLaVA-1.5-7B config planned without weights; then the
 # command line (tests/cli/dry_run.sh).
 aspo_test(test_dry_run test_dry_run.c)

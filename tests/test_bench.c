@@ -11,8 +11,8 @@
 #include <string.h>
 
 #include "backends/registry.h"
-#include "aspo/bench.h"
-#include "aspo/tiny_llava.h"
+#include "aspo/train/bench.h"
+#include "aspo/model/tiny_llava.h"
 #include "models/llava.h"
 #include "models/weights.h"
 #include "tensor/backend.h"

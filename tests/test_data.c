@@ -13,10 +13,10 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "aspo/chat_template.h"
+#include "aspo/data/chat_template.h"
 #include "models/weights.h"
-#include "aspo/dataset.h"
-#include "aspo/pair_tokens.h"
+#include "aspo/data/dataset.h"
+#include "aspo/data/pair_tokens.h"
 #include "check.h"
 #include "models/tokenizer.h"
 

@@ -12,9 +12,9 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "aspo/demo.h"
+#include "aspo/train/demo.h"
 #include "models/weights.h"
-#include "aspo/demo_task.h"
+#include "aspo/train/demo_task.h"
 #include "models/tokenizer.h"
 #include "tests/check.h"
 

@@ -11,9 +11,9 @@
 #include <sys/resource.h>
 
 #include "backends/registry.h"
-#include "aspo/commands.h"
-#include "aspo/tiny_llama.h"
-#include "aspo/trainer.h"
+#include "aspo/cli/commands.h"
+#include "aspo/model/tiny_llama.h"
+#include "aspo/train/trainer.h"
 #include "models/weights.h"
 #include "tensor/backend.h"
 #include "tests/test_support.h"

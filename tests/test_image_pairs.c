@@ -8,9 +8,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "aspo/dataset.h"
-#include "aspo/pair_batch.h"
-#include "aspo/pair_tokens.h"
+#include "aspo/data/dataset.h"
+#include "aspo/data/pair_batch.h"
+#include "aspo/data/pair_tokens.h"
 #include "models/tokenizer.h"
 #include "tests/test_support.h"
 

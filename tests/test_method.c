@@ -9,8 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "aspo/preference_loss.h"
-#include "aspo/sentences.h"
+#include "aspo/train/preference_loss.h"
+#include "aspo/data/sentences.h"
 #include "check.h"
 
 enum { MAXT = 64 };

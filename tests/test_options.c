@@ -4,7 +4,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "aspo/options.h"
+#include "aspo/cli/options.h"
 #include "tests/check.h"
 
 typedef struct flags {

@@ -14,9 +14,9 @@
 #include <unistd.h>
 
 #include "backends/registry.h"
-#include "aspo/commands.h"
-#include "aspo/tiny_llama.h"
-#include "aspo/trainer.h"
+#include "aspo/cli/commands.h"
+#include "aspo/model/tiny_llama.h"
+#include "aspo/train/trainer.h"
 #include "models/llama.h"
 #include "tensor/runtime.h"
 #include "tensor/safetensors.h"

@@ -10,7 +10,7 @@
 #include <string.h>
 
 #include "backends/registry.h"
-#include "aspo/similarity.h"
+#include "aspo/train/similarity.h"
 #include "tensor/json_file.h"
 #include "tensor/runtime.h"
 #include "tensor/safetensors.h"

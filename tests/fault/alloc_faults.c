@@ -21,7 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "aspo/trainer.h"
+#include "aspo/train/trainer.h"
 
 void *__real_malloc(size_t n);
 void *__real_calloc(size_t n, size_t size);

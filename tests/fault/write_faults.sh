@@ -8,7 +8,7 @@
 #   - every checkpoint-N in the directory is whole and equal, file by file and bit for
 #     bit, to checkpoint-N of a run that never failed (corrupt checkpoints: none);
 #   - the final adapter's two files are both there and equal to that run's, or neither, or
-#     its weights alone (aspo/run_output.c moves the config in last: a directory without
+#     its weights alone (aspo/train/run_output.c moves the config in last: a directory without
 #     it is no adapter yet);
 #   - the same command with --resume auto (or --overwrite when no checkpoint was made)
 #     ends with the adapter of the run that never failed, bit for bit.

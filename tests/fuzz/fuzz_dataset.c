@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "aspo/dataset.h"
+#include "aspo/data/dataset.h"
 #include "fuzz_common.h"
 
 enum { MAX_INPUT = 1 << 16, MAX_LINES = 64 };

@@ -252,7 +252,7 @@ SOURCES = {
     "safetensors": ["tensor/safetensors.c"],
     "model_config": ["models/llama_config.c", "models/clip_config.c", "models/llava_config.c",
                      "models/blip_vision.c", "models/qformer.c", "models/instructblip.c"],
-    "dataset": ["aspo/dataset.c", "aspo/dataset_seva.c"],
+    "dataset": ["aspo/data/dataset.c", "aspo/data/dataset_seva.c"],
     "tokenizer": ["models/tokenizer.c", "models/tokenizer_json.c", "models/tokenizer_spm.c",
                   "models/tokenizer_bpe.c", "models/tokenizer_decode.c"],
     "tokenizer_config": ["models/tokenizer.c"],

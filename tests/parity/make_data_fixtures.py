@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Writes tests/fixtures/data/: preference rows and the token ids TRL makes of them, for
-tests/test_data.c to reproduce with aspo/pair_tokens.c.
+tests/test_data.c to reproduce with aspo/data/pair_tokens.c.
 
 TRL 0.14.0 is followed. Its DPOTrainer.tokenize_row (the same function from 0.12 to 0.19)
 tokenizes prompt, chosen and rejected separately with add_special_tokens=False, appends EOS

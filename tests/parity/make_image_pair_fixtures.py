@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Writes tests/fixtures/image_pairs/expected.json: the prompt ids of image rows that
-tests/test_image_pairs.c reproduces with aspo/pair_tokens.c, by two references:
+tests/test_image_pairs.c reproduces with aspo/data/pair_tokens.c, by two references:
 
   * llava-hf (tokenizer that has "<image>" as an added token, tests/fixtures/tokenizer/llava):
     transformers' fast tokenizer on the whole vicuna_v1 prompt, as LlavaProcessor in

@@ -1,0 +1,56 @@
+/* A batch of preference pairs as one model input: the chosen sequences of the P pairs,
+ * then their rejected sequences (TRL's concatenated order), right-padded to one length,
+ * with the next-token targets that select the response log-probs. */
+#ifndef ASPO_PAIR_BATCH_H
+#define ASPO_PAIR_BATCH_H
+
+#include "aspo/data/pair_tokens.h"
+#include "tensor/tensor.h"
+
+enum { IGNORE_TARGET = -100 };
+
+typedef struct pair_batch {
+    int n_pairs;      /* P; rows 0..P-1 chosen, P..2P-1 rejected */
+    int64_t T;        /* padded length */
+    int32_t *ids;     /* (2P,T) host; pad positions hold pad_id */
+    float *mask;      /* (2P,T) 1 = real token, 0 = padding */
+    /* (2P,T) host: the token at t+1 where t+1 is a response position, else IGNORE_TARGET.
+     * Position t's logits predict token t+1, so response token j of row r is scored at
+     * t = first[r] + j. */
+    int32_t *targets;
+    int64_t *first;   /* (2P) position scoring the first response token */
+    int64_t *count;   /* (2P) response tokens (EOS included) */
+    /* Images (NULL without): the k pairs that have an image each get rows
+     * [slot*N, (slot+1)*N) of the image features, slot counting those pairs in order. */
+    int n_images;         /* k */
+    int *image_slot;      /* (P) slot of pair i, -1 without an image */
+    int32_t *feature_row; /* (2P,T) host: feature row at an image position, -1 elsewhere */
+} pair_batch;
+
+/* How image placeholders become positions: each `token` in a prompt is replaced by
+ * `positions` positions (their ids set to pad_id) that the image features fill. first: the
+ * family puts the token before BOS (tokenize_options.image_first), not where the prompt's
+ * "<image>" stands. */
+typedef struct pair_batch_images {
+    int32_t token;
+    int64_t positions;
+    bool first;
+} pair_batch_images;
+
+/* pairs[i] for i < n; pad_id fills the padding (any valid id: it is masked). A sequence
+ * whose prompt is empty cannot score its first response token: an error naming it.
+ * images: NULL for text models; otherwise a pair's image placeholder (one per image pair,
+ * in both sequences, as pair_tokenize left it) expands to images->positions positions. */
+aspo_status pair_batch_build(const tokenized_pair *const *pairs, int n, int32_t pad_id,
+                             const pair_batch_images *images, pair_batch *b);
+void pair_batch_free(pair_batch *b);
+/* Real tokens in the batch (for tokens/s). */
+int64_t pair_batch_tokens(const pair_batch *b);
+
+/* Per-position log-probs of the targets from logits (2P,T,V): logp (2P,T) f32 (0 at ignored
+ * positions), with autograd when recording. When logit_sums is non-NULL it receives,
+ * detached, the sum over the vocabulary of the logits at each position (2P,T), for TRL's
+ * logits/chosen and logits/rejected metrics. */
+tensor *pair_batch_logprobs(const pair_batch *b, tensor *logits, tensor **logit_sums);
+
+#endif
