@@ -117,7 +117,7 @@ static aspo_status instruction_ids(const policy_model *p, const preference_row *
 {
     const bert_tokenizer *tok = p->blip.instruction_tok;
     int64_t P = p->blip.model.cfg.qformer.max_position_embeddings;
-    bool has_text = !preference_row_is_tokenized(row);
+    bool has_text = row->prompt != NULL; /* not a pre-tokenized row or a plan's synthetic one */
     if (!tok || (p->blip.plan && !has_text)) {
         /* A plan of a config without qformer_tokenizer/ (open_instruction_tokenizer), or of
          * --dry-run's synthetic rows, which have ids only. */
