@@ -47,10 +47,14 @@ void pair_batch_free(pair_batch *b);
 /* Real tokens in the batch (for tokens/s). */
 int64_t pair_batch_tokens(const pair_batch *b);
 
-/* Per-position log-probs of the targets from logits (2P,T,V): logp (2P,T) f32 (0 at ignored
- * positions), with autograd when recording. When logit_sums is non-NULL it receives,
- * detached, the sum over the vocabulary of the logits at each position (2P,T), for TRL's
- * logits/chosen and logits/rejected metrics. */
+/* The N positions that score a token (target not IGNORE_TARGET, row by row), N the sum of
+ * count: hidden (2P,T,C) -> (N,C), with autograd. The LM head and log-softmax run on these
+ * rows only (in an image pair most positions are prompt). */
+tensor *pair_batch_scored_hidden(const pair_batch *b, tensor *hidden);
+/* Per-position log-probs of the targets from logits (N,V) of the scored positions: logp
+ * (2P,T) f32 (0 at ignored positions), with autograd when recording. When logit_sums is
+ * non-NULL it receives, detached, the sum over the vocabulary of the logits at each
+ * position (2P,T; 0 at ignored ones), for TRL's logits/chosen and logits/rejected metrics. */
 tensor *pair_batch_logprobs(const pair_batch *b, tensor *logits, tensor **logit_sums);
 
 #endif

@@ -210,7 +210,8 @@ tensor *policy_logprobs(policy_model *p, const pair_batch *b, const float *visio
     tensor *mask = tensor_from_host(DT_F32, DIMS(rows, b->T), b->mask);
     tensor *hidden = p->family->hidden(p, b, ids, mask, vision); /* (2P,T,C) */
     if (!hidden) return NULL;
-    tensor *logits = llama_lm_head(p->lm, hidden); /* (2P,T,V) f32 */
+    /* Only the positions that score a token reach the LM head (N of 2P*T). */
+    tensor *logits = llama_lm_head(p->lm, pair_batch_scored_hidden(b, hidden)); /* (N,V) f32 */
     return pair_batch_logprobs(b, logits, logit_sums);
 }
 
