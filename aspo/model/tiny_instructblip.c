@@ -8,7 +8,6 @@
 
 #include "models/weights.h"
 
-static const double STD = 0.02; /* InstructBlipConfig's initializer_range */
 
 typedef struct writer {
     tiny_weights *w;
@@ -16,27 +15,22 @@ typedef struct writer {
     aspo_status s; /* the first failure; later adds do nothing */
 } writer;
 
-/* <name>.weight and <name>.bias: a linear (rows, cols) normal with a zero bias, or with
- * cols 0 a LayerNorm (rows) of ones and zeros. */
+/* <name>.weight and <name>.bias (tiny_weights_add_linear): a linear, or with cols 0 a
+ * LayerNorm. */
 static void add_module(writer *wr, int64_t rows, int64_t cols, const char *fmt, ...)
 {
-    char name[320], full[340];
+    char name[320];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(name, sizeof name, fmt, ap);
     va_end(ap);
-    int64_t shape[2] = {rows, cols};
-    snprintf(full, sizeof full, "%s.weight", name);
-    if (!wr->s) wr->s = tiny_weights_add(wr->w, full, cols ? 2 : 1, shape, cols ? STD : 0, 1.0f,
-                                         wr->seed);
-    snprintf(full, sizeof full, "%s.bias", name);
-    if (!wr->s) wr->s = tiny_weights_add(wr->w, full, 1, shape, 0, 0.0f, wr->seed);
+    if (!wr->s) wr->s = tiny_weights_add_linear(wr->w, name, rows, cols, wr->seed);
 }
 
-/* One tensor of normal(0, STD) values. */
+/* One tensor of normal(0, TINY_STD) values. */
 static void add_normal(writer *wr, const char *name, int ndim, const int64_t *shape)
 {
-    if (!wr->s) wr->s = tiny_weights_add(wr->w, name, ndim, shape, STD, 0, wr->seed);
+    if (!wr->s) wr->s = tiny_weights_add(wr->w, name, ndim, shape, TINY_STD, 0, wr->seed);
 }
 
 /* vision_model.*: the names and shapes blip_vision_declare reads. */
@@ -140,7 +134,7 @@ static json_t *preprocessor_config(const tiny_instructblip_spec *s)
 /* dir/file with text (NULL: out of memory, reported as such); frees text. */
 static aspo_status write_text(const char *dir, const char *file, char *text)
 {
-    char path[4200];
+    char path[4400]; /* dir may be qformer_tokenizer/ under a 4096-byte model path */
     snprintf(path, sizeof path, "%s/%s", dir, file);
     if (!text) return aspo_fail(ASPO_ERR_OOM, "%s: no memory for its text", path);
     FILE *f = fopen(path, "w");
@@ -148,13 +142,6 @@ static aspo_status write_text(const char *dir, const char *file, char *text)
     if (f && fclose(f)) bad = true;
     free(text);
     return bad ? aspo_fail(ASPO_ERR_IO, "%s: cannot write", path) : ASPO_OK;
-}
-
-static aspo_status write_json(const char *dir, const char *file, json_t *obj)
-{
-    char *text = obj ? json_dumps(obj, JSON_INDENT(2) | JSON_PRESERVE_ORDER) : NULL;
-    json_decref(obj);
-    return write_text(dir, file, text);
 }
 
 /* qformer_tokenizer/: BERT's specials, a few words, each letter and digit alone and as a
@@ -176,7 +163,7 @@ static aspo_status write_qformer_tokenizer(const char *dir)
     for (const char *c = chars; *c; c++) at += sprintf(at, "##%c\n", *c);
     s = write_text(sub, "vocab.txt", vocab);
     if (!s)
-        s = write_json(sub, "tokenizer_config.json",
+        s = tiny_write_json(sub, "tokenizer_config.json",
                        json_pack("{s:s, s:b, s:s, s:s, s:s, s:s, s:s}", "tokenizer_class",
                                  "BertTokenizer", "do_lower_case", 1, "unk_token", "[UNK]",
                                  "sep_token", "[SEP]", "pad_token", "[PAD]", "cls_token", "[CLS]",
@@ -223,8 +210,8 @@ aspo_status tiny_instructblip_write(const char *dir, const tiny_instructblip_spe
     snprintf(path, sizeof path, "%s/model.safetensors", dir);
     if (!st) st = tiny_weights_write(wr.w, path);
     tiny_weights_free(wr.w);
-    if (!st) st = write_json(dir, "config.json", instructblip_config(s));
-    if (!st) st = write_json(dir, "preprocessor_config.json", preprocessor_config(s));
+    if (!st) st = tiny_write_json(dir, "config.json", instructblip_config(s));
+    if (!st) st = tiny_write_json(dir, "preprocessor_config.json", preprocessor_config(s));
     if (!st) st = write_qformer_tokenizer(dir);
     return st;
 }

@@ -101,14 +101,25 @@ json_t *tiny_llama_config(const tiny_llama_spec *s)
     return c;
 }
 
-static aspo_status write_config(const char *dir, const tiny_llama_spec *s)
+aspo_status tiny_write_json(const char *dir, const char *file, json_t *obj)
 {
     char path[4200];
-    snprintf(path, sizeof path, "%s/config.json", dir);
-    json_t *c = tiny_llama_config(s);
-    int bad = !c || json_dump_file(c, path, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
-    json_decref(c);
+    snprintf(path, sizeof path, "%s/%s", dir, file);
+    int bad = !obj || json_dump_file(obj, path, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+    json_decref(obj);
     return bad ? aspo_fail(ASPO_ERR_IO, "%s: cannot write", path) : ASPO_OK;
+}
+
+aspo_status tiny_weights_add_linear(tiny_weights *w, const char *name, int64_t rows,
+                                    int64_t cols, uint64_t seed)
+{
+    char full[320];
+    snprintf(full, sizeof full, "%s.weight", name);
+    aspo_status s = cols ? tiny_weights_add(w, full, 2, (int64_t[]){rows, cols}, TINY_STD, 0, seed)
+                         : tiny_weights_add(w, full, 1, (int64_t[]){rows}, 0, 1.0f, seed);
+    snprintf(full, sizeof full, "%s.bias", name);
+    if (!s) s = tiny_weights_add(w, full, 1, (int64_t[]){rows}, 0, 0.0f, seed);
+    return s;
 }
 
 aspo_status tiny_llama_add_weights(tiny_weights *w, const char *prefix, const tiny_llama_spec *s,
@@ -158,7 +169,7 @@ aspo_status tiny_llama_write(const char *dir, const tiny_llama_spec *s, uint64_t
     char path[4200];
     snprintf(path, sizeof path, "%s/model.safetensors", dir);
     if (!st) st = tiny_weights_write(w, path);
-    if (!st) st = write_config(dir, s);
+    if (!st) st = tiny_write_json(dir, "config.json", tiny_llama_config(s));
     tiny_weights_free(w);
     return st;
 }

@@ -28,6 +28,14 @@ tiny_weights *tiny_weights_new(void);
 aspo_status tiny_weights_add(tiny_weights *w, const char *name, int ndim, const int64_t *shape,
                              double std, float constant, uint64_t seed);
 aspo_status tiny_weights_write(const tiny_weights *w, const char *path);
+/* name.weight (rows, cols) normal(0, TINY_STD) and name.bias (rows) zeros: a linear; with
+ * cols 0 a LayerNorm (rows): weight ones, bias zeros. */
+#define TINY_STD 0.02 /* transformers' initializer_range */
+aspo_status tiny_weights_add_linear(tiny_weights *w, const char *name, int64_t rows,
+                                    int64_t cols, uint64_t seed);
+/* dir/file: obj as indented JSON in its key order; takes obj's reference (NULL: out of
+ * memory, an error). */
+aspo_status tiny_write_json(const char *dir, const char *file, struct json_t *obj);
 void tiny_weights_free(tiny_weights *w);
 
 /* The LLaMA's tensors with `prefix` before their names ("" for LlamaForCausalLM,

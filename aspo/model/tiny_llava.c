@@ -6,30 +6,7 @@
 
 #include "models/weights.h"
 
-static const double STD = 0.02; /* initializer_range of the LLaMA, used for every matrix */
-
-/* name.weight (rows, cols) normal, name.bias (rows) zeros. */
-static aspo_status add_linear(tiny_weights *w, const char *name, int64_t rows, int64_t cols,
-                              uint64_t seed)
-{
-    char full[320];
-    snprintf(full, sizeof full, "%s.weight", name);
-    aspo_status s = tiny_weights_add(w, full, 2, (int64_t[]){rows, cols}, STD, 0, seed);
-    snprintf(full, sizeof full, "%s.bias", name);
-    if (!s) s = tiny_weights_add(w, full, 1, (int64_t[]){rows}, 0, 0.0f, seed);
-    return s;
-}
-
-/* LayerNorm: weight 1, bias 0 (C). */
-static aspo_status add_layernorm(tiny_weights *w, const char *name, int64_t C, uint64_t seed)
-{
-    char full[320];
-    snprintf(full, sizeof full, "%s.weight", name);
-    aspo_status s = tiny_weights_add(w, full, 1, (int64_t[]){C}, 0, 1.0f, seed);
-    snprintf(full, sizeof full, "%s.bias", name);
-    if (!s) s = tiny_weights_add(w, full, 1, (int64_t[]){C}, 0, 0.0f, seed);
-    return s;
-}
+static const double STD = TINY_STD; /* every matrix */
 
 /* vision_tower.vision_model.*: CLIPVisionModel's names (the conv patch embedding has no
  * bias; the class token has one position more than the patches). */
@@ -45,7 +22,7 @@ static aspo_status add_vision(tiny_weights *w, const tiny_llava_spec *s, uint64_
     snprintf(name, sizeof name, "%s.embeddings.position_embedding.weight", tower);
     if (!st) st = tiny_weights_add(w, name, 2, (int64_t[]){g * g + 1, C}, STD, 0, seed);
     snprintf(name, sizeof name, "%s.pre_layrnorm", tower);
-    if (!st) st = add_layernorm(w, name, C, seed);
+    if (!st) st = tiny_weights_add_linear(w, name, C, 0, seed);
     for (int64_t l = 0; l < s->vision_layers && !st; l++) {
         struct { const char *part; int64_t rows, cols; } linears[] = {
             {"self_attn.q_proj", C, C},   {"self_attn.k_proj", C, C},
@@ -55,26 +32,17 @@ static aspo_status add_vision(tiny_weights *w, const tiny_llava_spec *s, uint64_
         for (size_t p = 0; p < sizeof linears / sizeof linears[0] && !st; p++) {
             snprintf(name, sizeof name, "%s.encoder.layers.%lld.%s", tower, (long long)l,
                      linears[p].part);
-            st = add_linear(w, name, linears[p].rows, linears[p].cols, seed);
+            st = tiny_weights_add_linear(w, name, linears[p].rows, linears[p].cols, seed);
         }
         for (int n = 1; n <= 2 && !st; n++) {
             snprintf(name, sizeof name, "%s.encoder.layers.%lld.layer_norm%d", tower,
                      (long long)l, n);
-            st = add_layernorm(w, name, C, seed);
+            st = tiny_weights_add_linear(w, name, C, 0, seed);
         }
     }
     snprintf(name, sizeof name, "%s.post_layernorm", tower);
-    if (!st) st = add_layernorm(w, name, C, seed);
+    if (!st) st = tiny_weights_add_linear(w, name, C, 0, seed);
     return st;
-}
-
-static aspo_status write_json(const char *dir, const char *file, json_t *obj)
-{
-    char path[4200];
-    snprintf(path, sizeof path, "%s/%s", dir, file);
-    int bad = !obj || json_dump_file(obj, path, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
-    json_decref(obj);
-    return bad ? aspo_fail(ASPO_ERR_IO, "%s: cannot write", path) : ASPO_OK;
 }
 
 static json_t *llava_config(const tiny_llava_spec *s)
@@ -142,14 +110,14 @@ aspo_status tiny_llava_write(const char *dir, const tiny_llava_spec *s, uint64_t
     if (!w) return aspo_fail(ASPO_ERR_OOM, "tiny llava: no memory");
     st = tiny_llama_add_weights(w, "language_model.", &s->text, seed);
     if (!st) st = add_vision(w, s, seed);
-    if (!st) st = add_linear(w, "multi_modal_projector.linear_1", s->text.dim, s->vision_dim, seed);
-    if (!st) st = add_linear(w, "multi_modal_projector.linear_2", s->text.dim, s->text.dim, seed);
+    if (!st) st = tiny_weights_add_linear(w, "multi_modal_projector.linear_1", s->text.dim, s->vision_dim, seed);
+    if (!st) st = tiny_weights_add_linear(w, "multi_modal_projector.linear_2", s->text.dim, s->text.dim, seed);
     if (!st) st = weights_make_dir(dir);
     char path[4200];
     snprintf(path, sizeof path, "%s/model.safetensors", dir);
     if (!st) st = tiny_weights_write(w, path);
     tiny_weights_free(w);
-    if (!st) st = write_json(dir, "config.json", llava_config(s));
-    if (!st) st = write_json(dir, "preprocessor_config.json", preprocessor_config(s));
+    if (!st) st = tiny_write_json(dir, "config.json", llava_config(s));
+    if (!st) st = tiny_write_json(dir, "preprocessor_config.json", preprocessor_config(s));
     return st;
 }
