@@ -84,10 +84,11 @@ static void test_llama(void)
     compare(c, "tiny LLaMA, DPO, gradient checkpointing");
 }
 
-static void test_llava(void)
+/* ASPO with S on the committed image pairs, 3 steps of 2 pairs, LoRA r 4. */
+static train_config image_run(const char *model, const char *out)
 {
     train_config c = train_defaults();
-    c.model = join(fixtures, "llava/tiny_hf");
+    c.model = join(fixtures, model);
     c.clip_model = join(fixtures, "llava/clip");
     c.data = join(fixtures, "llava_data/pairs.jsonl");
     c.image_root = join(fixtures, "llava_data/images");
@@ -95,23 +96,19 @@ static void test_llava(void)
     c.max_steps = 3;
     c.lora_r = 4;
     c.lr = 1e-3;
-    c.out = join(tmp_root, "llava_out");
-    compare(c, "tiny LLaVA, ASPO with S");
+    c.out = join(tmp_root, out);
+    return c;
+}
+
+static void test_llava(void)
+{
+    compare(image_run("llava/tiny_hf", "llava_out"), "tiny LLaVA, ASPO with S");
 }
 
 static void test_instructblip(void)
 {
-    train_config c = train_defaults();
-    c.model = join(fixtures, "instructblip/tiny");
-    c.clip_model = join(fixtures, "llava/clip");
-    c.data = join(fixtures, "llava_data/pairs.jsonl");
-    c.image_root = join(fixtures, "llava_data/images");
-    c.batch_size = 2;
-    c.max_steps = 3;
-    c.lora_r = 4;
+    train_config c = image_run("instructblip/tiny", "instructblip_out");
     c.lora_targets = "q_proj,k_proj,v_proj";
-    c.lr = 1e-3;
-    c.out = join(tmp_root, "instructblip_out");
     compare(c, "tiny InstructBLIP, ASPO with S");
 }
 

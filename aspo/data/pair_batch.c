@@ -128,42 +128,46 @@ tensor *pair_batch_scored_hidden(const pair_batch *b, tensor *hidden)
 }
 
 /* values (N) of the scored positions, in order, spread to (2P,T) with 0 elsewhere: a gather
- * from [values; 0], so that the gradient of each cell reaches its value. */
-static tensor *spread(const pair_batch *b, tensor *values)
+ * from [values; 0] by from (2P*T) i32 (a scored position's index among them, else N), so
+ * that the gradient of each cell reaches its value. */
+static tensor *spread(const pair_batch *b, tensor *values, tensor *from)
 {
-    int64_t rows = 2 * (int64_t)b->n_pairs, cells = rows * b->T, N = values->shape[0];
-    int32_t *from = arena_alloc(&runtime_current()->host, sizeof(int32_t) * (size_t)cells);
-    if (!from) return NULL;
-    for (int64_t i = 0, k = 0; i < cells; i++) from[i] = (int32_t)(b->targets[i] != IGNORE_TARGET ? k++ : N);
+    if (!values) return NULL;
+    int64_t N = values->shape[0];
     float zero = 0.0f;
     tensor *table = tensor_concat((tensor *[]){tensor_reshape(values, DIMS(N, 1)),
                                                tensor_from_host(DT_F32, DIMS(1, 1), &zero)},
                                   2, 0);                                          /* (N+1,1) */
-    tensor *out = tensor_embedding(table, tensor_from_host(DT_I32, DIMS(cells), from));
-    return out ? tensor_reshape(out, DIMS(rows, b->T)) : NULL;                   /* (2P,T) */
+    tensor *out = tensor_embedding(table, from);
+    return out ? tensor_reshape(out, DIMS(2 * (int64_t)b->n_pairs, b->T)) : NULL; /* (2P,T) */
 }
 
 tensor *pair_batch_logprobs(const pair_batch *b, tensor *logits, tensor **logit_sums)
 {
     if (!logits) return NULL;
     int64_t cells = 2 * (int64_t)b->n_pairs * b->T, N = 0;
-    int32_t *targets = arena_alloc(&runtime_current()->host, sizeof(int32_t) * (size_t)cells);
-    if (!targets) return NULL;
+    arena *host = &runtime_current()->host;
+    int32_t *targets = arena_alloc(host, sizeof(int32_t) * (size_t)cells);
+    int32_t *from = arena_alloc(host, sizeof(int32_t) * (size_t)cells);
+    if (!targets || !from) return NULL;
     for (int64_t i = 0; i < cells; i++)
         if (b->targets[i] != IGNORE_TARGET) targets[N++] = b->targets[i];
+    for (int64_t i = 0, k = 0; i < cells; i++)
+        from[i] = (int32_t)(b->targets[i] != IGNORE_TARGET ? k++ : N);
     if (logits->ndim != 2 || logits->shape[0] != N) {
         char buf[96];
         aspo_fail(ASPO_ERR_SHAPE, "pair batch: logits %s, want (%lld,V): the scored positions'",
                   tensor_describe(logits, buf, sizeof buf), (long long)N);
         return NULL;
     }
+    tensor *spread_from = tensor_from_host(DT_I32, DIMS(cells), from);
     if (logit_sums) {
         bool prev = autograd_set_enabled(false);
-        *logit_sums = spread(b, tensor_sum(logits, -1, false)); /* (2P,T) */
+        *logit_sums = spread(b, tensor_sum(logits, -1, false), spread_from); /* (2P,T) */
         autograd_set_enabled(prev);
         if (!*logit_sums) return NULL;
     }
     tensor *lp = tensor_gather_logprobs(logits, tensor_from_host(DT_I32, DIMS(N), targets),
                                         IGNORE_TARGET);                          /* (N) */
-    return lp ? spread(b, lp) : NULL;                                            /* (2P,T) */
+    return lp ? spread(b, lp, spread_from) : NULL;                               /* (2P,T) */
 }

@@ -1,5 +1,4 @@
 /* A batch's LLaVA vision features: the disk cache, then the tower for what it lacks. */
-#define _DEFAULT_SOURCE /* realpath */
 #include "aspo/model/image_features.h"
 
 #include <math.h>
@@ -17,10 +16,8 @@ aspo_status llava_vision_cache_open(vision_cache *c, const char *dir, const llav
 {
     memset(c, 0, sizeof *c);
     if (!dir) return ASPO_OK;
-    char real[PATH_MAX];
-    if (!realpath(model_dir, real)) snprintf(real, sizeof real, "%s", model_dir);
     const llava_config *cfg = &m->cfg;
-    uint64_t h = vision_cache_hash(VISION_CACHE_SEED, real, strlen(real));
+    uint64_t h = vision_cache_model_key("", model_dir); /* "": LLaVA's files keep their names */
     int32_t fields[] = {cfg->vision_feature_layer, cfg->keep_cls, cfg->pad_to_square,
                         cfg->image.crop_size, cfg->image.shortest_edge,
                         (int32_t)m->vision->storage_dt};

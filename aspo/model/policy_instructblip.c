@@ -3,7 +3,7 @@
  * LoRA trains the LLaMA. The Q-Former reads the instruction, so an image's frozen outputs
  * depend on the row's prompt too: they are computed per (image, instruction) once per step
  * and keyed by both in --vision-cache. The Q inputs go before BOS (image_first). */
-#define _DEFAULT_SOURCE /* realpath */
+#define _POSIX_C_SOURCE 200809L /* access */
 #include "aspo/model/policy_family.h"
 
 #include <limits.h>
@@ -217,12 +217,9 @@ static aspo_status cache_open(const policy_model *p, vision_cache *c, const char
                               const char *model_dir)
 {
     const instructblip_model *m = &p->blip.model;
-    char real[PATH_MAX];
-    if (!realpath(model_dir, real)) snprintf(real, sizeof real, "%s", model_dir);
     /* The model directory, the image processing and the dtype; the instruction is in each
      * file's name. */
-    uint64_t h = vision_cache_hash(VISION_CACHE_SEED, "instructblip", 12);
-    h = vision_cache_hash(h, real, strlen(real));
+    uint64_t h = vision_cache_model_key("instructblip", model_dir);
     int32_t fields[] = {m->cfg.image.crop_size, (int32_t)m->lm.storage_dt};
     h = vision_cache_hash(h, fields, sizeof fields);
     h = vision_cache_hash(h, m->cfg.image.mean, sizeof m->cfg.image.mean);

@@ -131,19 +131,6 @@ static json_t *preprocessor_config(const tiny_instructblip_spec *s)
                      "rescale_factor", 1.0 / 255.0, "size", "height", S, "width", S);
 }
 
-/* dir/file with text (NULL: out of memory, reported as such); frees text. */
-static aspo_status write_text(const char *dir, const char *file, char *text)
-{
-    char path[4400]; /* dir may be qformer_tokenizer/ under a 4096-byte model path */
-    snprintf(path, sizeof path, "%s/%s", dir, file);
-    if (!text) return aspo_fail(ASPO_ERR_OOM, "%s: no memory for its text", path);
-    FILE *f = fopen(path, "w");
-    bool bad = !f || fputs(text, f) < 0;
-    if (f && fclose(f)) bad = true;
-    free(text);
-    return bad ? aspo_fail(ASPO_ERR_IO, "%s: cannot write", path) : ASPO_OK;
-}
-
 /* qformer_tokenizer/: BERT's specials, a few words, each letter and digit alone and as a
  * ## continuation (81 lines), uncased as the released bert-base-uncased. */
 static aspo_status write_qformer_tokenizer(const char *dir)
@@ -161,13 +148,16 @@ static aspo_status write_qformer_tokenizer(const char *dir)
     for (size_t i = 0; i < sizeof words / sizeof *words; i++) at += sprintf(at, "%s\n", words[i]);
     for (const char *c = chars; *c; c++) at += sprintf(at, "%c\n", *c);
     for (const char *c = chars; *c; c++) at += sprintf(at, "##%c\n", *c);
-    s = write_text(sub, "vocab.txt", vocab);
+    char path[4400]; /* sub may be near 4096 bytes of model path */
+    snprintf(path, sizeof path, "%s/vocab.txt", sub);
+    s = weights_write_file(path, vocab, (size_t)(at - vocab));
+    free(vocab);
     if (!s)
         s = tiny_write_json(sub, "tokenizer_config.json",
-                       json_pack("{s:s, s:b, s:s, s:s, s:s, s:s, s:s}", "tokenizer_class",
-                                 "BertTokenizer", "do_lower_case", 1, "unk_token", "[UNK]",
-                                 "sep_token", "[SEP]", "pad_token", "[PAD]", "cls_token", "[CLS]",
-                                 "mask_token", "[MASK]"));
+                            json_pack("{s:s, s:b, s:s, s:s, s:s, s:s, s:s}", "tokenizer_class",
+                                      "BertTokenizer", "do_lower_case", 1, "unk_token", "[UNK]",
+                                      "sep_token", "[SEP]", "pad_token", "[PAD]", "cls_token",
+                                      "[CLS]", "mask_token", "[MASK]"));
     return s;
 }
 

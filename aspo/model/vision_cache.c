@@ -31,6 +31,14 @@ uint64_t vision_cache_hash(uint64_t h, const void *data, size_t n)
     return h;
 }
 
+uint64_t vision_cache_model_key(const char *family, const char *model_dir)
+{
+    char real[PATH_MAX];
+    if (!realpath(model_dir, real)) snprintf(real, sizeof real, "%s", model_dir);
+    uint64_t h = vision_cache_hash(VISION_CACHE_SEED, family, strlen(family));
+    return vision_cache_hash(h, real, strlen(real));
+}
+
 aspo_status vision_cache_start(vision_cache *c, const char *dir, uint64_t key, int64_t N,
                                int64_t Cv)
 {

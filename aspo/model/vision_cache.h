@@ -24,6 +24,9 @@ typedef struct vision_cache {
  * not a security measure. */
 #define VISION_CACHE_SEED 1469598103934665603ull
 uint64_t vision_cache_hash(uint64_t h, const void *data, size_t n);
+/* The start of a model's key: family (a short name) and the model directory's real path,
+ * so that the same checkpoint reached by another path hits. */
+uint64_t vision_cache_model_key(const char *family, const char *model_dir);
 
 /* dir NULL leaves the cache off. Creates dir (mkdir -p). Features are (N,Cv) floats. */
 aspo_status vision_cache_start(vision_cache *c, const char *dir, uint64_t key, int64_t N,
