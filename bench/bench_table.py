@@ -12,7 +12,7 @@ import json
 import statistics
 import sys
 
-CONFIGS = ("aspo", "torch", "torch passive", "torch openmp-blas")
+CONFIGS = ("aspo", "aspo padded", "torch", "torch passive", "torch openmp-blas")
 SETUP = {"torch passive": ", OMP_WAIT_POLICY=passive", "torch openmp-blas": ", OpenMP OpenBLAS"}
 
 
@@ -33,6 +33,8 @@ class Row:
     def describe(self, impl):
         if self.cfg == "aspo":
             return "aspo"
+        if self.cfg == "aspo padded":
+            return "aspo --no-prefix-sharing (padded, prompts twice, as TRL)"
         return "torch %s (%s%s)" % (self.best["torch_version"], impl(self.best),
                                     SETUP.get(self.cfg, ""))
 
@@ -65,6 +67,14 @@ IMPLEMENTATION = ("implementation", False, lambda row, impl: row.describe(impl))
 THREADS = column("threads", "%d", "threads")
 RSS = column("peak RSS MB", "%.0f", "peak_rss_mb")
 RATIO = ("aspo / this", True, lambda row, impl: row.ratio)
+# Positions the policy pass computes per step (packed or padded); PyTorch's are padded rows.
+COMPUTED = ("positions computed", True,
+            lambda row, impl: "%d" % row.best.get("computed_positions_per_step",
+                                                  row.best.get("positions_per_step",
+                                                               row.best.get("tokens_per_step", 0))))
+# The backend's peak allocation (aspo's; PyTorch reports one on a GPU only).
+DEVICE_MB = ("peak device MB", True, lambda row, impl: "%.0f" % row.best["peak_device_mb"]
+             if row.best.get("peak_device_mb") is not None else "")
 CORE = column("OpenBLAS core", "%s", "openblas_core", right=False)
 
 
@@ -82,19 +92,18 @@ def train(lines):
             lambda r: hf_peft(r) if r["impl"] == "hf" else "plain PyTorch",
             [LOSS, IMPLEMENTATION, THREADS, rate("tokens/s best (median)", "%.0f",
                                                  "train_tokens_per_s"),
-             column("s/step", "%.3f", "step_s_mean"), column("CPU s/step", "%.3f",
-                                                             "cpu_s_per_step"),
-             RSS, RATIO, CORE])
+             COMPUTED, column("s/step", "%.3f", "step_s_mean"),
+             column("CPU s/step", "%.3f", "cpu_s_per_step"), RSS, DEVICE_MB, RATIO, CORE])
 
 
 def llava(lines):
     compare(lines, "text_tokens_per_s", hf_peft,
             [LOSS, IMPLEMENTATION, THREADS, rate("text tokens/s best (median)", "%.0f",
                                                  "text_tokens_per_s"),
-             column("positions/s", "%.0f", "positions_per_s"),
+             column("positions/s", "%.0f", "positions_per_s"), COMPUTED,
              column("s/step", "%.3f", "step_s_mean"),
              column("vision s/step", "%.3f", "vision_s_per_step"),
-             column("CPU s/step", "%.3f", "cpu_s_per_step"), RSS, RATIO, CORE])
+             column("CPU s/step", "%.3f", "cpu_s_per_step"), RSS, DEVICE_MB, RATIO, CORE])
 
 
 def clip(lines):

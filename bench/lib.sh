@@ -76,11 +76,16 @@ bench_footer() {
     echo
 }
 
-# bench_compare ROUND [ARG...]: aspo_cmd, then torch_cmd in the three setups, ARGs appended.
+# bench_compare ROUND [ARG...]: aspo_cmd (and once more with --no-prefix-sharing, as
+# "aspo padded", when aspo_padded is set: the training steps), then torch_cmd in the three
+# setups, ARGs appended.
 bench_compare() {
     local round=$1
     shift
     bench_quiet "${aspo_cmd[@]}" "$@" | bench_tag "$round" aspo
+    if [[ -n ${aspo_padded:-} ]]; then
+        bench_quiet "${aspo_cmd[@]}" "$@" --no-prefix-sharing | bench_tag "$round" "aspo padded"
+    fi
     bench_quiet "${torch_cmd[@]}" "$@" | bench_tag "$round" torch
     bench_quiet OMP_WAIT_POLICY=passive "${torch_cmd[@]}" "$@" | bench_tag "$round" "torch passive"
     bench_quiet LD_LIBRARY_PATH="$openmp_blas${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" \

@@ -40,5 +40,6 @@ bench_build aspo
 args=(--threads "$threads" --steps "$steps" --warmup 2 "${sizes[@]}")
 aspo_cmd=("$build_dir/aspo" bench --model-kind instructblip "${args[@]}")
 torch_cmd=("$python" bench/instructblip_step_torch.py "${args[@]}")
+aspo_padded=1 # each round also times aspo with --no-prefix-sharing
 bench_rounds "$build_dir/aspo"
 bench_table llava

@@ -195,9 +195,10 @@ tensor *instructblip_image_inputs(instructblip_model *m, tensor *pixels, tensor 
 }
 
 tensor *instructblip_forward_hidden(instructblip_model *m, tensor *ids, tensor *key_mask,
-                                    tensor *features, const int32_t *feature_row)
+                                    const int32_t *positions, tensor *features,
+                                    const int32_t *feature_row)
 {
     tensor *x = image_merge_embeddings(&m->lm, "instructblip", m->cfg.image_token, ids, features,
-                                       feature_row);                      /* (B,T,C) */
-    return x ? llama_forward_hidden_embeds(&m->lm, x, key_mask, NULL) : NULL; /* (B,T,C) */
+                                       feature_row);                           /* (B,T,C) */
+    return x ? llama_forward_hidden_embeds(&m->lm, x, key_mask, positions) : NULL; /* (B,T,C) */
 }

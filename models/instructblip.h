@@ -71,13 +71,14 @@ aspo_status instructblip_save_merged(const instructblip_model *m, const char *ou
 tensor *instructblip_image_inputs(instructblip_model *m, tensor *pixels, tensor *qformer_ids,
                                   tensor *qformer_mask);
 
-/* ids (B,T) i32, key_mask (B,T) nonzero = real token (NULL: all), features (M,C) f32: the
+/* ids (B,T) i32, key_mask and positions as llama_forward_hidden, features (M,C) f32: the
  * rows of instructblip_image_inputs' (k,Q,C), feature_row host (B,T): the row that fills a
  * position, -1 for text (as image_merge_embeddings) -> the LLM's final hidden states (B,T,C).
  * Both of transformers' layouts give the LLM [Q query outputs; BOS; text] with the queries
  * attended: 4.44 concatenates them before the text's embeddings, later versions fill Q image
  * tokens that the processor puts before BOS. So an image row is Q image positions first. */
 tensor *instructblip_forward_hidden(instructblip_model *m, tensor *ids, tensor *key_mask,
-                                    tensor *features, const int32_t *feature_row);
+                                    const int32_t *positions, tensor *features,
+                                    const int32_t *feature_row);
 
 #endif

@@ -153,9 +153,10 @@ typedef struct llama_open_spec {
 aspo_status llama_open_with(const char *model_dir, const llama_options *opt,
                             const llama_open_spec *spec, llama_model *m);
 
-/* ids (B,T) i32; key_mask (B,T) f32/i32 nonzero = real token, or NULL; positions: host
- * (B,T) position ids or NULL = 0..T-1 for every row (transformers' default, also with
- * padding). Returns the final normed hidden states (B,T,C) f32. */
+/* ids (B,T) i32; key_mask (B,T) f32/i32 nonzero = real token, or NULL, or the segment
+ * layout (B,2,T) i32 of packed sequences (tensor_attention); positions: host (B,T) position
+ * ids or NULL = 0..T-1 for every row (transformers' default, also with padding). Returns the
+ * final normed hidden states (B,T,C) f32. */
 tensor *llama_forward_hidden(llama_model *m, tensor *ids, tensor *key_mask,
                              const int32_t *positions);
 /* The same from input embeddings x (B,T,C) f32 instead of ids (LLaVA puts image features

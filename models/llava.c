@@ -254,12 +254,13 @@ tensor *llava_image_features(llava_model *m, tensor *pixels, tensor **clip_embed
 
 /* ---- forward ---- */
 
-tensor *llava_forward_hidden(llava_model *m, tensor *ids, tensor *key_mask, tensor *features,
+tensor *llava_forward_hidden(llava_model *m, tensor *ids, tensor *key_mask,
+                             const int32_t *positions, tensor *features,
                              const int32_t *feature_row)
 {
     tensor *x = image_merge_embeddings(&m->lm, "llava", m->cfg.image_token_index, ids, features,
-                                       feature_row);                       /* (B,T,C) */
-    return x ? llama_forward_hidden_embeds(&m->lm, x, key_mask, NULL) : NULL; /* (B,T,C) */
+                                       feature_row);                            /* (B,T,C) */
+    return x ? llama_forward_hidden_embeds(&m->lm, x, key_mask, positions) : NULL; /* (B,T,C) */
 }
 
 tensor *llava_lm_head(llava_model *m, tensor *hidden)

@@ -121,14 +121,16 @@ tensor *llava_project(llava_model *m, tensor *vision_features);
 /* Cv: the vision tower's width (the projector's input). */
 int64_t llava_vision_width(const llava_model *m);
 
-/* ids (B,T) i32 where image positions may hold anything; key_mask as llama_forward_hidden;
- * features (M,C) f32 (or (n,N,C) as llava_image_features gives them) or NULL; feature_row:
- * host (B,T), -1 for a text position, else the row of `features` that fills it (NULL when
- * features is NULL). Returns the final hidden states (B,T,C). Positions are 0..T-1 (right
- * padding; transformers gives padded positions other positions and zero embeddings, which
- * changes only the outputs at padded positions). A text position holding the image token,
- * an id outside the vocabulary or a row outside the features is an error. */
-tensor *llava_forward_hidden(llava_model *m, tensor *ids, tensor *key_mask, tensor *features,
+/* ids (B,T) i32 where image positions may hold anything; key_mask and positions as
+ * llama_forward_hidden; features (M,C) f32 (or (n,N,C) as llava_image_features gives them)
+ * or NULL; feature_row: host (B,T), -1 for a text position, else the row of `features` that
+ * fills it (NULL when features is NULL). Returns the final hidden states (B,T,C). NULL
+ * positions are 0..T-1 (right padding; transformers gives padded positions other positions
+ * and zero embeddings, which changes only the outputs at padded positions). A text position
+ * holding the image token, an id outside the vocabulary or a row outside the features is an
+ * error. */
+tensor *llava_forward_hidden(llava_model *m, tensor *ids, tensor *key_mask,
+                             const int32_t *positions, tensor *features,
                              const int32_t *feature_row);
 /* hidden (...,C) -> logits (...,V). */
 tensor *llava_lm_head(llava_model *m, tensor *hidden);

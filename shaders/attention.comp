@@ -7,7 +7,10 @@
 //   l' = a*l + sum_j exp(s_j - m'),  acc' = a*acc + sum_j exp(s_j - m') v_j,
 //   o_i = acc / l,  lse_i = m + log(l).
 // Query head h reads kv head h / (H/Hkv). Row i may attend key j when key_mask[b,j] != 0
-// and, if causal, j <= i + (Tk - Tq). A row with no such key gets zeros and lse = -inf.
+// and, if causal, j <= i + (Tk - Tq); with a segment layout instead (segments; Tq = Tk and
+// the host sets causal), when j <= i, seg[j] >= 0 and seg[j] is seg[i] or base[i]. A row
+// with no such key gets zeros and lse = -inf. Under a mask or layout a key block that no
+// row of the workgroup sees is skipped: padding, and the other sequences packed in a row.
 #include "common.glsl"
 layout(local_size_x_id = 3) in;
 layout(constant_id = 0) const uint BR = 16;   // query rows per workgroup
@@ -18,11 +21,11 @@ layout(buffer_reference, std430) readonly buffer Params {
     View q;    // (B,H,Tq,D)
     View k;    // (B,Hkv,Tk,D)
     View v;
-    View mask; // (B,Tk) f32 or i32 when has_mask
+    View mask; // (B,Tk) f32 or i32 when has_mask; a layout (B,2,T) i32 when segments too
     View o;    // (B,H,Tq,D) f32
     View lse;  // (B,H,Tq) f32
     int H; int Hkv; int Tq; int Tk;
-    int causal; int has_mask; float scale; int pad0;
+    int causal; int has_mask; float scale; int segments;
 };
 
 const float NEG_INF = -1.0 / 0.0;
@@ -33,7 +36,7 @@ shared float Qs[BR * HEAD];
 shared float Ks[BC * KS];
 shared float Vs[BC * HEAD];
 shared float S[BR * BC];
-shared uint allowed_key[BC]; // 1 where key j0 + c may be attended
+#include "attention_keys.glsl"
 
 void main()
 {
@@ -42,6 +45,8 @@ void main()
     int b = int(gl_WorkGroupID.z), h = int(gl_WorkGroupID.y), i0 = int(gl_WorkGroupID.x * BR);
     int kvh = h / (p.H / p.Hkv), i = i0 + int(r), shift = p.Tk - p.Tq;
     bool row_ok = i < p.Tq;
+    ivec2 seg_i = row_segments(p, b, i); // loaded once: (segment, base)
+    if (tid == 0) seen_tile = 0u;        // the loop's barriers order this before use
 
     for (uint e = tid; e < BR * HEAD; e += NT) {
         int rr = i0 + int(e / HEAD), d = int(e % HEAD);
@@ -53,25 +58,25 @@ void main()
 
     float m = NEG_INF, l = 0.0, acc[ACC];
     for (uint a = 0; a < ACC; a++) acc[a] = 0.0;
-    for (int j0 = 0; j0 < n_keys; j0 += int(BC)) {
+    for (int j0 = 0, n = 1; j0 < n_keys; j0 += int(BC), n++) {
         barrier(); // the previous block's readers are done
+        load_key_masks(p, b, j0);
+        int j = j0 + int(c);
+        if (p.has_mask != 0) { // uniform: skip a key block none of the rows sees
+            barrier();
+            if (!tile_seen(sees(p, i, j, c, seg_i), uint(n))) continue;
+        }
         for (uint e = tid; e < BC * HEAD; e += NT) {
-            int j = j0 + int(e / HEAD), d = int(e % HEAD);
-            bool in_range = j < p.Tk;
-            ivec4 at = ivec4(b, kvh, j, d);
+            int jk = j0 + int(e / HEAD), d = int(e % HEAD);
+            bool in_range = jk < p.Tk;
+            ivec4 at = ivec4(b, kvh, jk, d);
             Ks[(e / HEAD) * KS + d] = in_range ? view_load(p.k, view_offset(p.k, at)) : 0.0;
             Vs[e] = in_range ? view_load(p.v, view_offset(p.v, at)) : 0.0;
         }
-        if (tid < BC) {
-            int j = j0 + int(tid);
-            allowed_key[tid] = uint(j < p.Tk && (p.has_mask == 0 ||
-                                    view_load(p.mask, view_offset(p.mask, ivec4(0, 0, b, j))) != 0.0));
-        }
         barrier();
 
-        int j = j0 + int(c);
         float s = NEG_INF;
-        if (row_ok && allowed_key[c] != 0 && (p.causal == 0 || j <= i + shift)) {
+        if (sees(p, i, j, c, seg_i)) {
             float dot = 0.0;
             for (uint d = 0; d < HEAD; d++) dot += Qs[r * HEAD + d] * Ks[c * KS + d];
             s = p.scale * dot;

@@ -10,7 +10,8 @@
 // PASS 1: one workgroup per (query block of BR rows, head, batch); it walks the key blocks
 //         its rows can see, accumulating dq in registers.
 // A tile's invocation (r, c) = (tid / BC, tid % BC) computes p and ds for query row r and
-// key c; masks are those of the forward (shaders/attention.comp).
+// key c; masks are those of the forward (shaders/attention.comp), and so is skipping a tile
+// that no (row, key) of it sees under a mask or segment layout.
 #include "common.glsl"
 layout(local_size_x_id = 3) in;
 layout(constant_id = 0) const uint BR = 16;
@@ -22,7 +23,7 @@ layout(buffer_reference, std430) readonly buffer Params {
     View q; View k; View v; View o; View lse; View dout; View mask;
     View dq; View dk; View dv;
     int H; int Hkv; int Tq; int Tk;
-    int causal; int has_mask; float scale; int pad0;
+    int causal; int has_mask; float scale; int segments;
 };
 
 const float NEG_INF = -1.0 / 0.0;
@@ -38,7 +39,7 @@ shared float P[BR * BC];
 shared float dS[BR * BC];
 shared float partial[BR * BC]; // row partial sums of do.o
 shared float Ls[BR];
-shared uint allowed_key[BC];
+#include "attention_keys.glsl"
 
 // q, do rows [i0, i0+BR) of head h into shared memory, with their lse and the partial
 // sums of do.o; read D_i back with row_delta() after a barrier.
@@ -71,7 +72,8 @@ float row_delta()
     return s;
 }
 
-// k, v rows [j0, j0+BC) of kv head kvh and which of them the key mask lets through.
+
+// k, v rows [j0, j0+BC) of kv head kvh.
 void load_keys(Params p, int b, int kvh, int j0)
 {
     uint tid = gl_LocalInvocationID.x;
@@ -82,21 +84,15 @@ void load_keys(Params p, int b, int kvh, int j0)
         Ks[(e / HEAD) * KS + d] = in_range ? view_load(p.k, view_offset(p.k, at)) : 0.0;
         Vs[(e / HEAD) * KS + d] = in_range ? view_load(p.v, view_offset(p.v, at)) : 0.0;
     }
-    if (tid < BC) {
-        int j = j0 + int(tid);
-        allowed_key[tid] = uint(j < p.Tk && (p.has_mask == 0 ||
-                                view_load(p.mask, view_offset(p.mask, ivec4(0, 0, b, j))) != 0.0));
-    }
 }
 
-// p and ds of this invocation's (row, key) into P and dS.
-void tile(Params p, int i0, int j0, float delta)
+// p and ds of this invocation's (row, key) into P and dS; seg_i: its row's (segment, base).
+void tile(Params p, int i0, int j0, float delta, ivec2 seg_i)
 {
     uint tid = gl_LocalInvocationID.x, r = tid / BC, c = tid % BC;
     int i = i0 + int(r), j = j0 + int(c);
     float pr = 0.0, ds = 0.0;
-    if (i < p.Tq && allowed_key[c] != 0 && (p.causal == 0 || j <= i + p.Tk - p.Tq) &&
-        Ls[r] != NEG_INF) {
+    if (sees(p, i, j, c, seg_i) && Ls[r] != NEG_INF) {
         float s = 0.0, dp = 0.0;
         for (uint d = 0; d < HEAD; d++) {
             s += Qs[r * HEAD + d] * Ks[c * KS + d];
@@ -111,20 +107,30 @@ void tile(Params p, int i0, int j0, float delta)
 
 void keys_pass(Params p)
 {
-    uint tid = gl_LocalInvocationID.x, kc = tid / BR, t = tid % BR;
+    uint tid = gl_LocalInvocationID.x, kc = tid / BR, t = tid % BR, r = tid / BC, c = tid % BC;
     int b = int(gl_WorkGroupID.z), kvh = int(gl_WorkGroupID.y), j0 = int(gl_WorkGroupID.x * BC);
     int group = p.H / p.Hkv, shift = p.Tk - p.Tq;
-    // The first query row that sees key j0 under the causal mask.
+    // The first query row that sees key j0 under the causal mask (a layout implies it, and
+    // the host sets causal with it; shift is then 0).
     int first = p.causal != 0 ? max(j0 - shift, 0) : 0;
     float dk[ACCK], dv[ACCK];
     for (uint a = 0; a < ACCK; a++) dk[a] = dv[a] = 0.0;
+    load_key_masks(p, b, j0);
     load_keys(p, b, kvh, j0);
+    if (tid == 0) seen_tile = 0u; // the loop's barriers order this before use
+    uint n = 0;                   // tiles so far
     for (int h = kvh * group; h < (kvh + 1) * group; h++)
         for (int i0 = first / int(BR) * int(BR); i0 < p.Tq; i0 += int(BR)) {
             barrier(); // the previous tile's readers are done
+            ivec2 seg_i = row_segments(p, b, i0 + int(r));
+            n++;
+            // Uniform: skip a query block none of whose rows sees these keys (padding rows,
+            // the later sequences packed in the batch row).
+            if (p.has_mask != 0 && !tile_seen(sees(p, i0 + int(r), j0 + int(c), c, seg_i), n))
+                continue;
             load_queries(p, b, h, i0);
             barrier();
-            tile(p, i0, j0, row_delta());
+            tile(p, i0, j0, row_delta(), seg_i);
             barrier();
             for (uint a = 0; a < ACCK; a++) {
                 uint d = t + a * BR;
@@ -161,11 +167,18 @@ void queries_pass(Params p)
     load_queries(p, b, h, i0);
     barrier();
     float delta = row_delta();
-    for (int j0 = 0; j0 < n_keys; j0 += int(BC)) {
+    ivec2 seg_i = row_segments(p, b, i); // loaded once: (segment, base)
+    if (tid == 0) seen_tile = 0u;        // the loop's barriers order this before use
+    for (int j0 = 0, n = 1; j0 < n_keys; j0 += int(BC), n++) {
         barrier(); // the previous tile's readers are done
+        load_key_masks(p, b, j0);
+        if (p.has_mask != 0) { // uniform: skip a key block none of the rows sees
+            barrier();
+            if (!tile_seen(sees(p, i, j0 + int(c), c, seg_i), uint(n))) continue;
+        }
         load_keys(p, b, kvh, j0);
         barrier();
-        tile(p, i0, j0, delta);
+        tile(p, i0, j0, delta, seg_i);
         barrier();
         for (uint a = 0; a < ACCQ; a++) {
             uint d = c + a * BC;

@@ -47,8 +47,11 @@ typedef enum op_id {
     OP_EMBEDDING_BACKWARD, /* in: ids, dy (...,C); out: dtable (V,C) f32, overwritten */
     OP_ROPE,             /* in: x (B,H,T,D), cos (B|1,T,D), sin (B|1,T,D); i[0]: 1 = transpose */
     OP_ATTENTION,        /* in: q (B,H,Tq,D), k, v (B,Hkv,Tk,D) [, key_mask (B,Tk)];
-                            i[0]: causal; f[0]: scale; out: o (B,H,Tq,D), lse (B,H,Tq) */
-    OP_ATTENTION_BACKWARD, /* in: q, k, v, o, lse, do [, key_mask]; out: dq, dk, dv */
+                            i[0]: causal; i[1]: 1 = the mask input is a segment layout
+                            (B,2,T) i32 (tensor_attention); f[0]: scale;
+                            out: o (B,H,Tq,D), lse (B,H,Tq) */
+    OP_ATTENTION_BACKWARD, /* in: q, k, v, o, lse, do [, key_mask or layout]; params as the
+                              forward's; out: dq, dk, dv */
     /* optimizer */
     OP_ADAMW,            /* in: param, grad, m, v (updated in place); f: lr, beta1, beta2, eps,
                             weight_decay, bias_correction1, bias_correction2 */

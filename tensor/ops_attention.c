@@ -1,4 +1,5 @@
-/* Scaled dot-product attention with grouped-query heads, causal and key-padding masks.
+/* Scaled dot-product attention with grouped-query heads, causal and key-padding masks, or
+ * the segment layout of packed sequences.
  * Forward keeps only o and the per-row logsumexp of the scores; backward recomputes the
  * probabilities row by row from q, k and lse, so no (Tq,Tk) matrix outlives a kernel. */
 #include "op_backward.h"
@@ -29,11 +30,24 @@ tensor *tensor_attention(tensor *q, tensor *k, tensor *v, tensor *key_mask, bool
                   tensor_describe(k, b, sizeof b));
         return NULL;
     }
-    if (key_mask && (key_mask->ndim != 2 || key_mask->shape[0] != B ||
-                     key_mask->shape[1] != Tk ||
-                     (key_mask->dt != DT_F32 && key_mask->dt != DT_I32))) {
-        aspo_fail(ASPO_ERR_SHAPE, "attention: key_mask %s must be (%lld,%lld) f32 or i32",
-                  tensor_describe(key_mask, a, sizeof a), (long long)B, (long long)Tk);
+    bool segments = key_mask && key_mask->ndim == 3;
+    if (segments && (key_mask->shape[0] != B || key_mask->shape[1] != 2 ||
+                     key_mask->shape[2] != Tk || key_mask->dt != DT_I32 || Tq != Tk)) {
+        aspo_fail(ASPO_ERR_SHAPE,
+                  "attention: segment layout %s must be (%lld,2,%lld) i32, for self-attention "
+                  "(q %s, k %s)",
+                  tensor_describe(key_mask, a, sizeof a), (long long)B, (long long)Tk,
+                  tensor_describe(q, b, sizeof b), tensor_describe(k, c, sizeof c));
+        return NULL;
+    }
+    if (key_mask && !segments &&
+        (key_mask->ndim != 2 || key_mask->shape[0] != B || key_mask->shape[1] != Tk ||
+         (key_mask->dt != DT_F32 && key_mask->dt != DT_I32))) {
+        aspo_fail(ASPO_ERR_SHAPE,
+                  "attention: key_mask %s must be (%lld,%lld) f32 or i32, or a segment layout "
+                  "(%lld,2,%lld) i32",
+                  tensor_describe(key_mask, a, sizeof a), (long long)B, (long long)Tk,
+                  (long long)B, (long long)Tk);
         return NULL;
     }
     /* Any float dtype in: the kernels widen half-precision q, k, v as they load them and
@@ -42,7 +56,8 @@ tensor *tensor_attention(tensor *q, tensor *k, tensor *v, tensor *key_mask, bool
     tensor *in[4] = {q, k, v, key_mask};
     tensor *out[2] = {tensor_empty(q->dt, 4, q->shape),           /* o (B,H,Tq,D) */
                       tensor_empty(DT_F32, DIMS(B, H, Tq))};      /* lse (B,H,Tq) */
-    op_params p = {.i = {causal}, .f = {scale}};
+    /* A segment layout is causal by definition (j <= i), whatever the caller passed. */
+    op_params p = {.i = {causal || segments, segments}, .f = {scale}};
     return op_exec(OP_ATTENTION, in, key_mask ? 4 : 3, &p, out, 2);
 }
 

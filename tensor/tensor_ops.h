@@ -84,7 +84,13 @@ aspo_status tensor_rope_tables(const int32_t *positions, int64_t B, int64_t T, i
                                double theta, double linear_scale, tensor **cos,
                                tensor **sin);
 /* q (B,H,Tq,D), k/v (B,Hkv,Tk,D) with H % Hkv == 0; key_mask NULL or (B,Tk) nonzero =
- * attend; causal aligns the last query with the last key. Returns (B,H,Tq,D). */
+ * attend; causal aligns the last query with the last key. Returns (B,H,Tq,D).
+ * key_mask may instead be a segment layout (B,2,T) i32 of packed sequences (self-attention,
+ * Tq = Tk = T; causal is implied): row 0 the segment of each token (-1 for padding), row 1
+ * the segment it sees besides its own (its own for a prompt; the prompt's for an answer
+ * packed after it). Query i sees key j when j <= i, segment[i] >= 0, segment[j] >= 0 and
+ * segment[j] is segment[i] or base[i]: a preference pair packed as [prompt, chosen, rejected] gives
+ * each answer the prompt and itself, never the other answer. */
 tensor *tensor_attention(tensor *q, tensor *k, tensor *v, tensor *key_mask, bool causal,
                          float scale);
 

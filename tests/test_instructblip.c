@@ -254,7 +254,8 @@ static tensor *hidden_with_queries(instructblip_model *m, tensor *inputs)
             mask[b * W + t] = query ? 1.0f : (float)((const int32_t *)mask_e->data)[b * T + t - Q];
         }
     return instructblip_forward_hidden(m, tensor_from_host(DT_I32, DIMS(B, W), ids),
-                                       tensor_from_host(DT_F32, DIMS(B, W), mask), inputs, row);
+                                       tensor_from_host(DT_F32, DIMS(B, W), mask), NULL, inputs,
+                                       row);
 }
 
 static void test_model(void)

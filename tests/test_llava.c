@@ -106,7 +106,7 @@ static tensor *forward_logits(llava_model *m, const inputs *in, tensor **feature
     if (features_out) *features_out = features;
     tensor *ids = tensor_from_host(DT_I32, DIMS(in->B, in->T), in->ids);
     tensor *mask = tensor_from_host(DT_I32, DIMS(in->B, in->T), in->mask);
-    return llava_lm_head(m, llava_forward_hidden(m, ids, mask, features, in->feature_row));
+    return llava_lm_head(m, llava_forward_hidden(m, ids, mask, NULL, features, in->feature_row));
 }
 
 /* Per-sequence sums of log p(ids[t] | <t) over answer positions (B). */
@@ -217,20 +217,20 @@ static void test_hf(void)
     bool prev = autograd_set_enabled(false);
     const int32_t text[] = {1, 17, 300, 999, 2};
     tensor *ids = tensor_from_host(DT_I32, DIMS(1, 5), text);
-    tensor *a = llava_forward_hidden(&m, ids, NULL, NULL, NULL);
+    tensor *a = llava_forward_hidden(&m, ids, NULL, NULL, NULL, NULL);
     tensor *b = llama_forward_hidden(&m.lm, ids, NULL, NULL);
     float ha[160], hb[160];
     CHECK(a && b && !tensor_to_host(a, ha) && !tensor_to_host(b, hb) &&
           !memcmp(ha, hb, sizeof ha), "text-only forward = the LLaMA's");
     /* Bad input on the open model. */
     tensor *fixture_ids = tensor_from_host(DT_I32, DIMS(in.B, in.T), in.ids);
-    CHECK(!llava_forward_hidden(&m, fixture_ids, NULL, NULL, NULL), "image token without rows");
+    CHECK(!llava_forward_hidden(&m, fixture_ids, NULL, NULL, NULL, NULL), "image token without rows");
     expect_error(aspo_error_status(), ASPO_ERR_USAGE, "image token", "image token");
     int32_t *rows = malloc(sizeof(int32_t) * (size_t)(in.B * in.T));
     memcpy(rows, in.feature_row, sizeof(int32_t) * (size_t)(in.B * in.T));
     rows[5] = 32; /* the features have 32 rows: 0..31 */
     tensor *features = llava_image_features(&m, fx_tensor(&out, "pixel_values"), NULL);
-    CHECK(!llava_forward_hidden(&m, fixture_ids, NULL, features, rows), "row 32 refused");
+    CHECK(!llava_forward_hidden(&m, fixture_ids, NULL, NULL, features, rows), "row 32 refused");
     expect_error(aspo_error_status(), ASPO_ERR_USAGE, "row out of range", "0..31");
     free(rows);
     autograd_set_enabled(prev);

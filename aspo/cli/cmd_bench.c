@@ -38,6 +38,8 @@ static const option_spec BENCH_SPECS[] = {
     F("dtype", OPT_STRING, c.dtype, "storage dtype of the frozen weights", DTYPES, 0, 0),
     F("activation-dtype", OPT_STRING, c.activation_dtype, "hidden states' dtype, as aspo run's "
       "(auto: the weights' on cuda and hip, f32 elsewhere)", ACT_DTYPES, 0, 0),
+    F("no-prefix-sharing", OPT_BOOL, c.no_prefix_sharing, "pad every sequence and compute "
+      "each prompt twice (aspo run's --no-prefix-sharing), as TRL does", NULL, 0, 0),
     F("checkpointing", OPT_BOOL, c.checkpointing, "re-run each decoder layer in backward "
       "(aspo run's --gradient-checkpointing)", NULL, 0, 0),
     F("peak-tflops", OPT_FLOAT, c.peak_tflops, "the device's dense peak for --dtype, for MFU "
@@ -87,11 +89,12 @@ static void print_result(const bench_config *c, const bench_result *r)
     printf("\"loss\": \"%s\", \"layers\": %ld, \"dim\": %ld, "
            "\"heads\": %ld, \"kv_heads\": %ld, \"ffn\": %ld, \"vocab\": %ld, \"seq\": %ld, "
            "\"prompt\": %ld, \"pairs\": %ld, \"rank\": %ld, \"dtype\": \"%s\", "
-           "\"activation_dtype\": \"%s\", \"checkpointing\": %s, ",
+           "\"activation_dtype\": \"%s\", \"checkpointing\": %s, \"prefix_sharing\": %s, ",
            c->loss, c->layers, c->dim, c->heads,
            c->kv_heads ? c->kv_heads : c->heads, c->ffn, c->vocab, c->seq,
            c->prompt ? c->prompt : c->seq / 4, c->pairs, c->rank, c->dtype,
-           r->activation_dtype, c->checkpointing ? "true" : "false");
+           r->activation_dtype, c->checkpointing ? "true" : "false",
+           c->no_prefix_sharing ? "false" : "true");
     if (images)
         printf("\"vision_layers\": %ld, \"vision_dim\": %ld, \"vision_heads\": %ld, "
                "\"vision_ffn\": %ld, \"image_size\": %ld, \"patch_size\": %ld, ",
@@ -109,6 +112,7 @@ static void print_result(const bench_config *c, const bench_result *r)
                (long long)r->text_tokens_per_step, (long long)r->tokens_per_step);
     else
         printf("\"tokens_per_step\": %lld, ", (long long)r->tokens_per_step);
+    printf("\"computed_positions_per_step\": %lld, ", (long long)r->computed_per_step);
     printf("\"step_s_mean\": %.4f, \"step_s_median\": %.4f, \"step_s_min\": %.4f, ",
            r->step_s_mean, r->step_s_median, r->step_s_min);
     if (images)

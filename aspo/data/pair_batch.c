@@ -104,6 +104,7 @@ void pair_batch_free(pair_batch *b)
     free(b->count);
     free(b->feature_row);
     free(b->image_slot);
+    pair_batch_unpack(b);
     memset(b, 0, sizeof *b);
 }
 
@@ -120,10 +121,13 @@ tensor *pair_batch_scored_hidden(const pair_batch *b, tensor *hidden)
     int64_t cells = 2 * (int64_t)b->n_pairs * b->T, C = hidden->shape[hidden->ndim - 1], N = 0;
     int32_t *rows = arena_alloc(&runtime_current()->host, sizeof(int32_t) * (size_t)cells);
     if (!rows) return NULL;
+    /* Packed: where the cell is computed (a shared prefix's last position scores both
+     * answers' first tokens). */
     for (int64_t i = 0; i < cells; i++)
-        if (b->targets[i] != IGNORE_TARGET) rows[N++] = (int32_t)i;
-    /* A gather: its backward adds each row's gradient back at its position, zero elsewhere. */
-    return tensor_embedding(tensor_reshape(hidden, DIMS(cells, C)),
+        if (b->targets[i] != IGNORE_TARGET) rows[N++] = b->packed.rows ? b->packed.at[i] : (int32_t)i;
+    /* A gather: its backward adds each row's gradient back at its position, zero elsewhere
+     * (summed where two cells read one position). */
+    return tensor_embedding(tensor_reshape(hidden, DIMS(-1, C)),
                             tensor_from_host(DT_I32, DIMS(N), rows)); /* (N,C) */
 }
 

@@ -1,6 +1,10 @@
 /* A batch of preference pairs as one model input: the chosen sequences of the P pairs,
  * then their rejected sequences (TRL's concatenated order), right-padded to one length,
- * with the next-token targets that select the response log-probs. */
+ * with the next-token targets that select the response log-probs. That padded view is what
+ * the log-probs come back in; the model may instead compute packed rows
+ * (pair_batch_pack): each pair once as [shared prefix, chosen rest, rejected rest], pairs
+ * end to end, so a prompt is computed once per pair and nothing is padding but the ends
+ * of rows. */
 #ifndef ASPO_PAIR_BATCH_H
 #define ASPO_PAIR_BATCH_H
 
@@ -25,6 +29,19 @@ typedef struct pair_batch {
     int n_images;         /* k */
     int *image_slot;      /* (P) slot of pair i, -1 without an image */
     int32_t *feature_row; /* (2P,T) host: feature row at an image position, -1 elsewhere */
+    /* Packed rows (rows = 0: the model reads the padded ones above). */
+    struct {
+        int rows;             /* R */
+        int64_t width;        /* W: the longest row */
+        int32_t *ids;         /* (R,W) pad_id after a row's end */
+        int32_t *layout;      /* (R,2,W) segment, base: tensor_attention's segment layout */
+        int32_t *positions;   /* (R,W) RoPE positions: an answer continues its prompt's */
+        int32_t *feature_row; /* (R,W) as feature_row above, or NULL without images */
+        int32_t *at;          /* (2P,T) where each real cell of the padded view is computed:
+                                 r*W + w, -1 for padding; a shared prefix is one place for
+                                 both of a pair's rows */
+        int64_t computed;     /* real positions of the packed rows */
+    } packed;
 } pair_batch;
 
 /* How image placeholders become positions: each `token` in a prompt is replaced by
@@ -44,11 +61,32 @@ typedef struct pair_batch_images {
 aspo_status pair_batch_build(const tokenized_pair *const *pairs, int n, int32_t pad_id,
                              const pair_batch_images *images, pair_batch *b);
 void pair_batch_free(pair_batch *b);
-/* Real tokens in the batch (for tokens/s). */
+/* Real tokens in the batch (for tokens/s): of the padded view, as TRL counts them, whether
+ * packed or not. */
 int64_t pair_batch_tokens(const pair_batch *b);
 
+/* Packs b for the model: each pair's chosen and rejected sequences share their longest
+ * common prefix (the prompt, image positions included, and any response tokens both begin
+ * with), computed once as segment s with the answers' rests as segments s+1 and s+2 that
+ * see it and not each other; positions continue the prefix in both rests, so every
+ * position computes what it does in the padded rows. Pairs go end to end into a row while
+ * it stays within max_tokens (0: no limit, one row), a pair longer than that alone in its
+ * row. The padded view stays: the log-probs come back in it. */
+aspo_status pair_batch_pack(pair_batch *b, int32_t pad_id, int64_t max_tokens);
+/* Drops the packed rows (the model reads the padded ones again). */
+void pair_batch_unpack(pair_batch *b);
+
+/* The model's input, packed or padded: ids (rows,width) i32, the attention mask (a key mask
+ * (rows,width) f32, or the segment layout (rows,2,width) i32), and the host arrays that go
+ * with them, positions (NULL: 0..width-1) and feature rows (NULL without images). */
+typedef struct pair_batch_input {
+    tensor *ids, *mask;
+    const int32_t *positions, *feature_row;
+} pair_batch_input;
+pair_batch_input pair_batch_model_input(const pair_batch *b);
+
 /* The N positions that score a token (target not IGNORE_TARGET, row by row), N the sum of
- * count: hidden (2P,T,C) -> (N,C), with autograd. The LM head and log-softmax run on these
+ * count: hidden (2P,T,C), or (R,W,C) of packed rows, -> (N,C), with autograd. The LM head and log-softmax run on these
  * rows only (in an image pair most positions are prompt). */
 tensor *pair_batch_scored_hidden(const pair_batch *b, tensor *hidden);
 /* Per-position log-probs of the targets from logits (N,V) of the scored positions: logp

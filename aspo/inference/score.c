@@ -79,16 +79,22 @@ static aspo_status take_row(const pair_batch *b, const float *logp, int r, bool 
 /* One forward over the pairs order[0..n): out[order[i]] filled. */
 static aspo_status score_batch(policy_model *m, const tokenized_pair *pairs,
                                const score_images *img, const by_length *order, int n,
-                               int32_t pad_id, bool keep, float **host, size_t *cap,
-                               pair_logps *out)
+                               const score_batching *batching, bool keep, float **host,
+                               size_t *cap, pair_logps *out)
 {
     const tokenized_pair *batch[n];
     for (int i = 0; i < n; i++) batch[i] = &pairs[order[i].index];
     pair_batch b;
     pair_batch_images images;
     bool reads_images = policy_images(m, &images);
-    aspo_status s = pair_batch_build(batch, n, pad_id, reads_images ? &images : NULL, &b);
-    if (s) return s;
+    aspo_status s = pair_batch_build(batch, n, batching->pad_id, reads_images ? &images : NULL,
+                                     &b);
+    if (!s && !batching->no_prefix_sharing)
+        s = pair_batch_pack(&b, batching->pad_id, batching->max_tokens);
+    if (s) {
+        pair_batch_free(&b);
+        return s;
+    }
     float *vision = NULL;
     if (b.n_images) {
         size_t per = policy_feature_floats(m);
@@ -125,10 +131,12 @@ static aspo_status score_batch(policy_model *m, const tokenized_pair *pairs,
 }
 
 aspo_status score_pairs(policy_model *m, const tokenized_pair *pairs, int64_t n,
-                        const score_images *images, int batch_size, int32_t pad_id,
+                        const score_images *images, const score_batching *batching,
                         bool keep_tokens, pair_logps *out, FILE *progress)
 {
     memset(out, 0, sizeof *out * (size_t)n);
+    int batch_size = batching->batch_size;
+    int32_t pad_id = batching->pad_id;
     if (batch_size < 1) return aspo_fail(ASPO_ERR_USAGE, "batch size %d: must be >= 1", batch_size);
     if (pad_id < 0 || pad_id >= m->lm->cfg.vocab_size)
         return aspo_fail(ASPO_ERR_USAGE, "pad id %d is outside the model's vocabulary (%lld)",
@@ -154,7 +162,8 @@ aspo_status score_pairs(policy_model *m, const tokenized_pair *pairs, int64_t n,
     double start = now_seconds(), last = start;
     for (int64_t i = 0; i < n && !s; i += batch_size) {
         int k = (int)(n - i < batch_size ? n - i : batch_size);
-        s = score_batch(m, pairs, images, order + i, k, pad_id, keep_tokens, &host, &cap, out);
+        s = score_batch(m, pairs, images, order + i, k, batching, keep_tokens, &host, &cap,
+                        out);
         double t = now_seconds();
         if (!s && progress && (t - last > 10 || i + k == n) && t - start > 1) {
             fprintf(progress, "scored %lld/%lld pairs\n", (long long)(i + k), (long long)n);
@@ -429,9 +438,10 @@ static aspo_status run(score_job *j, score_summary *sum)
     j->limits = (image_limits){.max_pixels = cfg->max_image_pixels};
     score_images images = {j->ds.rows, cfg->image_root, &j->limits};
     pair_batch_images probe;
+    score_batching batching = {(int)cfg->batch_size, pad_id(j), cfg->no_prefix_sharing,
+                               cfg->max_tokens_per_batch};
     s = score_pairs(&j->model, j->pairs, n, policy_images(&j->model, &probe) ? &images : NULL,
-                    (int)cfg->batch_size, pad_id(j), cfg->token_logps,
-                    j->logps, cfg->quiet ? NULL : stderr);
+                    &batching, cfg->token_logps, j->logps, cfg->quiet ? NULL : stderr);
     if (s || (s = write_output(j))) return s;
     sum->pairs = n;
     sum->skipped_lines = j->ds.n_skipped;

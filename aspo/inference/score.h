@@ -25,6 +25,8 @@ typedef struct score_config {
     const char *dtype, *activation_dtype, *chat_template, *truncation_mode;
     long max_length, max_prompt_length, max_completion_length, batch_size, threads, device;
     bool no_bos, skip_bad_lines, token_logps, quiet;
+    bool no_prefix_sharing; /* as aspo run's (pair_batch_pack) */
+    long max_tokens_per_batch;
 } score_config;
 
 /* `aspo run`'s defaults for the shared flags. */
@@ -39,10 +41,19 @@ typedef struct pair_logps {
 
 void pair_logps_free(pair_logps *p, int64_t n);
 
+/* How score_pairs batches: batch_size pairs per forward; pad_id fills the padding (any valid
+ * id: it is masked); packed rows of max_tokens (pair_batch_pack) unless no_prefix_sharing,
+ * as aspo run computes them. */
+typedef struct score_batching {
+    int batch_size;
+    int32_t pad_id;
+    bool no_prefix_sharing;
+    int64_t max_tokens;
+} score_batching;
+
 /* Scores pairs[0..n) into out[0..n) (zeroed first) with the model as it is (adapters on
- * when it has them), no tape, no dropout, batch_size pairs per forward (longest first, so
- * an out-of-memory shows on the first batch). pad_id fills the padding (any valid id: it
- * is masked). images: the rows' images for a LLaVA model (NULL for LLaMA). Resets the step
+ * when it has them), no tape, no dropout, batched as `batching` says (longest first, so
+ * an out-of-memory shows on the first batch). images: the rows' images for a LLaVA model (NULL for LLaMA). Resets the step
  * arena after each batch. progress (may be NULL) gets a line
  * every few seconds. On failure out holds nothing to free. */
 typedef struct score_images {
@@ -52,7 +63,7 @@ typedef struct score_images {
 } score_images;
 
 aspo_status score_pairs(policy_model *m, const tokenized_pair *pairs, int64_t n,
-                        const score_images *images, int batch_size, int32_t pad_id,
+                        const score_images *images, const score_batching *batching,
                         bool keep_tokens, pair_logps *out, FILE *progress);
 
 typedef struct score_summary {

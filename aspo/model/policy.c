@@ -205,10 +205,8 @@ bool policy_describe_vision(const policy_model *p, char *buf, size_t size)
 tensor *policy_logprobs(policy_model *p, const pair_batch *b, const float *vision,
                         tensor **logit_sums)
 {
-    int64_t rows = 2 * (int64_t)b->n_pairs;
-    tensor *ids = tensor_from_host(DT_I32, DIMS(rows, b->T), b->ids);
-    tensor *mask = tensor_from_host(DT_F32, DIMS(rows, b->T), b->mask);
-    tensor *hidden = p->family->hidden(p, b, ids, mask, vision); /* (2P,T,C) */
+    pair_batch_input in = pair_batch_model_input(b);
+    tensor *hidden = p->family->hidden(p, b, &in, vision); /* (2P,T,C) or (R,W,C) packed */
     if (!hidden) return NULL;
     /* Only the positions that score a token reach the LM head (N of 2P*T). */
     tensor *logits = llama_lm_head(p->lm, pair_batch_scored_hidden(b, hidden)); /* (N,V) f32 */

@@ -21,9 +21,10 @@ struct policy_family {
     void (*close)(policy_model *p);
     /* "LLaMA", "LLaVA (llava-hf layout)": the plan's and the logs' name for the model. */
     const char *(*describe)(const policy_model *p);
-    /* The language model's hidden states (2P,T,C) of batch b; vision: the host features
-     * of its images (policy_image_features), NULL when it has none. */
-    tensor *(*hidden)(policy_model *p, const pair_batch *b, tensor *ids, tensor *mask,
+    /* The language model's hidden states (rows,width,C) of batch b's model input `in`
+     * (packed or padded); vision: the host features of its images (policy_image_features),
+     * NULL when it has none. */
+    tensor *(*hidden)(policy_model *p, const pair_batch *b, const pair_batch_input *in,
                       const float *vision);
     aspo_status (*save_adapter)(const policy_model *p, const char *dir);
     /* The model with its adapter folded into the weights, as a checkpoint of the family's

@@ -70,7 +70,7 @@ static const char *describe(const policy_model *p)
     return "InstructBLIP";
 }
 
-static tensor *hidden(policy_model *p, const pair_batch *b, tensor *ids, tensor *mask,
+static tensor *hidden(policy_model *p, const pair_batch *b, const pair_batch_input *in,
                       const float *vision)
 {
     instructblip_model *m = &p->blip.model;
@@ -79,8 +79,8 @@ static tensor *hidden(policy_model *p, const pair_batch *b, tensor *ids, tensor 
         int64_t Q = m->cfg.num_query_tokens, C = m->lm.cfg.hidden_size;
         inputs = tensor_from_host(DT_F32, DIMS((int64_t)b->n_images * Q, C), vision); /* (k*Q,C) */
     }
-    return instructblip_forward_hidden(m, ids, mask, inputs,
-                                       inputs ? b->feature_row : NULL);           /* (2P,T,C) */
+    return instructblip_forward_hidden(m, in->ids, in->mask, in->positions, inputs,
+                                       inputs ? in->feature_row : NULL);          /* (B,T,C) */
 }
 
 static aspo_status save_adapter(const policy_model *p, const char *dir)

@@ -28,11 +28,11 @@ static const char *describe(const policy_model *p)
     return "LLaMA";
 }
 
-static tensor *hidden(policy_model *p, const pair_batch *b, tensor *ids, tensor *mask,
+static tensor *hidden(policy_model *p, const pair_batch *b, const pair_batch_input *in,
                       const float *vision)
 {
     (void)b, (void)vision;
-    return llama_forward_hidden(&p->llama, ids, mask, NULL); /* (2P,T,C) */
+    return llama_forward_hidden(&p->llama, in->ids, in->mask, in->positions); /* (B,T,C) */
 }
 
 static aspo_status save_adapter(const policy_model *p, const char *dir)

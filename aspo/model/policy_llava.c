@@ -42,7 +42,7 @@ static const char *describe(const policy_model *p)
     return p->llava.cfg.hf_layout ? "LLaVA (llava-hf layout)" : "LLaVA (original layout)";
 }
 
-static tensor *hidden(policy_model *p, const pair_batch *b, tensor *ids, tensor *mask,
+static tensor *hidden(policy_model *p, const pair_batch *b, const pair_batch_input *in,
                       const float *vision)
 {
     tensor *features = NULL;
@@ -53,8 +53,8 @@ static tensor *hidden(policy_model *p, const pair_batch *b, tensor *ids, tensor 
         if (!features) return NULL;
         features = tensor_reshape(features, DIMS(-1, features->shape[2])); /* (k*N,C) */
     }
-    return llava_forward_hidden(&p->llava, ids, mask, features,
-                                features ? b->feature_row : NULL); /* (2P,T,C) */
+    return llava_forward_hidden(&p->llava, in->ids, in->mask, in->positions, features,
+                                features ? in->feature_row : NULL); /* (B,T,C) */
 }
 
 static aspo_status save_adapter(const policy_model *p, const char *dir)

@@ -407,6 +407,7 @@ static aspo_status plan_peak(const bench_config *c, long prompt, const char *dir
     if (s) return s;
     train_config tc = train_defaults();
     tc.image_root = dir;
+    tc.no_prefix_sharing = c->no_prefix_sharing;
     trainer t = {.cfg = &tc};
     adamw opt = {0};
     bool opt_ready = false;
@@ -424,6 +425,7 @@ static aspo_status train(const bench_config *c, long prompt, const char *dir, be
 {
     train_config tc = train_defaults();
     tc.image_root = dir; /* where write_images put the PNGs */
+    tc.no_prefix_sharing = c->no_prefix_sharing;
     trainer t = {.cfg = &tc};
     adamw opt = {0};
     double *times = calloc((size_t)c->steps, sizeof *times);
@@ -442,6 +444,7 @@ static aspo_status train(const bench_config *c, long prompt, const char *dir, be
         if (i == 0) r->loss_first = br.loss;
         r->loss_last = br.loss;
         r->tokens_per_step = br.tokens;
+        r->computed_per_step = br.computed;
     }
     if (!s) {
         r->cpu_s_per_step = (clock_seconds(CLOCK_PROCESS_CPUTIME_ID) - cpu0) / (double)c->steps;

@@ -53,6 +53,7 @@ typedef struct bench_config {
     const char *model_kind; /* llama | llava | instructblip */
     const char *dtype;      /* storage dtype of the frozen weights: f32 | bf16 | f16 */
     const char *activation_dtype; /* auto | f32 | bf16 | f16, as aspo run's flag */
+    bool no_prefix_sharing; /* aspo run's --no-prefix-sharing: padded rows, prompts twice */
     bool checkpointing;     /* re-run each decoder layer in backward (aspo run's
                              * --gradient-checkpointing) */
     double peak_tflops;     /* the card's dense peak for dtype; 0 = bench_peak_tflops */
@@ -90,6 +91,7 @@ typedef struct bench_result {
     /* real positions of the policy batch: 2 * pairs * seq, plus with images the image's
      * image_positions in each of the 2 * pairs sequences (less its placeholder token) */
     int64_t tokens_per_step;
+    int64_t computed_per_step;    /* positions the policy pass computes: packed, or padded */
     int64_t text_tokens_per_step; /* 2 * pairs * seq: the positions that are not image */
     int64_t image_positions;      /* positions one image fills (InstructBLIP: queries); 0 for
                                    * LLaMA */

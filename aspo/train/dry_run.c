@@ -117,28 +117,46 @@ typedef struct plan_batch {
     int n;                 /* pairs */
     int64_t *index;        /* (n) into t->data.pairs */
     int64_t positions;     /* the longest sequence, image positions included */
+    int64_t computed;      /* positions the batch computes: packed units, or padded rows */
     int images;            /* pairs with an image */
     bool synthetic;
 } plan_batch;
 
-/* Positions a pair's longer sequence takes in a batch (its image expanded). */
-static int64_t pair_positions(const trainer *t, int64_t i)
+/* Image placeholders among ids[0..n). */
+static int64_t placeholders(const int32_t *ids, int64_t n, const pair_batch_images *img)
 {
-    const tokenized_pair *p = &t->data.pairs[i];
-    int64_t n = p->chosen.n > p->rejected.n ? p->chosen.n : p->rejected.n;
+    int64_t k = 0;
+    for (int64_t t = 0; t < n; t++) k += ids[t] == img->token;
+    return k;
+}
+
+/* Pair i's positions: its longer sequence's (*longest), and what it costs a batch (the
+ * return): with prefix sharing its packed unit (both sequences, their common prefix once:
+ * pair_batch_pack); padded, its longer sequence, which every row of its batch is padded
+ * to. Image placeholders count as the positions they expand to. */
+static int64_t pair_positions(const trainer *t, int64_t i, int64_t *longest)
+{
+    const pair_sequence *c = &t->data.pairs[i].chosen, *r = &t->data.pairs[i].rejected;
     pair_batch_images img;
-    if (t->data.ds.rows[i].image && policy_images(&t->model, &img)) n += img.positions - 1;
-    return n;
+    bool image = t->data.ds.rows[i].image && policy_images(&t->model, &img);
+    int64_t extra = image ? img.positions - 1 : 0; /* per placeholder */
+    int64_t lc = c->n + extra * (image ? placeholders(c->ids, c->n, &img) : 0);
+    int64_t lr = r->n + extra * (image ? placeholders(r->ids, r->n, &img) : 0);
+    *longest = lc > lr ? lc : lr;
+    if (t->cfg->no_prefix_sharing) return *longest;
+    int64_t shared = 0, most = c->n < r->n ? c->n : r->n;
+    while (shared < most && c->ids[shared] == r->ids[shared]) shared++;
+    return lc + lr - shared - extra * (image ? placeholders(c->ids, shared, &img) : 0);
 }
 
 typedef struct pair_length {
-    int64_t positions, index;
+    int64_t cost, positions, index;
 } pair_length;
 
 static int by_length_desc(const void *a, const void *b)
 {
     const pair_length *x = a, *y = b;
-    if (x->positions != y->positions) return x->positions < y->positions ? 1 : -1;
+    if (x->cost != y->cost) return x->cost < y->cost ? 1 : -1;
     return x->index < y->index ? -1 : 1; /* file order among equals */
 }
 
@@ -188,14 +206,17 @@ static aspo_status write_plan_image(char *dir, size_t size)
 
 enum { UNIT_TOKENS = 16 }; /* a synthetic sentence */
 
-/* One synthetic sequence: prompt (BOS, the image token when image, text) then response. */
+/* One synthetic sequence: prompt (BOS, the image token when image, text) then response
+ * (answer_id: the two answers of a pair differ from their first token on, as real ones
+ * do, so prefix sharing shares the prompt only). */
 static aspo_status synthetic_sequence(pair_sequence *s, int64_t n, int64_t n_prompt,
-                                      int32_t text_id, int32_t image_token, bool image)
+                                      int32_t text_id, int32_t answer_id, int32_t image_token,
+                                      bool image)
 {
     if (!(s->ids = malloc(sizeof(int32_t) * (size_t)n)))
         return aspo_fail(ASPO_ERR_OOM, "no host memory for a synthetic sequence of %lld tokens",
                          (long long)n);
-    for (int64_t k = 0; k < n; k++) s->ids[k] = text_id;
+    for (int64_t k = 0; k < n; k++) s->ids[k] = k < n_prompt ? text_id : answer_id;
     if (image) s->ids[1] = image_token;
     s->n = n;
     s->n_prompt = n_prompt;
@@ -248,7 +269,8 @@ static aspo_status open_synthetic(trainer *t, const train_config *c)
     int64_t text = S - (image ? N - 1 : 0); /* tokens, the image token counting one */
     int64_t R = (S - N) / 2, P = text - R;    /* response (EOS included), prompt */
     t->pad_id = lc->pad_token_id >= 0 ? lc->pad_token_id : lc->eos_token_ids[0];
-    int32_t text_id = image && img.token == 1 ? 2 : 1;
+    int32_t text_id = image && img.token == 1 ? 2 : 1, other_id = 1;
+    while (other_id == text_id || (image && other_id == img.token)) other_id++;
     int n = (int)c->batch_size, n_units = (int)((R + UNIT_TOKENS - 1) / UNIT_TOKENS);
 
     train_data *d = &t->data;
@@ -271,8 +293,8 @@ static aspo_status open_synthetic(trainer *t, const train_config *c)
         if (image && !(row->image = strdup(PLAN_IMAGE)))
             s = aspo_fail(ASPO_ERR_OOM, "out of memory");
         tokenized_pair *p = &d->pairs[i];
-        if (!s) s = synthetic_sequence(&p->chosen, text, P, text_id, img.token, image);
-        if (!s) s = synthetic_sequence(&p->rejected, text, P, text_id, img.token, image);
+        if (!s) s = synthetic_sequence(&p->chosen, text, P, text_id, text_id, img.token, image);
+        if (!s) s = synthetic_sequence(&p->rejected, text, P, text_id, other_id, img.token, image);
         d->train[i] = i;
         d->n_units[i] = n_units;
         if (!s && !(d->unit_of[i] = malloc(sizeof(int32_t) * (size_t)R)))
@@ -381,9 +403,15 @@ static void print_plan(const train_config *c, const trainer *t, const plan_batch
     else
         fprintf(stderr, "no LoRA");
     fprintf(stderr, ", gradient checkpointing %s\n", c->gradient_checkpointing ? "on" : "off");
-    fprintf(stderr, "  batch   %d pair%s = %d sequences of %lld positions, %s", b->n,
-            b->n == 1 ? "" : "s", 2 * b->n, (long long)b->positions,
-            b->synthetic ? "synthetic (--plan-seq)" : "the longest pairs of --data");
+    if (c->no_prefix_sharing)
+        fprintf(stderr, "  batch   %d pair%s = %d sequences padded to %lld positions, %s", b->n,
+                b->n == 1 ? "" : "s", 2 * b->n, (long long)b->positions,
+                b->synthetic ? "synthetic (--plan-seq)" : "the longest pairs of --data");
+    else
+        fprintf(stderr, "  batch   %d pair%s packed, each prompt once: %lld positions "
+                "(sequences up to %lld), %s", b->n, b->n == 1 ? "" : "s",
+                (long long)b->computed, (long long)b->positions,
+                b->synthetic ? "synthetic (--plan-seq)" : "the largest pairs of --data");
     pair_batch_images img;
     if (b->images && policy_images(m, &img))
         fprintf(stderr, "; %d with an image (%lld positions each)", b->images,
@@ -450,6 +478,8 @@ static aspo_status print_json(const train_config *c, const trainer *t, const pla
     json_object_set_new(o, "positions", json_integer(b->positions));
     json_object_set_new(o, "images", json_integer(b->images));
     json_object_set_new(o, "synthetic", json_boolean(b->synthetic));
+    json_object_set_new(o, "prefix_sharing", json_boolean(!c->no_prefix_sharing));
+    json_object_set_new(o, "computed_positions", json_integer(b->computed));
     json_t *bytes = memory_json(mem);
     json_object_update(o, bytes);
     json_decref(bytes);
@@ -484,7 +514,8 @@ static aspo_status check_target(const char *name)
     return aspo_fail(ASPO_ERR_USAGE, "--backend %s: a plan is for %s", name, backend_known());
 }
 
-/* The batch: the --batch-size longest pairs (all of them when fewer). */
+/* The batch: the --batch-size costliest pairs (all of them when fewer): the longest when
+ * padded, the largest packed units with prefix sharing. */
 static aspo_status choose_batch(const trainer *t, bool synthetic, plan_batch *b)
 {
     int64_t n_all = t->data.n;
@@ -496,15 +527,20 @@ static aspo_status choose_batch(const trainer *t, bool synthetic, plan_batch *b)
         free(len);
         return aspo_fail(ASPO_ERR_OOM, "no host memory to sort %lld pairs", (long long)n_all);
     }
-    for (int64_t i = 0; i < n_all; i++) len[i] = (pair_length){pair_positions(t, i), i};
+    for (int64_t i = 0; i < n_all; i++) {
+        len[i].index = i;
+        len[i].cost = pair_positions(t, i, &len[i].positions);
+    }
     qsort(len, (size_t)n_all, sizeof *len, by_length_desc);
     pair_batch_images img;
     bool reads_images = policy_images(&t->model, &img);
     for (int i = 0; i < b->n; i++) {
         b->index[i] = len[i].index;
         if (len[i].positions > b->positions) b->positions = len[i].positions;
+        b->computed += len[i].cost;
         b->images += reads_images && t->data.ds.rows[len[i].index].image != NULL;
     }
+    if (t->cfg->no_prefix_sharing) b->computed = 2 * (int64_t)b->n * b->positions;
     free(len);
     return ASPO_OK;
 }

@@ -28,6 +28,10 @@ typedef struct train_config {
     double lr, warmup_ratio, weight_decay, max_grad_norm, eval_split;
     double loss_scale; /* f16 activations: the dynamic loss scale's start (GradScaler's init_scale) */
     long max_length, max_prompt_length, max_completion_length;
+    /* Prefix sharing (pair_batch_pack) unless no_prefix_sharing; max_tokens_per_batch: its
+     * row budget (0: one row per micro-batch). */
+    bool no_prefix_sharing;
+    long max_tokens_per_batch;
     long seed, save_steps, logging_steps, eval_steps, threads, device;
     bool quiet; /* no progress lines (tests) */
     /* --dry-run: print the memory plan of one optimizer step (aspo/train/dry_run.h) and stop;

@@ -45,7 +45,8 @@ void shuffle_indices(int64_t *idx, int64_t n, uint64_t seed, uint64_t stream);
 typedef struct batch_result {
     double loss;
     aspo_loss_stats stats;
-    int64_t tokens;
+    int64_t tokens;   /* real tokens of the pairs (pair_batch_tokens) */
+    int64_t computed; /* positions the policy pass computed: packed, or the padded rows' */
 } batch_result;
 
 typedef struct trainer {

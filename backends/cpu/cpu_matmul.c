@@ -56,7 +56,8 @@ enum {
 /* out (M,N) row-major, leading dim ldo, = a (M,K) @ b (K,N), both f32, in output tiles.
  *
  * The tiles depend only on the shape: the larger output dim is cut into min(8, dim / 256)
- * equal parts (dim / 128 when M*N*K < 2^24), at least two when dim >= 128. Threads take
+ * (dim / 128 when M*N*K < 2^24) rounded down to a power of two equal parts, at least two
+ * when dim >= 128. Threads take
  * whole tiles, and each tile is one sgemm that OpenBLAS runs single-threaded (it does
  * inside an active OpenMP region). So every output element comes from the same call with
  * the same blocking whatever the thread count: OpenBLAS's own threading splits K
@@ -70,6 +71,9 @@ static void gemm_f32(const matrix *a, const matrix *b, float *out, int64_t ldo)
     int64_t dim = by_rows ? M : N;
     int64_t tiles = dim / (M * N * K < ((int64_t)1 << 24) ? TILE_MIN_SMALL : TILE_MIN);
     tiles = tiles < 1 ? 1 : tiles > TILE_MAX_COUNT ? TILE_MAX_COUNT : tiles;
+    /* A power of two: 3 or 7 tiles leave a thread of 2 or 4 idle for a third or a seventh
+     * of the product (896 rows, a packed batch, was 16% slower than 1024). */
+    while (tiles & (tiles - 1)) tiles &= tiles - 1;
     if (tiles == 1 && dim >= 2 * TILE_SPLIT_MIN) tiles = 2; /* two threads for a 256 cube */
     int64_t step = (dim + tiles - 1) / tiles;
     CBLAS_TRANSPOSE ta = a->col_major ? CblasTrans : CblasNoTrans;

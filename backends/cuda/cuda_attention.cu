@@ -5,6 +5,10 @@
 // results the same run to run). The semantics are those of backends/cpu/cpu_rope.c and
 // cpu_attention.c (tensor/ops_attention.c: grouped-query heads, key_mask, causal alignment
 // j <= i + (Tk - Tq) when Tq != Tk, rows with no key give zeros and lse = -inf); the
+// segment layout of packed sequences (p.i[1]) instead of a key mask lets query i see key j
+// when j <= i, seg[j] >= 0 and seg[j] is seg[i] or base[i]: each row keeps its two ids, each
+// key tile holds its keys' segments, and a block vote skips (loads included) the tiles no
+// row of a block sees, so a pair costs about what it would alone. The
 // decomposition is that of shaders/rope.comp, attention.comp and attention_backward.comp,
 // with larger tiles and a register tile per thread instead of one cell per thread.
 //
@@ -25,6 +29,9 @@
 // Tq < Tk and Tq > Tk, rows with no key, Tk = 0, Tq = 0, D = 0, Tq and Tk across several
 // tiles; o, lse, dq, dk, dv within 5e-5 of the reference's largest value. Mutants of the
 // causal bound, the first query block of the key pass, delta and the row sums failed it.
+// Segment layouts: on backends/simt (race checker on, 32- and 64-lane warps) against the
+// CPU, the op tests' layouts and, outside the repo, ones whose prompts and answers span
+// whole tiles (head sizes 8 to 200), where a tile skip blind to base[i] failed.
 // Not verified: never run on a GPU (none on the build machine), so neither speed nor the
 // interleaving of real warps was seen; scripts/gpu-check.sh runs tests/ops/test_ops
 // --backend cuda against the CPU for these three ops (forward and backward, NMSE).
@@ -72,12 +79,12 @@ __global__ void rope_kernel(cu_view x, cu_view cs, cu_view sn, cu_view o, int tr
 
 struct attention_args {
     cu_view q, k, v; // q (B,H,Tq,D), k, v (B,Hkv,Tk,D)
-    cu_view mask;    // (B,Tk) f32 or i32 when has_mask
+    cu_view mask;    // (B,Tk) f32 or i32 when has_mask; the layout (B,2,T) i32 when segments
     cu_view o, lse;  // o (B,H,Tq,D), lse (B,H,Tq): forward outputs, backward inputs
     cu_view dout;    // do (B,H,Tq,D), backward
     cu_view dq, dk, dv;
     const float *delta; // (B,H,Tq) do_i.o_i, backward
-    int H, Hkv, Tq, Tk, D, causal, has_mask;
+    int H, Hkv, Tq, Tk, D, causal, has_mask, segments;
     float scale;
 };
 
@@ -97,7 +104,7 @@ constexpr int BWD_THREADS = 256;
 template <int HEAD, int BR, int BC> struct forward_tiles {
     static constexpr int TN = FWD_THREADS / TM, LD = HEAD + 1, LS = BC + 1;
     // Q (BR,LD), K and V (BC,LD), S (BR,LS), row max and sum partials (BR,TN) each,
-    // allowed keys (BC)
+    // key ids (BC)
     static constexpr size_t bytes =
         sizeof(float) * ((size_t)BR * LD + 2 * (size_t)BC * LD + (size_t)BR * LS +
                          2 * (size_t)BR * TN + BC);
@@ -106,7 +113,7 @@ template <int HEAD, int BR, int BC> struct forward_tiles {
 
 template <int HEAD, int BR, int BC> struct backward_tiles {
     static constexpr int TN = BWD_THREADS / TM, LD = HEAD + 1, LS = BC + 1;
-    // key pass: K, V (BC,LD), Q, dO (BR,LD), P, dS (BR,LS), lse, delta (BR), allowed (BC)
+    // key pass: K, V (BC,LD), Q, dO (BR,LD), P, dS (BR,LS), lse, delta (BR), key ids (BC)
     static constexpr size_t key_bytes =
         sizeof(float) * (2 * (size_t)BC * LD + 2 * (size_t)BR * LD + 2 * (size_t)BR * LS +
                          2 * (size_t)BR + BC);
@@ -137,12 +144,65 @@ __device__ __forceinline__ void load_rows(float *dst, const cu_view &x, int b, i
     }
 }
 
-// 1 where key j of batch b may be attended: in range and not masked out.
-__device__ __forceinline__ int key_allowed(const attention_args &a, int b, int j)
+// Entry (b, row, t) of the segment layout (B,2,T), a (1,B,2,T) view; read as int, as ids
+// past 2^24 would not survive cu_load's float.
+__device__ __forceinline__ int layout_at(const attention_args &a, int b, int row, int t)
 {
-    return j < a.Tk &&
-           (!a.has_mask ||
-            cu_load(a.mask, b * a.mask.st[2] + (int64_t)j * a.mask.st[3]) != 0.0f);
+    return ((const int32_t *)a.mask.data)[b * a.mask.st[1] + row * a.mask.st[2] +
+                                          (int64_t)t * a.mask.st[3]];
+}
+
+// Key j of batch b as the tiles hold it: -1 where no query may attend it (past Tk, masked
+// out, padding), else its segment (a segment layout) or 0 (a key mask, or none).
+__device__ __forceinline__ int key_id(const attention_args &a, int b, int j)
+{
+    if (j >= a.Tk) return -1;
+    if (a.segments) return imax(layout_at(a, b, 0, j), -1);
+    return !a.has_mask ||
+                   cu_load(a.mask, b * a.mask.st[2] + (int64_t)j * a.mask.st[3]) != 0.0f
+               ? 0
+               : -1;
+}
+
+// The key ids query row i of batch b attends: its segment and its base (a segment layout),
+// else 0 and 0; none (-1) past Tq or for a padding query (segment -1, whatever its base).
+// One load per row a thread owns, kept in registers.
+struct row_ids {
+    int seg, base;
+};
+
+__device__ __forceinline__ row_ids row_ids_of(const attention_args &a, int b, int i)
+{
+    if (i >= a.Tq) return {-1, -1};
+    if (!a.segments) return {0, 0};
+    int seg = layout_at(a, b, 0, i);
+    return seg < 0 ? row_ids{-1, -1} : row_ids{seg, layout_at(a, b, 1, i)};
+}
+
+// Whether query row `row` (ids r) attends key `col` (id key): the mask or layout, then the
+// causal window (a layout is causal, and Tq == Tk there).
+__device__ __forceinline__ bool attended(const attention_args &a, int key, row_ids r, int row,
+                                         int col)
+{
+    return key >= 0 && (key == r.seg || key == r.base) &&
+           (!a.causal || col <= row + (a.Tk - a.Tq));
+}
+
+// Whether any of the thread's cells of the tile at (i0, j0) is attended (rows ty + TM*i,
+// keys tx + TN*j); the block's vote over it skips the tiles no row of the block sees.
+template <int RM, int RN, int TN>
+__device__ __forceinline__ bool sees_any(const attention_args &a, const row_ids (&rows)[RM],
+                                         const int *key_ids, int i0, int j0, int ty, int tx)
+{
+    bool any = false;
+#pragma unroll
+    for (int i = 0; i < RM; i++)
+#pragma unroll
+        for (int j = 0; j < RN; j++) {
+            int c = tx + TN * j;
+            any |= attended(a, key_ids[c], rows[i], i0 + ty + TM * i, j0 + c);
+        }
+    return any;
 }
 
 // acc[i][j] += sum_{k<K} A(TM*i, k) * B(TN*j, k), with A(r, k) = a[r*a_row + k*a_k] and
@@ -186,10 +246,13 @@ __global__ void __launch_bounds__(FWD_THREADS) attention_forward(attention_args 
     float *Qs = smem, *Ks = Qs + BR * LD, *Vs = Ks + BC * LD; // (BR,LD) (BC,LD) (BC,LD)
     float *Ss = Vs + BC * LD;                                 // (BR,LS) probabilities
     float *part_max = Ss + BR * LS, *part_sum = part_max + BR * TN; // (BR,TN)
-    int *allowed = (int *)(part_sum + BR * TN);                     // (BC)
+    int *key_ids = (int *)(part_sum + BR * TN);                     // (BC)
     const int tid = threadIdx.x, ty = tid / TN, tx = tid % TN;
     const int b = blockIdx.z, h = blockIdx.y, i0 = blockIdx.x * BR;
     const int kvh = h / (a.H / a.Hkv), shift = a.Tk - a.Tq;
+    row_ids rows[RM];
+#pragma unroll
+    for (int i = 0; i < RM; i++) rows[i] = row_ids_of(a, b, i0 + ty + TM * i);
 
     load_rows<BR, HEAD, FWD_THREADS>(Qs, a.q, b, h, i0, a.Tq, a.D);
     // Keys any row of the block may see: the causal window of its last row.
@@ -205,10 +268,15 @@ __global__ void __launch_bounds__(FWD_THREADS) attention_forward(attention_args 
         for (int e = 0; e < RD; e++) acc[i][e] = 0.0f;
     }
     for (int j0 = 0; j0 < n_keys; j0 += BC) {
-        __syncthreads(); // the previous block's readers of Ks, Vs and Ss are done
+        __syncthreads(); // the previous block's readers of Ks, Vs, Ss and key_ids are done
+        for (int c = tid; c < BC; c += FWD_THREADS) key_ids[c] = key_id(a, b, j0 + c);
+        if (a.segments) { // uniform: every thread votes or none does
+            __syncthreads(); // key_ids written
+            if (!__syncthreads_or(sees_any<RM, RN, TN>(a, rows, key_ids, i0, j0, ty, tx)))
+                continue; // all -inf: m, l and acc would not change
+        }
         load_rows<BC, HEAD, FWD_THREADS>(Ks, a.k, b, kvh, j0, a.Tk, a.D);
         load_rows<BC, HEAD, FWD_THREADS>(Vs, a.v, b, kvh, j0, a.Tk, a.D);
-        for (int c = tid; c < BC; c += FWD_THREADS) allowed[c] = key_allowed(a, b, j0 + c);
         __syncthreads();
 
         float s[RM][RN] = {}; // q_i.k_j, then scaled with -inf where not attended
@@ -220,7 +288,7 @@ __global__ void __launch_bounds__(FWD_THREADS) attention_forward(attention_args 
 #pragma unroll
             for (int j = 0; j < RN; j++) {
                 int c = tx + TN * j;
-                bool ok = row < a.Tq && allowed[c] && (!a.causal || j0 + c <= row + shift);
+                bool ok = attended(a, key_ids[c], rows[i], row, j0 + c);
                 s[i][j] = ok ? a.scale * s[i][j] : NEG_INF;
                 mx = fmaxf(mx, s[i][j]);
             }
@@ -315,10 +383,10 @@ __device__ __forceinline__ void load_row_stats(float *row_lse, float *row_delta,
 template <int RM, int RN, int TN>
 __device__ __forceinline__ void score_gradients(const attention_args &a, float (&s)[RM][RN],
                                                 float (&dp)[RM][RN], const float *row_lse,
-                                                const float *row_delta, const int *allowed,
-                                                int i0, int j0, int ty, int tx)
+                                                const float *row_delta, const row_ids (&rows)[RM],
+                                                const int *key_ids, int i0, int j0, int ty,
+                                                int tx)
 {
-    const int shift = a.Tk - a.Tq;
 #pragma unroll
     for (int i = 0; i < RM; i++) {
         int r = ty + TM * i, row = i0 + r;
@@ -326,8 +394,7 @@ __device__ __forceinline__ void score_gradients(const attention_args &a, float (
 #pragma unroll
         for (int j = 0; j < RN; j++) {
             int c = tx + TN * j;
-            bool ok = row < a.Tq && allowed[c] && (!a.causal || j0 + c <= row + shift) &&
-                      lse != NEG_INF;
+            bool ok = attended(a, key_ids[c], rows[i], row, j0 + c) && lse != NEG_INF;
             float p = ok ? expf(a.scale * s[i][j] - lse) : 0.0f;
             s[i][j] = p;
             dp[i][j] = ok ? a.scale * p * (dp[i][j] - delta) : 0.0f;
@@ -350,21 +417,30 @@ __global__ void __launch_bounds__(BWD_THREADS) attention_backward_keys(attention
     float *Ks = smem, *Vs = Ks + BC * LD, *Qs = Vs + BC * LD, *dOs = Qs + BR * LD;
     float *Ps = dOs + BR * LD, *dSs = Ps + BR * LS;               // (BR,LS) each
     float *row_lse = dSs + BR * LS, *row_delta = row_lse + BR; // (BR) each
-    int *allowed = (int *)(row_delta + BR);                    // (BC)
+    int *key_ids = (int *)(row_delta + BR);                    // (BC)
     const int tid = threadIdx.x, ty = tid / TN, tx = tid % TN;
     const int b = blockIdx.z, kvh = blockIdx.y, j0 = blockIdx.x * BC;
     const int group = a.H / a.Hkv;
 
     load_rows<BC, HEAD, BWD_THREADS>(Ks, a.k, b, kvh, j0, a.Tk, a.D);
     load_rows<BC, HEAD, BWD_THREADS>(Vs, a.v, b, kvh, j0, a.Tk, a.D);
-    for (int c = tid; c < BC; c += BWD_THREADS) allowed[c] = key_allowed(a, b, j0 + c);
+    for (int c = tid; c < BC; c += BWD_THREADS) key_ids[c] = key_id(a, b, j0 + c);
+    __syncthreads(); // key_ids written: the votes below read them before their barrier
     // The first query row that sees key j0 under the causal mask: i >= j0 - (Tk - Tq).
     int first = a.causal ? imax(j0 - (a.Tk - a.Tq), 0) : 0;
 
     float dk[RK][RD] = {}, dv[RK][RD] = {};
     for (int h = kvh * group; h < (kvh + 1) * group; h++)
         for (int i0 = first / BR * BR; i0 < a.Tq; i0 += BR) {
-            __syncthreads(); // the previous tile's readers are done
+            row_ids rows[RM];
+#pragma unroll
+            for (int i = 0; i < RM; i++) rows[i] = row_ids_of(a, b, i0 + ty + TM * i);
+            // The previous tile's readers are done; under a segment layout the barrier is a
+            // vote that skips the query blocks no row of which sees a key of the tile.
+            if (!a.segments)
+                __syncthreads();
+            else if (!__syncthreads_or(sees_any<RM, RN, TN>(a, rows, key_ids, i0, j0, ty, tx)))
+                continue; // p = ds = 0: dk and dv would not change
             load_rows<BR, HEAD, BWD_THREADS>(Qs, a.q, b, h, i0, a.Tq, a.D);
             load_rows<BR, HEAD, BWD_THREADS>(dOs, a.dout, b, h, i0, a.Tq, a.D);
             load_row_stats<BR, BWD_THREADS>(row_lse, row_delta, a, b, h, i0);
@@ -373,7 +449,8 @@ __global__ void __launch_bounds__(BWD_THREADS) attention_backward_keys(attention
             float s[RM][RN] = {}, dp[RM][RN] = {};
             product<RM, RN, TN>(s, Qs + ty * LD, LD, 1, Ks + tx * LD, LD, 1, a.D);
             product<RM, RN, TN>(dp, dOs + ty * LD, LD, 1, Vs + tx * LD, LD, 1, a.D);
-            score_gradients<RM, RN, TN>(a, s, dp, row_lse, row_delta, allowed, i0, j0, ty, tx);
+            score_gradients<RM, RN, TN>(a, s, dp, row_lse, row_delta, rows, key_ids, i0, j0, ty,
+                                        tx);
 #pragma unroll
             for (int i = 0; i < RM; i++)
 #pragma unroll
@@ -416,10 +493,13 @@ __global__ void __launch_bounds__(BWD_THREADS) attention_backward_queries(attent
     float *Qs = smem, *dOs = Qs + BR * LD, *Ks = dOs + BR * LD, *Vs = Ks + BC * LD;
     float *dSs = Vs + BC * LD;                                 // (BR,LS)
     float *row_lse = dSs + BR * LS, *row_delta = row_lse + BR; // (BR) each
-    int *allowed = (int *)(row_delta + BR);                    // (BC)
+    int *key_ids = (int *)(row_delta + BR);                    // (BC)
     const int tid = threadIdx.x, ty = tid / TN, tx = tid % TN;
     const int b = blockIdx.z, h = blockIdx.y, i0 = blockIdx.x * BR;
     const int kvh = h / (a.H / a.Hkv);
+    row_ids rows[RM];
+#pragma unroll
+    for (int i = 0; i < RM; i++) rows[i] = row_ids_of(a, b, i0 + ty + TM * i);
 
     load_rows<BR, HEAD, BWD_THREADS>(Qs, a.q, b, h, i0, a.Tq, a.D);
     load_rows<BR, HEAD, BWD_THREADS>(dOs, a.dout, b, h, i0, a.Tq, a.D);
@@ -430,15 +510,20 @@ __global__ void __launch_bounds__(BWD_THREADS) attention_backward_queries(attent
     float dq[RM][RD] = {};
     for (int j0 = 0; j0 < n_keys; j0 += BC) {
         __syncthreads(); // the previous tile's readers are done
+        for (int c = tid; c < BC; c += BWD_THREADS) key_ids[c] = key_id(a, b, j0 + c);
+        if (a.segments) { // uniform, as in the forward
+            __syncthreads(); // key_ids written
+            if (!__syncthreads_or(sees_any<RM, RN, TN>(a, rows, key_ids, i0, j0, ty, tx)))
+                continue; // ds = 0: dq would not change
+        }
         load_rows<BC, HEAD, BWD_THREADS>(Ks, a.k, b, kvh, j0, a.Tk, a.D);
         load_rows<BC, HEAD, BWD_THREADS>(Vs, a.v, b, kvh, j0, a.Tk, a.D);
-        for (int c = tid; c < BC; c += BWD_THREADS) allowed[c] = key_allowed(a, b, j0 + c);
         __syncthreads();
 
         float s[RM][RN] = {}, dp[RM][RN] = {};
         product<RM, RN, TN>(s, Qs + ty * LD, LD, 1, Ks + tx * LD, LD, 1, a.D);
         product<RM, RN, TN>(dp, dOs + ty * LD, LD, 1, Vs + tx * LD, LD, 1, a.D);
-        score_gradients<RM, RN, TN>(a, s, dp, row_lse, row_delta, allowed, i0, j0, ty, tx);
+        score_gradients<RM, RN, TN>(a, s, dp, row_lse, row_delta, rows, key_ids, i0, j0, ty, tx);
 #pragma unroll
         for (int i = 0; i < RM; i++)
 #pragma unroll
@@ -636,7 +721,8 @@ aspo_status attention_fits(const char *op, const tensor *q)
     return ASPO_OK;
 }
 
-// Views and sizes of an attention call; the mask is input mask_input when present.
+// Views and sizes of an attention call; the mask (or segment layout, p.i[1]) is input
+// mask_input when present.
 attention_args args_of(const op_call *c, int mask_input)
 {
     const tensor *q = c->in[0], *k = c->in[1];
@@ -651,8 +737,9 @@ attention_args args_of(const op_call *c, int mask_input)
     a.Tq = (int)q->shape[2];
     a.Tk = (int)k->shape[2];
     a.D = (int)q->shape[3];
-    a.causal = c->p.i[0] != 0;
-    a.has_mask = masked;
+    a.segments = masked && c->p.i[1] != 0;
+    a.causal = c->p.i[0] != 0 || a.segments; // a layout's rule has j <= i whatever i[0] says
+    a.has_mask = masked && !a.segments;
     a.scale = c->p.f[0];
     return a;
 }
@@ -673,8 +760,8 @@ CU_KERNEL(cu_rope)
     return cu_check_launch("rope");
 }
 
-// in: q (B,H,Tq,D), k, v (B,Hkv,Tk,D) [, key_mask (B,Tk)]; i[0]: causal; f[0]: scale;
-// out: o (B,H,Tq,D), lse (B,H,Tq).
+// in: q (B,H,Tq,D), k, v (B,Hkv,Tk,D) [, key_mask (B,Tk) or segment layout (B,2,T)];
+// i[0]: causal; i[1]: 1 = the layout; f[0]: scale; out: o (B,H,Tq,D), lse (B,H,Tq).
 CU_KERNEL(cu_attention)
 {
     const tensor *q = c->in[0];
@@ -688,7 +775,8 @@ CU_KERNEL(cu_attention)
     return forward(a, (int)q->shape[0]);
 }
 
-// in: q, k, v, o, lse, do [, key_mask]; out: dq, dk, dv (overwritten).
+// in: q, k, v, o, lse, do [, key_mask or layout]; params as the forward's; out: dq, dk, dv
+// (overwritten).
 CU_KERNEL(cu_attention_backward)
 {
     const tensor *q = c->in[0];

@@ -2,7 +2,8 @@
  * (shaders/attention.comp) and a two-pass backward that recomputes the probabilities
  * from q, k and the saved lse (shaders/attention_backward.comp). Attention inputs are
  * contiguous (op table flag) in any float dtype, read and written through views that widen
- * and round (view_load, view_store); the key mask f32 or i32.
+ * and round (view_load, view_store); the key mask f32 or i32, or a segment layout (B,2,T)
+ * i32 (p.i[1]), which implies causal.
  *
  * Tile sizes are specialization constants: BR query rows by BC keys per workgroup, one
  * invocation per (row, key) of a tile, head size D baked into the pipeline (shared-memory
@@ -39,29 +40,37 @@ VK_KERNEL(vk_rope)
 
 /* ---- attention ---- */
 
+/* std430 `Params` of the shaders: the views (48 bytes each, 8-aligned), then eight 4-byte
+ * fields, so no padding; has_mask is set with segments (input 3 is there). */
 typedef struct attention_params {
     vk_view q, k, v, mask, o, lse;
     int32_t H, Hkv, Tq, Tk, causal, has_mask;
     float scale;
-    int32_t pad_;
+    int32_t segments;
 } attention_params;
+_Static_assert(sizeof(attention_params) == 6 * 48 + 32, "attention Params layout");
 
 typedef struct attention_backward_params {
     vk_view q, k, v, o, lse, dout, mask, dq, dk, dv;
     int32_t H, Hkv, Tq, Tk, causal, has_mask;
     float scale;
-    int32_t pad_;
+    int32_t segments;
 } attention_backward_params;
+_Static_assert(sizeof(attention_backward_params) == 10 * 48 + 32,
+               "attention backward Params layout");
 
-/* Shared-memory bytes of each shader's tiles (their `shared` declarations). */
+/* Shared-memory bytes of each shader's tiles (their `shared` declarations; the last
+ * 2 * bc + 1 words: allowed_key, key_seg, seen_tile). */
 static size_t forward_bytes(uint32_t br, uint32_t bc, uint32_t D)
 {
-    return 4 * ((size_t)br * D + (size_t)bc * (D + 1) + (size_t)bc * D + (size_t)br * bc + bc);
+    return 4 * ((size_t)br * D + (size_t)bc * (D + 1) + (size_t)bc * D + (size_t)br * bc +
+                2 * (size_t)bc + 1);
 }
 
 static size_t backward_bytes(uint32_t br, uint32_t bc, uint32_t D)
 {
-    return 4 * (2 * (size_t)br * D + 2 * (size_t)bc * (D + 1) + 3 * (size_t)br * bc + br + bc);
+    return 4 * (2 * (size_t)br * D + 2 * (size_t)bc * (D + 1) + 3 * (size_t)br * bc + br +
+                2 * (size_t)bc + 1);
 }
 
 /* spec = {BR, BC, D, BR*BC}: the largest tiles up to 16 x 16 that fit, halving BR and BC
@@ -100,8 +109,8 @@ static aspo_status attention_fits(const char *op, const tensor *q, const tensor 
 
 static uint32_t blocks(int64_t n, uint32_t block) { return (uint32_t)((n + block - 1) / block); }
 
-/* in: q (B,H,Tq,D), k, v (B,Hkv,Tk,D) [, key_mask (B,Tk)]; i[0]: causal; f[0]: scale;
- * out: o (B,H,Tq,D), lse (B,H,Tq). */
+/* in: q (B,H,Tq,D), k, v (B,Hkv,Tk,D) [, key_mask (B,Tk) or layout (B,2,T)]; i[0]: causal;
+ * i[1]: input 3 is a segment layout; f[0]: scale; out: o (B,H,Tq,D), lse (B,H,Tq). */
 VK_KERNEL(vk_attention)
 {
     vk_state *vk = vk_state_of(c->out[0]->be);
@@ -114,19 +123,20 @@ VK_KERNEL(vk_attention)
                          "(q %" PRId64 " x %" PRId64 " x %" PRId64 " x 0)", B, H, Tq);
     uint32_t spec[4];
     if ((s = tile_sizes(vk, "attention", D, false, spec))) return s;
-    bool masked = c->n_in > 3;
+    bool masked = c->n_in > 3, segments = masked && c->p.i[1];
     attention_params p = {.q = vk_view_of(q, NULL), .k = vk_view_of(k, NULL),
                           .v = vk_view_of(c->in[2], NULL),
                           .mask = vk_view_of(masked ? c->in[3] : q, NULL),
                           .o = vk_view_of(c->out[0], NULL), .lse = vk_view_of(c->out[1], NULL),
                           .H = (int32_t)H, .Hkv = (int32_t)k->shape[1], .Tq = (int32_t)Tq,
-                          .Tk = (int32_t)k->shape[2], .causal = c->p.i[0] != 0,
-                          .has_mask = masked, .scale = c->p.f[0]};
+                          .Tk = (int32_t)k->shape[2], .causal = c->p.i[0] || segments,
+                          .has_mask = masked, .scale = c->p.f[0], .segments = segments};
     return vk_dispatch(vk, "attention", spec, 4, &p, sizeof p, blocks(Tq, spec[0]),
                        (uint32_t)H, (uint32_t)B);
 }
 
-/* in: q, k, v, o, lse, do [, key_mask]; out: dq, dk, dv (overwritten). */
+/* in: q, k, v, o, lse, do [, key_mask or layout]; params as the forward's; out: dq, dk, dv
+ * (overwritten). */
 VK_KERNEL(vk_attention_backward)
 {
     vk_state *vk = vk_state_of(c->out[0]->be);
@@ -137,15 +147,15 @@ VK_KERNEL(vk_attention_backward)
     if (s || D == 0) return s; /* D == 0: every output is empty */
     uint32_t spec[5];
     if ((s = tile_sizes(vk, "attention backward", D, true, spec))) return s;
-    bool masked = c->n_in > 6;
+    bool masked = c->n_in > 6, segments = masked && c->p.i[1];
     attention_backward_params p = {
         .q = vk_view_of(q, NULL), .k = vk_view_of(k, NULL), .v = vk_view_of(c->in[2], NULL),
         .o = vk_view_of(c->in[3], NULL), .lse = vk_view_of(c->in[4], NULL),
         .dout = vk_view_of(c->in[5], NULL), .mask = vk_view_of(masked ? c->in[6] : q, NULL),
         .dq = vk_view_of(c->out[0], NULL), .dk = vk_view_of(c->out[1], NULL),
         .dv = vk_view_of(c->out[2], NULL), .H = (int32_t)H, .Hkv = (int32_t)Hkv,
-        .Tq = (int32_t)Tq, .Tk = (int32_t)Tk, .causal = c->p.i[0] != 0, .has_mask = masked,
-        .scale = c->p.f[0]};
+        .Tq = (int32_t)Tq, .Tk = (int32_t)Tk, .causal = c->p.i[0] || segments,
+        .has_mask = masked, .scale = c->p.f[0], .segments = segments};
     /* Pass 0 writes dk, dv by key block; pass 1 writes dq by query block. */
     spec[4] = 0;
     if (B * Hkv * Tk > 0 &&

@@ -47,11 +47,16 @@ fi
 # Half-precision frozen weights and activations (autocast's mixed precision) on both: each
 # backend rounds the same values to 8 (bf16) or 11 (f16) mantissa bits, but a GEMM or
 # reduction summed in another order can land a value on the other side of a rounding step,
-# and that shows in the loss. Measured over the 20 steps: bf16 1.4e-3 (lavapipe) and 2.8e-4
-# (simt), f16 1.9e-4 and 3.8e-4, about what half vs f32 moves the curve on one backend;
-# 3e-3 and 1e-3 allow for that, not for a wrong half-precision kernel.
-BF16_TOL=3e-3
-F16_TOL=1e-3
+# and that shows in the loss. ASPO's perplexity weights are min-max normalised over a
+# response's sentences, so where two sentences' perplexities nearly tie, such a rounding
+# can swap them and move that step's loss by ~1e-3 (DPO on the same f16 steps: 6e-5).
+# Measured over the 20 steps: bf16 1.4e-3 (lavapipe) and 2.8e-4 (simt); f16 2.3e-3 and
+# 1.4e-3 with prefix sharing (packed rows round in another order), 1.2e-4 padded, and the
+# CPU's packed curve is 1.4e-3 from its padded one: about what half vs f32 moves the curve
+# on one backend. 4e-3 allows for that, not for a wrong half-precision kernel (which moves
+# the curve by 1e-2 and more).
+BF16_TOL=4e-3
+F16_TOL=4e-3
 for dt in bf16 f16; do
     for be in cpu "$BE"; do
         # shellcheck disable=SC2046 # half prints nothing or two words

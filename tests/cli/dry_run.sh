@@ -16,7 +16,7 @@ expect_ok "plan with --data" aspo_run --model "$M" --data "$DATA/text.jsonl" --o
 check "plan: one JSON line on stdout" [ "$(grep -c '^{"dry_run":true,' "$WORK/out.txt")" -eq 1 ]
 check "plan: table on stderr" grep -q "^memory plan: one optimizer step" "$WORK/err.txt"
 check "plan: peak row" grep -qE "^  peak +[0-9.]+ MiB" "$WORK/err.txt"
-check "plan: the batch is the longest pairs" grep -q "the longest pairs of --data" "$WORK/err.txt"
+check "plan: the batch is the largest pairs" grep -q "the largest pairs of --data" "$WORK/err.txt"
 check "plan: no done line" bash -c "! grep -q '^done:' '$WORK/err.txt'"
 check "plan: --out not made" [ ! -e "$WORK/never" ]
 cp "$WORK/out.txt" "$WORK/plan.json"

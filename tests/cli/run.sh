@@ -103,6 +103,30 @@ close_all() {
 }
 check "grad-accum: same loss and grad norm per step" close_all "$WORK/ga1/metrics.jsonl" "$WORK/ga2/metrics.jsonl"
 
+# --- Prefix sharing: packed rows (one, or a pair per row) == TRL's padded rows ------------
+# Every position computes what it does padded, in another summation order: the same f32
+# rounding argument as above.
+expect_ok "--no-prefix-sharing" aspo_run "${common[@]}" --out "$WORK/padded" --batch-size 2 \
+    --no-prefix-sharing
+expect_ok "--max-tokens-per-batch 1" aspo_run "${common[@]}" --out "$WORK/rows" --batch-size 2 \
+    --max-tokens-per-batch 1
+check "prefix sharing: the padded run's losses and grad norms" \
+    close_all "$WORK/ga1/metrics.jsonl" "$WORK/padded/metrics.jsonl"
+check "prefix sharing, a row per pair: the same" \
+    close_all "$WORK/ga1/metrics.jsonl" "$WORK/rows/metrics.jsonl"
+score() { "$ASPO" score --tokenizer "$TOK" --threads 1 --model "$M" --data "$DATA/text.jsonl" \
+    --batch-size 4 --quiet --out "$@"; }
+expect_ok "score, prefix sharing" score "$WORK/packed.jsonl"
+expect_ok "score, --no-prefix-sharing" score "$WORK/padded.jsonl" --no-prefix-sharing
+logps() { grep -o '"ref_[a-z]*_logps":[-0-9.e]*' "$1" | cut -d: -f2; }
+same_logps() {
+    paste <(logps "$1") <(logps "$2") | awk '
+        { n++; d = $1 - $2; if (d < 0) d = -d; s = $2 < 0 ? -$2 : $2; if (d > 1e-6 * s) bad = 1 }
+        END { exit bad || n != 16 }'
+}
+check "score: the same log-probs packed and padded (1e-6 relative)" \
+    same_logps "$WORK/packed.jsonl" "$WORK/padded.jsonl"
+
 # --- Usage errors exit 2, failures exit 1 -------------------------------------------------
 run_text=(--model "$M" --data "$DATA/text.jsonl" --out "$WORK/usage" --overwrite --quiet)
 expect_error "unknown flag" 2 "unknown flag '--bogus'" aspo_run "${run_text[@]}" --bogus

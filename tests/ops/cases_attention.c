@@ -1,15 +1,60 @@
 /* Attention against naive double-precision softmax attention: causal self-attention with
  * grouped-query heads, key padding masks (f32 and i32), cross-attention, causal with
- * Tq < Tk and Tq > Tk, rows with no key to attend (zeros, zero gradients), a strided k
- * and half-precision k/v. Gradients are checked for q, k and v. */
+ * Tq < Tk and Tq > Tk, rows with no key to attend (zeros, zero gradients), a strided k,
+ * half-precision k/v, and the segment layout of packed preference pairs. Gradients are
+ * checked for q, k and v. */
 #include <math.h>
 #include <stdlib.h>
 
 #include "op_cases.h"
 
-/* ip[0]: causal; ip[1]: key mask none/f32/i32; ip[2]: also check error paths;
- * ip[3]: padded keys. fp[0]: scale, 0 = 1/sqrt(D). */
-enum { MASK_NONE, MASK_F32, MASK_I32 };
+/* ip[0]: causal; ip[1]: key mask none/f32/i32, or a segment layout; ip[2]: also check
+ * error paths; ip[3]: padded keys. fp[0]: scale, 0 = 1/sqrt(D). */
+enum { MASK_NONE, MASK_F32, MASK_I32, MASK_SEGMENTS };
+
+/* Segment layout of batch row b over T tokens: preference pairs packed end to end as
+ * [prompt, chosen, rejected] (answers see their prompt, never each other), one unit being
+ * a lone sequence (no answers), the pattern shifted per row so the segments cross the
+ * kernels' blocks at different places; the last `pad` tokens of row 1 are padding (-1).
+ * From T = 200 on the parts are long enough (33 to 97) to fill whole GPU tiles that only a
+ * query's base segment makes visible; for T in [250, 300) every pair is a 10-token prompt,
+ * a 40-token chosen and a 200-token rejected answer, whose rows fill whole CPU query blocks
+ * that skip the chosen keys between them and their prompt. Segment ids are not in order,
+ * as nothing asks them to be. */
+static void segment_layout(int64_t b, int64_t T, int64_t pad, int32_t *seg, int32_t *base)
+{
+    static const int short_units[][3] = {{4, 3, 2}, {2, 1, 1}, {5, 0, 0}, {1, 2, 3},
+                                         {6, 17, 4}, {3, 1, 9}};
+    static const int long_units[][3] = {{70, 66, 40}, {33, 97, 12}, {50, 0, 0}, {64, 35, 80},
+                                        {90, 40, 41}, {36, 70, 33}};
+    static const int gap_units[][3] = {{10, 40, 200}, {10, 40, 200}, {10, 40, 200},
+                                       {10, 40, 200}, {10, 40, 200}, {10, 40, 200}};
+    const int(*units)[3] = T >= 250 && T < 300 ? gap_units : T >= 200 ? long_units : short_units;
+    int64_t t = 0, end = b == 1 ? T - pad : T;
+    int32_t id = (int32_t)(100 - 10 * b);
+    for (int u = (int)b; t < end; u++, id -= 3) {
+        const int *n = units[u % 6];
+        for (int part = 0; part < 3; part++)
+            for (int x = 0; x < n[part] && t < end; x++, t++) {
+                seg[t] = id + part;
+                base[t] = id;
+            }
+    }
+    for (; t < T; t++) seg[t] = base[t] = -1;
+}
+
+/* Whether query i may see key j under the case's segment layout (the rule of
+ * tensor_attention, written out). */
+static bool segment_sees(const op_case *c, int64_t b, int64_t i, int64_t j, int64_t T)
+{
+    static int32_t seg[512], base[512];
+    static int64_t made_b = -1, made_T = -1, made_pad = -1; /* the layout last made */
+    if (b != made_b || T != made_T || c->ip[3] != made_pad) {
+        segment_layout(b, T, c->ip[3], seg, base);
+        made_b = b, made_T = T, made_pad = c->ip[3];
+    }
+    return j <= i && seg[j] >= 0 && (seg[j] == seg[i] || seg[j] == base[i]);
+}
 
 /* With padding p: batch 1 is left-padded (keys j < p masked) and batch 0 loses its
  * last key (right padding), so both ends of the key range are exercised. */
@@ -42,7 +87,9 @@ static void ref_attention(const ref_args *a, double *out)
                 const double *v = a->in[2] + (b * Hkv + h / group) * Tk * D;
                 double *o = out + ((b * H + h) * Tq + i) * D, m = -INFINITY, l = 0;
                 for (int64_t j = 0; j < Tk; j++) {
-                    bool ok = key_kept(c, b, j, Tk) && (!c->ip[0] || j <= i + (Tk - Tq));
+                    bool ok = c->ip[1] == MASK_SEGMENTS
+                                  ? segment_sees(c, b, i, j, Tk)
+                                  : key_kept(c, b, j, Tk) && (!c->ip[0] || j <= i + (Tk - Tq));
                     p[j] = -INFINITY;
                     if (!ok) continue;
                     double s = 0;
@@ -63,8 +110,13 @@ static tensor *make_mask(const op_case *c, int64_t B, int64_t Tk)
 {
     if (c->ip[1] == MASK_NONE) return NULL;
     float f[1024];
-    int32_t n[1024];
+    int32_t n[2048];
     if (B * Tk > 1024) return NULL;
+    if (c->ip[1] == MASK_SEGMENTS) {
+        for (int64_t b = 0; b < B; b++)
+            segment_layout(b, Tk, c->ip[3], n + 2 * b * Tk, n + (2 * b + 1) * Tk);
+        return tensor_from_host(DT_I32, DIMS(B, 2, Tk), n); /* (B,2,T) */
+    }
     for (int64_t b = 0; b < B; b++)
         for (int64_t j = 0; j < Tk; j++) {
             n[b * Tk + j] = key_kept(c, b, j, Tk) ? 1 : 0;
@@ -83,6 +135,15 @@ static bool refuses_bad_shapes(tensor *q, tensor *k, tensor *v)
     aspo_error_clear();
     tensor *mask = tensor_zeros(DT_F32, DIMS(q->shape[0], k->shape[2] + 1));
     ok = ok && !tensor_attention(q, k, v, mask, false, 1) && aspo_error_status() == ASPO_ERR_SHAPE;
+    aspo_error_clear();
+    /* A segment layout of f32, or one with a third row, is no layout. */
+    tensor *f32_layout = tensor_zeros(DT_F32, DIMS(q->shape[0], 2, k->shape[2]));
+    ok = ok && !tensor_attention(q, k, v, f32_layout, true, 1) &&
+         aspo_error_status() == ASPO_ERR_SHAPE;
+    aspo_error_clear();
+    tensor *three_rows = tensor_zeros(DT_I32, DIMS(q->shape[0], 3, k->shape[2]));
+    ok = ok && !tensor_attention(q, k, v, three_rows, true, 1) &&
+         aspo_error_status() == ASPO_ERR_SHAPE;
     aspo_error_clear();
     return ok;
 }
@@ -139,5 +200,21 @@ const op_case cases_attention[] = {
     /* 70 queries cross the kernel's 64-row query blocks; 70-term sums stay ~1e-6. */
     ATTN("attention_long_blocks", 1, MASK_F32, 0, 5, 0, Q(2, 2, 70, 8), Q(2, 1, 70, 8),
          Q(2, 1, 70, 8)),
+    /* Packed pairs: per-query visibility, answers that skip their sibling, padding queries
+     * (zeros, no gradient) and a prompt's keys receiving gradient from both answers. */
+    ATTN("attention_segments", 1, MASK_SEGMENTS, 1, 3, 0, Q(2, 4, 23, 8), Q(2, 2, 23, 8),
+         Q(2, 2, 23, 8)),
+    /* 150 tokens: segments across the 64-row blocks (CPU) and 16-row tiles (GPU), blocks
+     * whose first key is past 0; sums of <= 30 terms. */
+    ATTN("attention_segments_long", 1, MASK_SEGMENTS, 0, 7, 0, Q(2, 2, 150, 8),
+         Q(2, 1, 150, 8), Q(2, 1, 150, 8)),
+    /* Long parts, head size 40: whole tiles visible only through a query's base segment
+     * (a tile skip that forgets the base drops them); sums of <= 200 terms stay ~1e-6. */
+    ATTN("attention_segments_wide", 1, MASK_SEGMENTS, 0, 9, 0, Q(2, 2, 300, 40),
+         Q(2, 1, 300, 40), Q(2, 1, 300, 40)),
+    /* Rejected answers of 200 tokens: query blocks inside one read the prompt and the answer
+     * as two key spans, past the chosen answer (the CPU's gap). */
+    ATTN("attention_segments_gap", 1, MASK_SEGMENTS, 0, 5, 0, Q(2, 2, 260, 8),
+         Q(2, 1, 260, 8), Q(2, 1, 260, 8)),
     {0},
 };

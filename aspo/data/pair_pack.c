@@ -1,0 +1,150 @@
+/* Packed rows of a pair batch (pair_batch_pack): each pair's shared prefix once, its two
+ * answers after it, pairs end to end. The padded view is left as it is; `at` says where
+ * each of its cells is computed, which is all the log-probs need to come back. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "aspo/data/pair_batch.h"
+#include "tensor/tensor_ops.h"
+
+/* Real tokens of padded row r (right padding: the mask's ones come first). */
+static int64_t row_length(const pair_batch *b, int r)
+{
+    const float *mask = b->mask + (size_t)r * (size_t)b->T;
+    int64_t n = 0;
+    while (n < b->T && mask[n] != 0.0f) n++;
+    return n;
+}
+
+/* Positions both of pair i's rows hold alike from the start: the same id and the same
+ * image feature row (image positions have pad_id as their id). */
+static int64_t shared_prefix(const pair_batch *b, int i, int64_t lc, int64_t lr)
+{
+    size_t c = (size_t)i * (size_t)b->T, r = (size_t)(b->n_pairs + i) * (size_t)b->T;
+    int64_t n = 0, most = lc < lr ? lc : lr;
+    while (n < most && b->ids[c + n] == b->ids[r + n] &&
+           (!b->feature_row || b->feature_row[c + n] == b->feature_row[r + n]))
+        n++;
+    return n;
+}
+
+/* Packed position w of row `row` computes padded cell `cell` as part of segment seg. */
+static void put(pair_batch *b, int row, int64_t w, size_t cell, int32_t seg, int32_t base)
+{
+    int64_t W = b->packed.width;
+    size_t at = (size_t)row * (size_t)W + (size_t)w, layout = (size_t)row * 2 * (size_t)W;
+    b->packed.at[cell] = (int32_t)at;
+    b->packed.ids[at] = b->ids[cell];
+    b->packed.layout[layout + (size_t)w] = seg;
+    b->packed.layout[layout + (size_t)W + (size_t)w] = base;
+    b->packed.positions[at] = (int32_t)(cell % (size_t)b->T); /* the padded row's position */
+    if (b->packed.feature_row) b->packed.feature_row[at] = b->feature_row[cell];
+}
+
+/* Pair i's unit at offset o of packed row `row`: the shared prefix (segment s), the chosen
+ * rest (s+1), the rejected rest (s+2), both rests seeing the prefix. */
+static void place_pair(pair_batch *b, int i, int row, int64_t o, int64_t lc, int64_t lr,
+                       int64_t shared)
+{
+    size_t T = (size_t)b->T, c = (size_t)i * T, r = (size_t)(b->n_pairs + i) * T;
+    int32_t s = 3 * i;
+    for (int64_t t = 0; t < shared; t++) {
+        put(b, row, o + t, c + (size_t)t, s, s);
+        b->packed.at[r + (size_t)t] = b->packed.at[c + (size_t)t]; /* one place for both */
+    }
+    for (int64_t t = shared; t < lc; t++) put(b, row, o + t, c + (size_t)t, s + 1, s);
+    for (int64_t t = shared; t < lr; t++)
+        put(b, row, o + lc + (t - shared), r + (size_t)t, s + 2, s);
+}
+
+aspo_status pair_batch_pack(pair_batch *b, int32_t pad_id, int64_t max_tokens)
+{
+    int P = b->n_pairs;
+    int64_t *len = malloc(sizeof(int64_t) * (size_t)(3 * P + 1)), *shared = len + 2 * P;
+    int *row_of = malloc(sizeof(int) * (size_t)(P ? P : 1));
+    if (!len || !row_of) {
+        free(len);
+        free(row_of);
+        return aspo_fail(ASPO_ERR_OOM, "no host memory to pack %d pairs", P);
+    }
+    /* Rows: pairs in order, a new row when the next pair would pass max_tokens. */
+    int rows = 0;
+    int64_t width = 0, used = 0, computed = 0;
+    for (int i = 0; i < P; i++) {
+        len[i] = row_length(b, i);
+        len[P + i] = row_length(b, P + i);
+        shared[i] = shared_prefix(b, i, len[i], len[P + i]);
+        int64_t unit = len[i] + len[P + i] - shared[i];
+        if (rows == 0 || (max_tokens > 0 && used > 0 && used + unit > max_tokens)) {
+            rows++;
+            used = 0;
+        }
+        row_of[i] = rows - 1;
+        used += unit;
+        computed += unit;
+        if (used > width) width = used;
+    }
+    size_t cells = (size_t)rows * (size_t)width, padded = 2 * (size_t)P * (size_t)b->T;
+    b->packed.rows = rows;
+    b->packed.width = width;
+    b->packed.computed = computed;
+    b->packed.ids = malloc(sizeof(int32_t) * (cells ? cells : 1));
+    b->packed.layout = malloc(sizeof(int32_t) * 2 * (cells ? cells : 1));
+    b->packed.positions = malloc(sizeof(int32_t) * (cells ? cells : 1));
+    b->packed.at = malloc(sizeof(int32_t) * (padded ? padded : 1));
+    if (b->feature_row) b->packed.feature_row = malloc(sizeof(int32_t) * (cells ? cells : 1));
+    if (!b->packed.ids || !b->packed.layout || !b->packed.positions || !b->packed.at ||
+        (b->feature_row && !b->packed.feature_row) || cells > INT32_MAX) {
+        free(len);
+        free(row_of);
+        pair_batch_unpack(b);
+        return aspo_fail(cells > INT32_MAX ? ASPO_ERR_USAGE : ASPO_ERR_OOM,
+                         "cannot pack %d pairs into %d rows of %lld positions%s", P, rows,
+                         (long long)width,
+                         cells > INT32_MAX ? ": over 2^31 positions; lower --batch-size" : "");
+    }
+    /* Padding everywhere first: a row's end, and padded cells of the padded view. */
+    for (size_t k = 0; k < cells; k++) {
+        b->packed.ids[k] = pad_id;
+        b->packed.positions[k] = 0;
+        if (b->packed.feature_row) b->packed.feature_row[k] = -1;
+    }
+    for (size_t k = 0; k < 2 * cells; k++) b->packed.layout[k] = -1;
+    for (size_t k = 0; k < padded; k++) b->packed.at[k] = -1;
+    used = 0;
+    for (int i = 0; i < P; i++) {
+        if (i > 0 && row_of[i] != row_of[i - 1]) used = 0;
+        place_pair(b, i, row_of[i], used, len[i], len[P + i], shared[i]);
+        used += len[i] + len[P + i] - shared[i];
+    }
+    free(len);
+    free(row_of);
+    return ASPO_OK;
+}
+
+void pair_batch_unpack(pair_batch *b)
+{
+    free(b->packed.ids);
+    free(b->packed.layout);
+    free(b->packed.positions);
+    free(b->packed.feature_row);
+    free(b->packed.at);
+    memset(&b->packed, 0, sizeof b->packed);
+}
+
+pair_batch_input pair_batch_model_input(const pair_batch *b)
+{
+    if (!b->packed.rows) {
+        int64_t rows = 2 * (int64_t)b->n_pairs;
+        return (pair_batch_input){
+            .ids = tensor_from_host(DT_I32, DIMS(rows, b->T), b->ids),
+            .mask = tensor_from_host(DT_F32, DIMS(rows, b->T), b->mask),
+            .feature_row = b->feature_row};
+    }
+    int64_t R = b->packed.rows, W = b->packed.width;
+    return (pair_batch_input){
+        .ids = tensor_from_host(DT_I32, DIMS(R, W), b->packed.ids),
+        .mask = tensor_from_host(DT_I32, DIMS(R, 2, W), b->packed.layout), /* (R,2,W) */
+        .positions = b->packed.positions,
+        .feature_row = b->packed.feature_row};
+}
