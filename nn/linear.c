@@ -71,10 +71,10 @@ tensor *linear_forward(const linear *l, tensor *x)
         tensor *a = tensor_matmul(h, tensor_transpose(A, -1, -2));            /* (...,r)   */
         /* PEFT scales B(A(x)); scaling the rank-r product instead saves an (...,out)
          * tensor (the same values up to rounding, exactly so for a power of two), and the
-         * base output, fresh from its product, takes the sum in place. */
+         * base output, fresh from its product, takes B's product in place: the GEMM adds
+         * it (beta = 1), no (...,out) product or add pass. */
         a = tensor_scale(a, l->lora_scaling);
-        tensor *d = tensor_matmul(a, tensor_transpose(B, -1, -2));            /* (...,out) */
-        y = tensor_add_into(y, d);
+        y = tensor_matmul_into(y, a, tensor_transpose(B, -1, -2));           /* (...,out) += */
     }
     return y;
 }

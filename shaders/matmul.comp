@@ -1,6 +1,8 @@
 #version 450
 // OP_MATMUL: o (b0,b1,M,N) = a (b0,b1,M,K) @ b (b0,b1,K,N), each operand any float dtype and
 // any strides (transposed views, broadcast batch dims with stride 0), f32 accumulation.
+// With accumulate, o's old value is added before the single rounding (GEMM beta = 1); each
+// output element is read and written by the one invocation that owns it (no split-K).
 //
 // One workgroup computes a BM x BN output tile of one batch matrix (gl_WorkGroupID.z),
 // stepping through K in BK-deep slabs staged in shared memory. Each invocation owns a
@@ -26,7 +28,12 @@ const uint A_DT = VARIANT & 3u, B_DT = (VARIANT >> 2) & 3u, O_DT = (VARIANT >> 4
 const bool A_K_UNIT = (VARIANT & 64u) != 0u, B_N_UNIT = (VARIANT & 128u) != 0u;
 const uint THREADS = (BM / TM) * (BN / TN);
 
-layout(buffer_reference, std430) readonly buffer Params { View a; View b; View o; };
+layout(buffer_reference, std430) readonly buffer Params {
+    View a;
+    View b;
+    View o;
+    int accumulate; // 1: o = o + a @ b
+};
 
 float load(uint dt, uint64_t addr, int off)
 {
@@ -85,7 +92,9 @@ void main()
         if (m >= M) break;
         for (uint j = 0; j < TN; j++) {
             int n = col0 + int(tx + j * (BN / TN));
-            if (n < N) view_store(o, o_base + m * o.st.z + n * o.st.w, acc[i][j]);
+            if (n >= N) continue;
+            int off = o_base + m * o.st.z + n * o.st.w;
+            view_store(o, off, p.accumulate != 0 ? view_load(o, off) + acc[i][j] : acc[i][j]);
         }
     }
 }

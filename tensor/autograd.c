@@ -117,7 +117,9 @@ aspo_status grad_accumulate(tensor *t, tensor *g)
         g->grad_aliases++;
         return ASPO_OK;
     }
-    tensor *sum = tensor_empty_like(t, DT_F32);
+    /* A sum only t holds takes the contribution in place; else a new sum, t's alone. */
+    tensor *sum = grad_in_place(t);
+    if (!sum && (sum = tensor_empty_like(t, DT_F32))) sum->is_grad_sum = true;
     if (!sum) return aspo_error_status();
     op_call add = {.op = OP_BINARY, .n_in = 2, .n_out = 1, .in = {t->grad, g}, .out = {sum},
                    .p.i = {BINARY_ADD}};
@@ -125,6 +127,15 @@ aspo_status grad_accumulate(tensor *t, tensor *g)
     if (s) return s;
     t->grad = sum;
     return ASPO_OK;
+}
+
+tensor *grad_in_place(tensor *t)
+{
+    tensor *g = t->grad;
+    return g && !t->is_param && g->is_grad_sum && g->grad_aliases == 0 && g->dt == DT_F32 &&
+                   tensor_is_contiguous(g) && tensor_same_shape(g, t)
+               ? g
+               : NULL;
 }
 
 /* Runs backward rules from `from` (newest) down to, not including, `stop`. */

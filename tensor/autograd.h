@@ -46,6 +46,10 @@ bool op_any_requires_grad(tensor **in, int n_in);
 
 /* Adds g (shape of t) into t's gradient; no-op when t does not require grad. */
 aspo_status grad_accumulate(tensor *t, tensor *g);
+/* t's gradient when a contribution may be added into it in place (a sum of earlier ones
+ * that only t holds: f32, contiguous, t's shape), else NULL: a backward rule can then have
+ * the GEMM that makes its contribution add it there (GEMM beta = 1). */
+tensor *grad_in_place(tensor *t);
 /* loss: a scalar. Seeds d(loss)=1, runs the tape, then drops it. */
 aspo_status tensor_backward(tensor *loss);
 void tape_clear(void);

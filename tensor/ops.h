@@ -26,7 +26,11 @@ typedef enum op_id {
     OP_SUM,              /* in: x; out: shape of x with 1 at the reduced dims */
     OP_SUMSQ,            /* in: x; out: scalar f32 sum of squares (for gradient norms) */
     /* linear algebra */
-    OP_MATMUL,           /* in: a (...,M,K), b (...,K,N), each row- or column-major per matrix */
+    OP_MATMUL,           /* in: a (...,M,K), b (...,K,N), each row- or column-major per matrix
+                            [, c]; i[0] = 1: accumulate (tensor_matmul_into): out is c's
+                            memory (contiguous, the product's shape and dtype) and gets
+                            c + a @ b, the sum in f32 rounded once for a half out (GEMM
+                            beta = 1) */
     /* normalisation and softmax over the last dim */
     OP_SOFTMAX,          /* in: x; i[0]: 1 for log-softmax */
     OP_SOFTMAX_BACKWARD, /* in: y, dy; i[0]: 1 for log-softmax; out: dx */

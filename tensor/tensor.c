@@ -89,6 +89,7 @@ tensor *tensor_alias(const tensor *src)
     t->node = NULL;
     t->is_grad_buffer = false;
     t->grad_aliases = 0;
+    t->is_grad_sum = false;
     return t;
 }
 

@@ -36,6 +36,9 @@ typedef struct tensor {
      * blocks instead of a new one per block. */
     bool is_grad_buffer;
     int grad_aliases;
+    /* A sum of gradient contributions grad_accumulate made for one tensor: while no other
+     * tensor's grad is it (grad_aliases 0), later contributions go into it in place. */
+    bool is_grad_sum;
 } tensor;
 
 int64_t tensor_numel(const tensor *t);

@@ -59,6 +59,11 @@ tensor *tensor_sumsq(tensor *x);
  * operand as a view (tensor_transpose(w,-1,-2)): no copy is made for it. b may be bf16 or
  * f16 (frozen weights) with f32 a; the result is f32. */
 tensor *tensor_matmul(tensor *a, tensor *b);
+/* c += a @ b in place (GEMM beta = 1), recorded: returns c's new value (over c's memory, as
+ * tensor_add_into), whose gradient reaches c, a and b. c: contiguous, of the product's shape
+ * and dtype (f32 when a or b is, else theirs). For a sum nothing reads c before (a LoRA
+ * branch into its base output, a gradient contribution into the running gradient). */
+tensor *tensor_matmul_into(tensor *c, tensor *a, tensor *b);
 
 /* ---- softmax family (tensor/ops_softmax.c) ---- */
 tensor *tensor_softmax(tensor *x);     /* over the last dim */

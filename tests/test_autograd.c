@@ -1,5 +1,6 @@
 /* The tape: no-grad scopes, detach, accumulation, checkpointing, and the errors a user
  * can meet (out of memory, a missing kernel, a bad backward call). */
+#include <math.h>
 #include <string.h>
 
 #include "backends/registry.h"
@@ -82,6 +83,43 @@ static void test_add_into(void)
     aspo_error_clear();
     CHECK(!tensor_add_into(filled(1, 4, 16), filled(3, 4, 17)), "a broadcast first operand");
     aspo_error_clear();
+    runtime_step_reset();
+}
+
+/* Gradient sums in place: a is read by an add (whose backward hands a and b one shared
+ * gradient tensor) and by two products (the first makes a sum that only a holds, the second
+ * has its GEMM add into it). b's gradient must stay w1, a's is w1 + w2 W2^T + w3 W3^T. */
+static void test_grad_sums_in_place(void)
+{
+    tensor *a = filled(6, 4, 21), *b = filled(6, 4, 22), *W2 = filled(4, 5, 23),
+           *W3 = filled(4, 5, 24), *w1 = filled(6, 4, 25), *w2 = filled(6, 5, 26),
+           *w3 = filled(6, 5, 27);
+    a->requires_grad = b->requires_grad = true;
+    tensor *t3 = tensor_matmul(a, W3), *t2 = tensor_matmul(a, W2), *t1 = tensor_add(a, b);
+    tensor *loss = tensor_add(tensor_add(tensor_sum_all(tensor_mul(t1, w1)),
+                                         tensor_sum_all(tensor_mul(t2, w2))),
+                              tensor_sum_all(tensor_mul(t3, w3)));
+    CHECK(tensor_backward(loss) == ASPO_OK, "%s", aspo_error_message());
+    float ga[24], gb[24], v1[24], v2[30], v3[30], m2[20], m3[20];
+    tensor_to_host_f32(a->grad, ga);
+    tensor_to_host_f32(b->grad, gb);
+    tensor_to_host_f32(w1, v1);
+    tensor_to_host_f32(w2, v2);
+    tensor_to_host_f32(w3, v3);
+    tensor_to_host_f32(W2, m2);
+    tensor_to_host_f32(W3, m3);
+    bool b_ok = true, a_ok = true;
+    for (int i = 0; i < 24; i++) b_ok &= gb[i] == v1[i];
+    for (int r = 0; r < 6; r++)
+        for (int k = 0; k < 4; k++) {
+            double want = v1[r * 4 + k];
+            for (int n = 0; n < 5; n++)
+                want += (double)v2[r * 5 + n] * m2[k * 5 + n] + (double)v3[r * 5 + n] * m3[k * 5 + n];
+            a_ok &= fabs(ga[r * 4 + k] - want) <= 1e-5;
+        }
+    CHECK(b_ok, "the gradient b shares with a is not added into");
+    CHECK(a_ok, "a's three contributions: the add's, then two GEMMs' (one in place)");
+    CHECK(a->grad->is_grad_sum && a->grad != b->grad, "a's gradient is a sum of its own");
     runtime_step_reset();
 }
 
@@ -303,6 +341,7 @@ int main(void)
     test_no_grad_and_detach();
     test_reuse_accumulates();
     test_add_into();
+    test_grad_sums_in_place();
     test_checkpoint_matches();
     test_checkpoint_stack();
     test_checkpoint_stack_passthrough();

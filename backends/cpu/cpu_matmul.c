@@ -64,7 +64,7 @@ enum {
  * differently from its single-threaded code for some K (688, for one) and would change the
  * rounding with the thread count. Cutting the larger dim keeps the repacked operand the
  * smaller one. */
-static void gemm_f32(const matrix *a, const matrix *b, float *out, int64_t ldo)
+static void gemm_f32(const matrix *a, const matrix *b, float *out, int64_t ldo, float beta)
 {
     int64_t M = a->rows, K = a->cols, N = b->cols;
     bool by_rows = M >= N;
@@ -91,13 +91,13 @@ static void gemm_f32(const matrix *a, const matrix *b, float *out, int64_t ldo)
         const float *Bt = by_rows ? B : B + lo * (b->col_major ? b->ld : 1);
         float *Ct = out + (by_rows ? lo * ldo : lo);
         cblas_sgemm(CblasRowMajor, ta, tb, (int)(by_rows ? n : M), (int)(by_rows ? N : n),
-                    (int)K, 1.0f, At, (int)a->ld, Bt, (int)b->ld, 0.0f, Ct, (int)ldo);
+                    (int)K, 1.0f, At, (int)a->ld, Bt, (int)b->ld, beta, Ct, (int)ldo);
     }
 }
 
-/* out (M,N) f32 row-major with leading dim ldo = a (M,K) @ b (K,N). */
+/* out (M,N) f32 row-major with leading dim ldo = a (M,K) @ b (K,N) + beta * out. */
 static aspo_status gemm(cpu_state *cpu, const matrix *a, const matrix *b, float *out,
-                        int64_t ldo)
+                        int64_t ldo, float beta)
 {
     int64_t M = a->rows, K = a->cols, N = b->cols;
     matrix aw = *a;
@@ -111,7 +111,7 @@ static aspo_status gemm(cpu_state *cpu, const matrix *a, const matrix *b, float 
         aw.ld = a->col_major ? M : K;
     }
     if (b->dt == DT_F32) {
-        gemm_f32(&aw, b, out, ldo);
+        gemm_f32(&aw, b, out, ldo, beta);
         return ASPO_OK;
     }
     float *panel = cpu_scratch(cpu, SCRATCH_MATMUL_PANEL,
@@ -124,24 +124,28 @@ static aspo_status gemm(cpu_state *cpu, const matrix *a, const matrix *b, float 
         widen(b, n0, nb, panel);
         matrix mp = {.data = (const char *)panel, .dt = DT_F32, .rows = K, .cols = nb,
                      .ld = b->col_major ? K : nb, .col_major = b->col_major};
-        gemm_f32(&aw, &mp, out + n0, ldo);
+        gemm_f32(&aw, &mp, out + n0, ldo, beta);
     }
     return ASPO_OK;
 }
 
-/* out's rows*N elements from element `at` on (row-major, leading dim N) = a @ b. A bf16/f16
- * output is computed in f32 and each value rounded once on the way out, as a GEMM with
- * f32 accumulation and a half-precision C does. */
+/* out's rows*N elements from element `at` on (row-major, leading dim N) = a @ b, or
+ * + a @ b with accumulate (GEMM beta = 1). A bf16/f16 output is computed in f32 and each
+ * value rounded once on the way out (its old value added in f32 first), as a GEMM with f32
+ * accumulation and a half-precision C does. */
 static aspo_status gemm_into(const matrix *a, const matrix *b, tensor *out, int64_t at,
-                             int64_t rows, int64_t N)
+                             int64_t rows, int64_t N, bool accumulate)
 {
     cpu_state *cpu = cpu_state_of(out->be);
-    if (out->dt == DT_F32) return gemm(cpu, a, b, (float *)out->data + at, N);
+    if (out->dt == DT_F32)
+        return gemm(cpu, a, b, (float *)out->data + at, N, accumulate ? 1.0f : 0.0f);
     size_t n = (size_t)(rows * N);
     float *o = cpu_scratch(cpu, SCRATCH_MATMUL_OUT, n * sizeof(float));
     if (!o) return aspo_fail(ASPO_ERR_OOM, "matmul on cpu: no memory for a %s output",
                              dtype_name(out->dt));
-    aspo_status s = gemm(cpu, a, b, o, N);
+    if (accumulate)
+        for (size_t i = 0; i < n; i++) o[i] = dtype_load(out->data, out->dt, at + (int64_t)i);
+    aspo_status s = gemm(cpu, a, b, o, N, accumulate ? 1.0f : 0.0f);
     if (!s) cpu_store_f32(out, at, o, (int64_t)n);
     return s;
 }
@@ -167,8 +171,10 @@ CPU_KERNEL(cpu_matmul)
     int64_t M = out->shape[out->ndim - 2], N = out->shape[out->ndim - 1];
     int64_t nb0 = out->ndim >= 4 ? out->shape[out->ndim - 4] : 1;
     int64_t nb1 = out->ndim >= 3 ? out->shape[out->ndim - 3] : 1;
+    bool accumulate = c->p.i[0] != 0; /* out is in[2]'s memory: c + a @ b */
     if (M == 0 || N == 0) return ASPO_OK;
     if (a->shape[a->ndim - 1] == 0) {
+        if (accumulate) return ASPO_OK; /* c + 0 */
         op_call zero = {.op = OP_FILL, .n_out = 1, .out = {out}};
         return cpu_fill(&zero);
     }
@@ -178,13 +184,13 @@ CPU_KERNEL(cpu_matmul)
     if (b_shared && a_folds) {
         matrix ma = matrix_of(a, 0), mb = matrix_of(b, 0);
         ma.rows = tensor_numel(a) / ma.cols;
-        return gemm_into(&ma, &mb, out, 0, ma.rows, N);
+        return gemm_into(&ma, &mb, out, 0, ma.rows, N, accumulate);
     }
     for (int64_t i0 = 0; i0 < nb0; i0++)
         for (int64_t i1 = 0; i1 < nb1; i1++) {
             matrix ma = matrix_of(a, batch_offset(a, i0, i1, out));
             matrix mb = matrix_of(b, batch_offset(b, i0, i1, out));
-            aspo_status s = gemm_into(&ma, &mb, out, (i0 * nb1 + i1) * M * N, M, N);
+            aspo_status s = gemm_into(&ma, &mb, out, (i0 * nb1 + i1) * M * N, M, N, accumulate);
             if (s) return s;
         }
     return ASPO_OK;

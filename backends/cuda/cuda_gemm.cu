@@ -1,21 +1,26 @@
-// The project's own GEMM: o = a @ b for every batch matrix, each operand of any float dtype
-// and any strides (transposed, sliced, broadcast with stride 0, or neither row- nor
-// column-major), f32 accumulation in a fixed order (deterministic: no atomics, no split K).
-// cuda_matmul.cu sends it what cuBLAS cannot take (mixed dtypes it lacks, general strides,
-// dims past int) and, in a build without BLAS (ASPO_NO_BLAS: HIP without hipBLAS), every
-// matmul. The decomposition is shaders/matmul.comp's (the Vulkan kernel, checked against the
-// CPU on lavapipe): one block per BM x BN output tile of one batch matrix, through K in
-// BK-deep slabs staged in shared memory; each thread owns a TM x TN micro-tile whose rows and
-// columns are strided by the thread grid (row ty + i*BM/TM, column tx + j*BN/TN), so a warp
-// reads neighbouring shared words and writes neighbouring output columns. The next slab is
-// loaded into registers while the current one is multiplied.
+// The project's own GEMM: o = a @ b (or o += a @ b, accumulate: GEMM beta = 1) for every
+// batch matrix, each operand of any float dtype and any strides (transposed, sliced,
+// broadcast with stride 0, or neither row- nor column-major), f32 accumulation in a fixed
+// order (deterministic: no atomics, no split K). cuda_matmul.cu sends it what cuBLAS cannot
+// take (mixed dtypes it lacks, general strides, dims past int) and, in a build without BLAS
+// (ASPO_NO_BLAS: HIP without hipBLAS), every matmul. The decomposition is
+// shaders/matmul.comp's (the Vulkan kernel, checked against the CPU on lavapipe): one block
+// per BM x BN output tile of one batch matrix, through K in BK-deep slabs staged in shared
+// memory; each thread owns a TM x TN micro-tile whose rows and columns are strided by the
+// thread grid (row ty + i*BM/TM, column tx + j*BN/TN), so a warp reads neighbouring shared
+// words and writes neighbouring output columns. The next slab is loaded into registers
+// while the current one is multiplied. With accumulate, the thread that stores an output
+// element first reads its old value into the f32 sum, so a half o is rounded once, and
+// every element is read and written by one thread of one launch.
 //
 // Verified: compiles -Wall clean for sm_80, sm_89 and sm_90 (CUDA 13, no spills: 128
 // registers for the large tile, 66 for the small); this file's source, built as host C++
 // (one std::thread per CUDA thread, a barrier for __syncthreads, ASan and UBSan on),
 // matched a double-precision reference for every dtype triple and layout (row-, column-major,
 // sliced, general strides, strided output, broadcast and folded batches, K = 0, both tile
-// sizes, partial tiles) with nothing written outside the output. Not verified: it has never
+// sizes, partial tiles) with nothing written outside the output. Accumulate's epilogue
+// (no new spills on sm_90, ptxas -v) matched the CPU on the simt backend (the matmul_into
+// op cases under ASPO_CUDA_GEMM=own). Not verified: it has never
 // run on a GPU (this machine has none), and its speed is unmeasured. On a GPU with cuBLAS,
 // ASPO_CUDA_GEMM=own tests/ops/test_ops --backend cuda puts every matmul case through it.
 #include <initializer_list>
@@ -35,6 +40,13 @@ __device__ __forceinline__ float load_f32(const char *p, int64_t off)
     return DT == DT_BF16 ? cu_bf16_to_f32(h) : cu_f16_to_f32(h);
 }
 
+// o's old value for accumulate; o's dtype is a runtime argument, read once per element.
+__device__ __forceinline__ float load_any_f32(const char *p, int dt, int64_t off)
+{
+    if (dt == DT_F32) return load_f32<DT_F32>(p, off);
+    return dt == DT_BF16 ? load_f32<DT_BF16>(p, off) : load_f32<DT_F16>(p, off);
+}
+
 __device__ __forceinline__ void store_f32(char *p, int dt, int64_t off, float x)
 {
     if (dt == DT_F32) ((float *)p)[off] = x;
@@ -47,6 +59,7 @@ struct gemm_args {
     const char *a, *b;
     char *o;
     int32_t o_dt;
+    bool accumulate;         // o += a @ b: the old o added in the epilogue
     bool a_k_fast, b_n_fast; // load order of the slabs: along each operand's unit stride
     int64_t M, N, K;
     int64_t a_rs, a_cs, b_rs, b_cs, o_rs, o_cs;
@@ -147,7 +160,10 @@ __global__ void __launch_bounds__((BM / TM) * (BN / TN), 2) gemm_kernel(gemm_arg
 #pragma unroll
         for (int j = 0; j < TN; j++) {
             int64_t n = col0 + tx + j * (BN / TN);
-            if (n < g.N) store_f32(g.o, g.o_dt, o_base + m * g.o_rs + n * g.o_cs, acc[i][j]);
+            if (n >= g.N) continue;
+            int64_t at = o_base + m * g.o_rs + n * g.o_cs;
+            float sum = g.accumulate ? load_any_f32(g.o, g.o_dt, at) + acc[i][j] : acc[i][j];
+            store_f32(g.o, g.o_dt, at, sum);
         }
     }
 }
@@ -219,6 +235,7 @@ extern "C" aspo_status cu_gemm_own(const cu_gemm_problem *p)
                              "(float dtypes only)", dtype_name(x->dt));
     ASPO_ASSERT(a.rows == M && b.rows == K && b.cols == N);
     if (M <= 0 || N <= 0 || batch <= 0) return ASPO_OK;
+    if (K == 0 && p->accumulate) return ASPO_OK; // o + 0: nothing to launch
 
     // Large tiles where the output has them for every SM (H100: 132); else small ones.
     int64_t large_tiles = (M + LARGE_BM - 1) / LARGE_BM * ((N + LARGE_BN - 1) / LARGE_BN);
@@ -234,6 +251,7 @@ extern "C" aspo_status cu_gemm_own(const cu_gemm_problem *p)
     g.b = b.data;
     g.o = o.data;
     g.o_dt = (int32_t)o.dt;
+    g.accumulate = p->accumulate;
     // A size-1 dim's stride is arbitrary, so only a real extent decides the load order.
     g.a_k_fast = a.cs == 1 || K == 1;
     g.b_n_fast = b.cs == 1 || N == 1;

@@ -21,15 +21,17 @@ typedef struct cu_matrix {
     int64_t bs[2];
 } cu_matrix;
 
-/* o (nb0,nb1,M,N) = a (nb0,nb1,M,K) @ b (nb0,nb1,K,N): o's rows and cols are M and N,
- * a's cols are K. batch[] = {nb0, nb1}. */
+/* o (nb0,nb1,M,N) = a (nb0,nb1,M,K) @ b (nb0,nb1,K,N), or o += a @ b with accumulate
+ * (GEMM beta = 1: o's old value added in f32, one rounding for a half o): o's rows and
+ * cols are M and N, a's cols are K. batch[] = {nb0, nb1}. */
 typedef struct cu_gemm_problem {
     cu_matrix a, b, o;
     int64_t batch[2];
+    bool accumulate;
 } cu_gemm_problem;
 
 /* The own GEMM on cu_stream(): any float dtypes and strides, f32 accumulation in a fixed
- * order; K = 0 writes zeros. */
+ * order; K = 0 writes zeros (leaves o as it is with accumulate). */
 aspo_status cu_gemm_own(const cu_gemm_problem *p);
 
 #ifdef __cplusplus

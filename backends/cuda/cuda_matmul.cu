@@ -1,6 +1,9 @@
 // OP_MATMUL: o (...,M,N) = a (...,M,K) @ b (...,K,N), batch dims broadcast, each matrix
 // row- or column-major (transposed views arrive as they are, nothing is copied), semantics
-// of tensor/ops_matmul.c and backends/cpu/cpu_matmul.c.
+// of tensor/ops_matmul.c and backends/cpu/cpu_matmul.c. With p.i[0] = 1 (accumulate) the
+// output is in[2]'s memory and gets c + a @ b: beta = 1 on every path below (cuBLAS adds C
+// in f32 and rounds once, as the own GEMM's epilogue does); each output element is written
+// by exactly one GEMM, so c is added once.
 //
 // The plan: batch dims padded to two (b0, b1), with stride 0 where an operand broadcasts;
 // one weight shared by every batch (x @ W) folds the batch into M when a's and o's rows are
@@ -17,7 +20,7 @@
 //    each panel is an f32 GEMM into its columns of o.
 // Everything else goes to the own tiled GEMM (cuda_gemm.cu): mixed dtypes cuBLAS lacks, an
 // operand neither row- nor column-major (or overlapping rows), dims or leading dims past
-// int, K = 0 (zeros).
+// int, K = 0 (zeros; nothing at all with accumulate).
 //
 // Options (environment, read once):
 //   ASPO_CUDA_TF32=1   f32 products on TF32 tensor cores (CUBLAS_COMPUTE_32F_FAST_TF32):
@@ -43,8 +46,10 @@
 // strides, widened panels) was run on the host, ASan and UBSan on, against a column-major
 // reference of cublasGemmStridedBatchedEx that also enforces cuBLAS's argument rules (leading
 // dims, dtype pairs, compute types), for every dtype triple and the layouts of the op tests
-// and more, with several panels per widened operand. Not verified: it has never run on a GPU
-// (this machine has none); that real cuBLAS accepts every call, and the speed, are unchecked.
+// and more, with several panels per widened operand. Accumulate (beta = 1) matched the CPU
+// on the simt backend, whose cuBLAS stand-in honours beta. Not verified: it has never run on
+// a GPU (this machine has none); that real cuBLAS accepts every call, and the speed, are
+// unchecked.
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
@@ -178,6 +183,7 @@ struct blas_plan {
     int m, n, k, lda, ldb, ldc;
     cu_matrix A, B, C;    // the column-major problem C = op(A) op(B)
     int count;            // matrices per call
+    float beta;           // 1 with accumulate: C += op(A) op(B)
     long long sA, sB, sC; // their batch strides
     int64_t calls;        // calls, one per index of batch dim 0 when the batch does not fold
 };
@@ -214,6 +220,7 @@ bool plan_blas(const cu_gemm_problem &p, blas_plan *q)
     q->count = (int)count;
     q->sA = c.a.bs[k], q->sB = c.b.bs[k], q->sC = c.o.bs[k];
     q->calls = folds ? 1 : n0;
+    q->beta = p.accumulate ? 1.0f : 0.0f;
     return true;
 }
 
@@ -248,7 +255,7 @@ aspo_status run_blas(const blas_plan &q)
     if (s) return s;
     cublasComputeType_t compute =
         tf32 && q.A.dt == DT_F32 ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F;
-    const float alpha = 1.0f, beta = 0.0f;
+    const float alpha = 1.0f, beta = q.beta;
     size_t ea = dtype_size(q.A.dt), eb = dtype_size(q.B.dt), ec = dtype_size(q.C.dt);
     for (int64_t i = 0; i < q.calls; i++) {
         // Calls step batch dim 0 (only when the batch does not fold into one stride).
@@ -374,7 +381,12 @@ extern "C" CU_KERNEL(cu_matmul)
         int d = out->ndim - 4 + k;
         p.batch[k] = d >= 0 ? out->shape[d] : 1;
     }
+    p.accumulate = c->p.i[0] != 0;
+    if (p.accumulate && (c->n_in < 3 || c->in[2]->data != out->data || out->dt != c->in[2]->dt))
+        return aspo_fail(ASPO_ERR_UNSUPPORTED, "op matmul on backend cuda: accumulate needs "
+                         "the output to be input 2's memory (tensor_matmul_into)");
     if (tensor_numel(out) == 0) return ASPO_OK;
+    if (p.accumulate && p.a.cols == 0) return ASPO_OK; // c + 0
     fold_shared_weight(&p);
 #ifndef ASPO_NO_BLAS
     static const bool own_only = env_is("ASPO_CUDA_GEMM", "own");

@@ -40,12 +40,13 @@ static const tile_config *pick_tile(const vk_state *vk, int64_t M, int64_t N, in
     return cpu || groups >= LARGE_MIN_GROUPS ? t : &TILE_SMALL;
 }
 
-/* The parameter block of shaders/matmul.comp. */
+/* The parameter block of shaders/matmul.comp. accumulate: o += a @ b (GEMM beta = 1). */
 typedef struct matmul_params {
     vk_view a, b, o;
+    int32_t accumulate, pad_[3];
 } matmul_params;
 
-_Static_assert(sizeof(matmul_params) % 16 == 0, "std430 blocks are 16-byte multiples");
+_Static_assert(sizeof(matmul_params) == 3 * 48 + 16, "matmul_params mirrors matmul.comp's Params");
 
 /* Shaders index with 32-bit offsets: the furthest element of t must be below 2^31. */
 static aspo_status check_extent(const tensor *t, const char *what)
@@ -103,8 +104,11 @@ VK_KERNEL(vk_matmul)
     if ((s = check_extent(a, "a")) || (s = check_extent(b, "b")) ||
         (s = check_extent(out, "output")))
         return s;
-    matmul_params p = {.o = vk_view_of(out, NULL)};
+    /* i[0] = 1: out is in[2]'s memory and gets c + a @ b; the shader reads it through o. */
+    matmul_params p = {.o = vk_view_of(out, NULL), .accumulate = c->p.i[0] != 0};
     if (p.o.ne[2] == 0 || p.o.ne[3] == 0) return ASPO_OK;
+    /* c + 0 is c; skipping the pass also keeps a -0.0 in c as it is. */
+    if (p.accumulate && a->shape[a->ndim - 1] == 0) return ASPO_OK;
     p.a = operand(a, &p.o);
     p.b = operand(b, &p.o);
     /* One weight for every batch (x @ W): one tall GEMM fills the device better than many

@@ -192,11 +192,13 @@ const op_case cases_attention[] = {
          QKV(DT_F16, LAYOUT_CONTIGUOUS, false, 2, 2, 5, 8)),
     /* bf16 activations: q, k, v and o in bf16 (f32 math; o rounded once to 8 mantissa bits,
      * NMSE <= ~4e-6); the gradients are f32 from the exact bf16 inputs but read the rounded
-     * o (D_i = do.o): measured NMSE ~2e-6 for output and gradients, bound 1e-5. */
+     * o (D_i = do.o, 8 terms whose 2^-9 relative errors can add): measured NMSE 2e-6 and
+     * 1.1e-5 on two draws of the inputs (the draw moves when cases are added before this
+     * one), bound 1e-5 for the output and 3e-5 for the gradients. */
     {"attention_bf16_qkv", 3,
      {QKV(DT_BF16, LAYOUT_CONTIGUOUS, true, 2, 4, 6, 8), QKV(DT_BF16, LAYOUT_CONTIGUOUS, true, 2, 2, 6, 8),
       QKV(DT_BF16, LAYOUT_CONTIGUOUS, true, 2, 2, 6, 8)},
-     {1, MASK_F32, 0, 2}, {0}, run_attention, ref_attention, 1e-5, 1e-5},
+     {1, MASK_F32, 0, 2}, {0}, run_attention, ref_attention, 1e-5, 3e-5},
     /* 70 queries cross the kernel's 64-row query blocks; 70-term sums stay ~1e-6. */
     ATTN("attention_long_blocks", 1, MASK_F32, 0, 5, 0, Q(2, 2, 70, 8), Q(2, 1, 70, 8),
          Q(2, 1, 70, 8)),

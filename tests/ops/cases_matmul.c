@@ -1,4 +1,5 @@
-/* Matmul: plain, batched, broadcast batch, transposed operands, half-precision weights. */
+/* Matmul: plain, batched, broadcast batch, transposed operands, half-precision weights;
+ * and c + a @ b accumulated in place (tensor_matmul_into, GEMM beta = 1). */
 #include "op_cases.h"
 
 static void ref_matmul(const ref_args *a, double *out)
@@ -28,6 +29,22 @@ static tensor *run_matmul(tensor **in, const op_case *c)
 {
     (void)c;
     return tensor_matmul(in[0], in[1]);
+}
+
+/* c + a @ b: the reference's product plus input 2. */
+static void ref_matmul_into(const ref_args *a, double *out)
+{
+    ref_matmul(a, out);
+    int64_t n = ref_numel(a->out_ndim, a->out_shape);
+    for (int64_t i = 0; i < n; i++) out[i] += a->in[2][i];
+}
+
+/* Into a copy of input 2 (the op writes its first operand's memory, and the harness
+ * reruns the case on the same inputs); the copy's gradient reaches input 2. */
+static tensor *run_matmul_into(tensor **in, const op_case *c)
+{
+    (void)c;
+    return tensor_matmul_into(tensor_scale(in[2], 1.0f), in[0], in[1]);
 }
 
 #define M2(dt, layout, grad, r, c) {dt, 2, {r, c}, layout, grad, -1, 1}
@@ -66,5 +83,30 @@ const op_case cases_matmul[] = {
      {0}, {0}, run_matmul, ref_matmul, 1e-5, 1e-5},
     {"matmul_large_bf16_both", 2, {{DT_BF16, 3, {2, 70, 256}, LAYOUT_CONTIGUOUS, false, -1, 1}, M2(DT_BF16, LAYOUT_TRANSPOSED, false, 256, 520)},
      {0}, {0}, run_matmul, ref_matmul, 1e-5, 0},
+    /* Accumulated: the folded shared-weight path, the batched one, transposed operands,
+     * f32 and bf16 (c + a @ b summed in f32 and rounded once: the bound of the half cases
+     * above), and real sizes across output tiles. */
+    {"matmul_into_2d", 3, {M2(DT_F32, LAYOUT_CONTIGUOUS, true, 7, 5), M2(DT_F32, LAYOUT_TRANSPOSED, true, 5, 9),
+                           M2(DT_F32, LAYOUT_CONTIGUOUS, true, 7, 9)},
+     {0}, {0}, run_matmul_into, ref_matmul_into, 0, 0},
+    {"matmul_into_shared_weight", 3, {{DT_F32, 3, {2, 7, 5}, LAYOUT_CONTIGUOUS, true, -1, 1},
+                                      M2(DT_F32, LAYOUT_TRANSPOSED, true, 5, 9),
+                                      {DT_F32, 3, {2, 7, 9}, LAYOUT_CONTIGUOUS, true, -1, 1}},
+     {0}, {0}, run_matmul_into, ref_matmul_into, 0, 0},
+    {"matmul_into_batched", 3, {{DT_F32, 4, {2, 3, 4, 5}, LAYOUT_TRANSPOSED, true, -1, 1},
+                                {DT_F32, 4, {2, 3, 5, 6}, LAYOUT_CONTIGUOUS, true, -1, 1},
+                                {DT_F32, 4, {2, 3, 4, 6}, LAYOUT_CONTIGUOUS, true, -1, 1}},
+     {0}, {0}, run_matmul_into, ref_matmul_into, 0, 0},
+    {"matmul_into_bf16", 3, {{DT_BF16, 3, {2, 9, 17}, LAYOUT_CONTIGUOUS, true, -1, 1},
+                             M2(DT_BF16, LAYOUT_TRANSPOSED, true, 17, 7),
+                             {DT_BF16, 3, {2, 9, 7}, LAYOUT_CONTIGUOUS, true, -1, 1}},
+     {0}, {0}, run_matmul_into, ref_matmul_into, 1e-5, 1e-5},
+    {"matmul_into_bf16_weight", 3, {{DT_F32, 3, {2, 5, 40}, LAYOUT_CONTIGUOUS, true, -1, 1},
+                                    M2(DT_BF16, LAYOUT_TRANSPOSED, false, 40, 300),
+                                    {DT_F32, 3, {2, 5, 300}, LAYOUT_CONTIGUOUS, true, -1, 1}},
+     {0}, {0}, run_matmul_into, ref_matmul_into, 0, 0},
+    {"matmul_into_large", 3, {M2(DT_F32, LAYOUT_CONTIGUOUS, false, 129, 300), M2(DT_F32, LAYOUT_TRANSPOSED, false, 300, 261),
+                              M2(DT_F32, LAYOUT_CONTIGUOUS, false, 129, 261)},
+     {0}, {0}, run_matmul_into, ref_matmul_into, 0, 0},
     {0},
 };
