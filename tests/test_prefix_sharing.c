@@ -99,7 +99,9 @@ static void test_layout(void)
     const tokenized_pair *pp[PAIRS];
     for (int k = 0; k < PAIRS; k++) pp[k] = &p[k];
     pair_batch_images img = {900, 3, false};
-    for (int budget = 0; budget <= 30; budget += 30) {
+    static const int budgets[] = {0, 30, 1000};
+    for (int k = 0; k < 3; k++) {
+        int budget = budgets[k];
         pair_batch b;
         CHECK(pair_batch_build(pp, PAIRS, 0, &img, &b) == ASPO_OK, "build: %s",
               aspo_error_message());
@@ -139,10 +141,13 @@ static void test_layout(void)
         CHECK(b.packed.computed == want && real > want,
               "budget %d: %lld positions computed, want %lld (of %lld padded-view tokens)",
               budget, (long long)b.packed.computed, (long long)want, (long long)real);
-        /* 30 positions a row: {0: 18, 1: 10}, {2: 27}, {3: 8} (8 + 24 > 30), {4: 24} */
-        int want_rows = budget ? 4 : 1;
-        CHECK(b.packed.rows == want_rows, "budget %d: %d rows, want %d", budget,
-              b.packed.rows, want_rows);
+        /* First fit. 0 is the largest pair's 27: {0: 18, 3: 8}, {1: 10}, {2: 27}, {4: 24};
+         * 30: {0: 18, 1: 10}, {2: 27}, {3: 8} (8 fits no earlier row), {4: 24} (nor 24);
+         * 1000: one row of all 87. */
+        int want_rows = budget == 1000 ? 1 : 4, want_width = budget == 1000 ? 87 : budget ? 28 : 27;
+        CHECK(b.packed.rows == want_rows && b.packed.width == want_width,
+              "budget %d: %d rows of %lld, want %d of %d", budget, b.packed.rows,
+              (long long)b.packed.width, want_rows, want_width);
         pair_batch_free(&b);
     }
     free_pairs(p);
@@ -220,19 +225,23 @@ static void compare_model(const char *what, const char *model_dir, int32_t image
     float *pad = logps_and_grads(&p, pairs, false, 0, image >= 0 ? vision : NULL, &grad_pad,
                                  &n_logp, &n_grad);
     CHECK(pad != NULL, "%s: padded: %s", what, aspo_error_message());
-    for (int budget = 0; pad && budget <= 1; budget++) {
+    static const int64_t budgets[] = {100000, 0, 1}; /* one row; the default; a row per pair */
+    static const char *const budget_names[] = {"one row", "rows of the largest pair",
+                                               "a row per pair"};
+    for (int k = 0; pad && k < 3; k++) {
+        int64_t budget = budgets[k];
         float *pack = logps_and_grads(&p, pairs, true, budget, image >= 0 ? vision : NULL,
                                       &grad_pack, &n2, &g2);
         CHECK(pack != NULL, "%s: packed: %s", what, aspo_error_message());
         if (!pack) break;
         double e = rel_err(pack, pad, n_logp), eg = rel_err(grad_pack, grad_pad, n_grad);
         CHECK(n2 == n_logp && e <= LOGP_TOL, "%s, %s: log-probs differ by %.2e (bound %.0e)",
-              what, budget ? "a row per pair" : "one row", e, LOGP_TOL);
+              what, budget_names[k], e, LOGP_TOL);
         CHECK(g2 == n_grad && n_grad > 0 && eg <= GRAD_TOL,
-              "%s, %s: LoRA gradients differ by %.2e (bound %.0e)", what,
-              budget ? "a row per pair" : "one row", eg, GRAD_TOL);
+              "%s, %s: LoRA gradients differ by %.2e (bound %.0e)", what, budget_names[k], eg,
+              GRAD_TOL);
         if (getenv("ASPO_TEST_VERBOSE"))
-            printf("%s, budget %d: log-probs %.2e, gradients %.2e\n", what, budget, e, eg);
+            printf("%s, %s: log-probs %.2e, gradients %.2e\n", what, budget_names[k], e, eg);
         free(pack);
         free(grad_pack);
     }

@@ -40,6 +40,8 @@ static const option_spec BENCH_SPECS[] = {
       "(auto: the weights' on cuda and hip, f32 elsewhere)", ACT_DTYPES, 0, 0),
     F("no-prefix-sharing", OPT_BOOL, c.no_prefix_sharing, "pad every sequence and compute "
       "each prompt twice (aspo run's --no-prefix-sharing), as TRL does", NULL, 0, 0),
+    F("max-tokens-per-batch", OPT_INT, c.max_tokens_per_batch, "packed positions per row "
+      "(aspo run's flag; 0 = the largest pair's length)", NULL, 0, 1 << 30),
     F("checkpointing", OPT_BOOL, c.checkpointing, "re-run each decoder layer in backward "
       "(aspo run's --gradient-checkpointing)", NULL, 0, 0),
     F("peak-tflops", OPT_FLOAT, c.peak_tflops, "the device's dense peak for --dtype, for MFU "

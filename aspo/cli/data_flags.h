@@ -33,7 +33,7 @@ extern const char *const DATA_FLAG_DTYPES[], *const DATA_FLAG_TEMPLATES[],
     DATA_FLAG(type, "truncation-mode", OPT_STRING, truncation_mode, "which end max-length keeps", DATA_FLAG_TRUNCATION, 0, 0), \
     DATA_FLAG(type, "chat-template", OPT_STRING, chat_template, "prompt template (auto: vicuna_v1 for LLaVA, raw for LLaMA)", DATA_FLAG_TEMPLATES, 0, 0), \
     DATA_FLAG(type, "no-prefix-sharing", OPT_BOOL, no_prefix_sharing, "pad every sequence to the batch's longest and compute each prompt twice, as TRL does (default: a pair's prompt computed once, pairs packed without padding)", NULL, 0, 0), \
-    DATA_FLAG(type, "max-tokens-per-batch", OPT_INT, max_tokens_per_batch, "packed positions per row of a micro-batch: pairs go end to end until the next would pass it (0 = one row)", NULL, 0, 1 << 30), \
+    DATA_FLAG(type, "max-tokens-per-batch", OPT_INT, max_tokens_per_batch, "packed positions per row of a micro-batch: pairs go end to end, each into the first row with room (0 = the largest pair's length)", NULL, 0, 1 << 30), \
     DATA_FLAG(type, "no-bos", OPT_BOOL, no_bos, "do not prepend BOS to text prompts (TRL's behaviour)", NULL, 0, 0), \
     DATA_FLAG(type, "skip-bad-lines", OPT_BOOL, skip_bad_lines, "count and skip malformed dataset lines", NULL, 0, 0), \
     DATA_FLAG(type, "quiet", OPT_BOOL, quiet, "no progress lines", NULL, 0, 0)

@@ -69,9 +69,10 @@ int64_t pair_batch_tokens(const pair_batch *b);
  * common prefix (the prompt, image positions included, and any response tokens both begin
  * with), computed once as segment s with the answers' rests as segments s+1 and s+2 that
  * see it and not each other; positions continue the prefix in both rests, so every
- * position computes what it does in the padded rows. Pairs go end to end into a row while
- * it stays within max_tokens (0: no limit, one row), a pair longer than that alone in its
- * row. The padded view stays: the log-probs come back in it. */
+ * position computes what it does in the padded rows. Pairs go end to end into rows of at
+ * most max_tokens positions, each into the first row with room (0: the largest pair's
+ * length, so no row is longer than one pair; a pair longer than max_tokens has a row of
+ * its own). The padded view stays: the log-probs come back in it. */
 aspo_status pair_batch_pack(pair_batch *b, int32_t pad_id, int64_t max_tokens);
 /* Drops the packed rows (the model reads the padded ones again). */
 void pair_batch_unpack(pair_batch *b);

@@ -60,29 +60,35 @@ static void place_pair(pair_batch *b, int i, int row, int64_t o, int64_t lc, int
 aspo_status pair_batch_pack(pair_batch *b, int32_t pad_id, int64_t max_tokens)
 {
     int P = b->n_pairs;
-    int64_t *len = malloc(sizeof(int64_t) * (size_t)(3 * P + 1)), *shared = len + 2 * P;
+    int64_t *len = malloc(sizeof(int64_t) * (size_t)(5 * P + 1)), *shared = len + 2 * P;
+    int64_t *at = len + 3 * P, *used = len + 4 * P; /* a pair's offset; a row's length */
     int *row_of = malloc(sizeof(int) * (size_t)(P ? P : 1));
     if (!len || !row_of) {
         free(len);
         free(row_of);
         return aspo_fail(ASPO_ERR_OOM, "no host memory to pack %d pairs", P);
     }
-    /* Rows: pairs in order, a new row when the next pair would pass max_tokens. */
-    int rows = 0;
-    int64_t width = 0, used = 0, computed = 0;
+    int64_t budget = max_tokens, computed = 0, width = 0;
     for (int i = 0; i < P; i++) {
         len[i] = row_length(b, i);
         len[P + i] = row_length(b, P + i);
         shared[i] = shared_prefix(b, i, len[i], len[P + i]);
         int64_t unit = len[i] + len[P + i] - shared[i];
-        if (rows == 0 || (max_tokens > 0 && used > 0 && used + unit > max_tokens)) {
-            rows++;
-            used = 0;
-        }
-        row_of[i] = rows - 1;
-        used += unit;
         computed += unit;
-        if (used > width) width = used;
+        if (max_tokens == 0 && unit > budget) budget = unit; /* 0: the largest pair's */
+    }
+    /* Rows: each pair into the first row it fits in (first fit), a new row when none; so
+     * rows are no longer than the budget, or than one pair past it. */
+    int rows = 0;
+    for (int i = 0; i < P; i++) {
+        int64_t unit = len[i] + len[P + i] - shared[i];
+        int r = 0;
+        while (r < rows && used[r] + unit > budget) r++;
+        if (r == rows) used[rows++] = 0;
+        row_of[i] = r;
+        at[i] = used[r];
+        used[r] += unit;
+        if (used[r] > width) width = used[r];
     }
     size_t cells = (size_t)rows * (size_t)width, padded = 2 * (size_t)P * (size_t)b->T;
     b->packed.rows = rows;
@@ -111,12 +117,7 @@ aspo_status pair_batch_pack(pair_batch *b, int32_t pad_id, int64_t max_tokens)
     }
     for (size_t k = 0; k < 2 * cells; k++) b->packed.layout[k] = -1;
     for (size_t k = 0; k < padded; k++) b->packed.at[k] = -1;
-    used = 0;
-    for (int i = 0; i < P; i++) {
-        if (i > 0 && row_of[i] != row_of[i - 1]) used = 0;
-        place_pair(b, i, row_of[i], used, len[i], len[P + i], shared[i]);
-        used += len[i] + len[P + i] - shared[i];
-    }
+    for (int i = 0; i < P; i++) place_pair(b, i, row_of[i], at[i], len[i], len[P + i], shared[i]);
     free(len);
     free(row_of);
     return ASPO_OK;

@@ -408,6 +408,7 @@ static aspo_status plan_peak(const bench_config *c, long prompt, const char *dir
     train_config tc = train_defaults();
     tc.image_root = dir;
     tc.no_prefix_sharing = c->no_prefix_sharing;
+    tc.max_tokens_per_batch = c->max_tokens_per_batch;
     trainer t = {.cfg = &tc};
     adamw opt = {0};
     bool opt_ready = false;
@@ -426,6 +427,7 @@ static aspo_status train(const bench_config *c, long prompt, const char *dir, be
     train_config tc = train_defaults();
     tc.image_root = dir; /* where write_images put the PNGs */
     tc.no_prefix_sharing = c->no_prefix_sharing;
+    tc.max_tokens_per_batch = c->max_tokens_per_batch;
     trainer t = {.cfg = &tc};
     adamw opt = {0};
     double *times = calloc((size_t)c->steps, sizeof *times);

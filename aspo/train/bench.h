@@ -54,6 +54,7 @@ typedef struct bench_config {
     const char *dtype;      /* storage dtype of the frozen weights: f32 | bf16 | f16 */
     const char *activation_dtype; /* auto | f32 | bf16 | f16, as aspo run's flag */
     bool no_prefix_sharing; /* aspo run's --no-prefix-sharing: padded rows, prompts twice */
+    long max_tokens_per_batch; /* aspo run's --max-tokens-per-batch (0: the largest pair's) */
     bool checkpointing;     /* re-run each decoder layer in backward (aspo run's
                              * --gradient-checkpointing) */
     double peak_tflops;     /* the card's dense peak for dtype; 0 = bench_peak_tflops */

@@ -29,7 +29,7 @@ typedef struct train_config {
     double loss_scale; /* f16 activations: the dynamic loss scale's start (GradScaler's init_scale) */
     long max_length, max_prompt_length, max_completion_length;
     /* Prefix sharing (pair_batch_pack) unless no_prefix_sharing; max_tokens_per_batch: its
-     * row budget (0: one row per micro-batch). */
+     * row budget (0: the largest pair's length). */
     bool no_prefix_sharing;
     long max_tokens_per_batch;
     long seed, save_steps, logging_steps, eval_steps, threads, device;

@@ -9,6 +9,8 @@
 #include <string.h>
 #include <sys/mman.h>
 
+#include "../../tensor/tensor.h"
+
 /* Under 1 MiB: the token ids of up to 256k positions, but not the 1 MiB blocks that
  * param_store_allocate clears a store with (copying 50 GB of zeros would make a plan of a
  * 7B model slow). A ring of slots whose buffers are reused, so the host memory held stays
@@ -138,10 +140,22 @@ static aspo_status plan_synchronize(backend *be)
     return ASPO_OK;
 }
 
-/* Every op "runs": its output was allocated by the op layer, which is all a plan needs. */
+/* Every op "runs": its output was allocated by the op layer, which is all a plan needs. Its
+ * bytes are the kernel's now, not an earlier upload's (the step arena hands the same
+ * addresses out again): shadows they overlap are dropped, so reading them gives the finite
+ * filler above, not stale host data (a packed layout's -1 reads as a NaN norm). */
 static aspo_status plan_kernel(const op_call *call)
 {
-    (void)call;
+    for (int i = 0; i < call->n_out; i++) {
+        const tensor *t = call->out[i];
+        if (!t || !t->data) continue;
+        plan_state *plan = plan_state_of(t->be);
+        const char *lo = t->data, *hi = lo + tensor_nbytes(t);
+        for (int k = 0; k < SHADOW_SLOTS; k++) {
+            shadow *s = &plan->shadows[k];
+            if (s->addr && s->addr < hi && lo < s->addr + s->bytes) s->addr = NULL;
+        }
+    }
     return ASPO_OK;
 }
 
