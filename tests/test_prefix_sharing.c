@@ -164,9 +164,7 @@ static float *logps_and_grads(policy_model *p, const tokenized_pair *pairs, bool
     pair_batch_images img;
     bool images = policy_images(p, &img);
     pair_batch b;
-    if (pair_batch_build(pp, PAIRS, 0, images ? &img : NULL, &b) ||
-        (packed && pair_batch_pack(&b, 0, budget)))
-        return NULL;
+    if (pair_batch_make(pp, PAIRS, 0, images ? &img : NULL, !packed, budget, &b)) return NULL;
     param_store *ps = &p->lm->ps;
     param_store_zero_grad(ps);
     tensor *logp = policy_logprobs(p, &b, vision, NULL);                   /* (2P,T) */

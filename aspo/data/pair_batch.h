@@ -76,6 +76,14 @@ int64_t pair_batch_tokens(const pair_batch *b);
 aspo_status pair_batch_pack(pair_batch *b, int32_t pad_id, int64_t max_tokens);
 /* Drops the packed rows (the model reads the padded ones again). */
 void pair_batch_unpack(pair_batch *b);
+/* pair_batch_build, then pair_batch_pack (max_tokens) unless pad_rows: a batch as aspo run
+ * and aspo score compute it (--no-prefix-sharing, --max-tokens-per-batch). On failure b
+ * holds nothing. */
+aspo_status pair_batch_make(const tokenized_pair *const *pairs, int n, int32_t pad_id,
+                            const pair_batch_images *images, bool pad_rows, int64_t max_tokens,
+                            pair_batch *b);
+/* Positions the model computes for b: its packed rows' real ones, or every padded cell. */
+int64_t pair_batch_computed(const pair_batch *b);
 
 /* The model's input, packed or padded: ids (rows,width) i32, the attention mask (a key mask
  * (rows,width) f32, or the segment layout (rows,2,width) i32), and the host arrays that go

@@ -60,8 +60,10 @@ static void place_pair(pair_batch *b, int i, int row, int64_t o, int64_t lc, int
 aspo_status pair_batch_pack(pair_batch *b, int32_t pad_id, int64_t max_tokens)
 {
     int P = b->n_pairs;
-    int64_t *len = malloc(sizeof(int64_t) * (size_t)(5 * P + 1)), *shared = len + 2 * P;
-    int64_t *at = len + 3 * P, *used = len + 4 * P; /* a pair's offset; a row's length */
+    /* Per pair: both rows' lengths, the shared prefix, the unit (positions the pair takes),
+     * its row and offset there; per row: its length so far. */
+    int64_t *len = malloc(sizeof(int64_t) * (size_t)(6 * P + 1)), *shared = len + 2 * P;
+    int64_t *unit = len + 3 * P, *at = len + 4 * P, *used = len + 5 * P;
     int *row_of = malloc(sizeof(int) * (size_t)(P ? P : 1));
     if (!len || !row_of) {
         free(len);
@@ -73,24 +75,29 @@ aspo_status pair_batch_pack(pair_batch *b, int32_t pad_id, int64_t max_tokens)
         len[i] = row_length(b, i);
         len[P + i] = row_length(b, P + i);
         shared[i] = shared_prefix(b, i, len[i], len[P + i]);
-        int64_t unit = len[i] + len[P + i] - shared[i];
-        computed += unit;
-        if (max_tokens == 0 && unit > budget) budget = unit; /* 0: the largest pair's */
+        unit[i] = len[i] + len[P + i] - shared[i];
+        computed += unit[i];
+        if (max_tokens == 0 && unit[i] > budget) budget = unit[i]; /* 0: the largest pair's */
     }
     /* Rows: each pair into the first row it fits in (first fit), a new row when none; so
      * rows are no longer than the budget, or than one pair past it. */
     int rows = 0;
     for (int i = 0; i < P; i++) {
-        int64_t unit = len[i] + len[P + i] - shared[i];
         int r = 0;
-        while (r < rows && used[r] + unit > budget) r++;
+        while (r < rows && used[r] + unit[i] > budget) r++;
         if (r == rows) used[rows++] = 0;
         row_of[i] = r;
         at[i] = used[r];
-        used[r] += unit;
+        used[r] += unit[i];
         if (used[r] > width) width = used[r];
     }
     size_t cells = (size_t)rows * (size_t)width, padded = 2 * (size_t)P * (size_t)b->T;
+    if (cells > INT32_MAX) { /* `at` holds positions as int32 */
+        free(len);
+        free(row_of);
+        return aspo_fail(ASPO_ERR_USAGE, "cannot pack %d pairs into %d rows of %lld positions: "
+                         "over 2^31 positions; lower --batch-size", P, rows, (long long)width);
+    }
     b->packed.rows = rows;
     b->packed.width = width;
     b->packed.computed = computed;
@@ -100,14 +107,12 @@ aspo_status pair_batch_pack(pair_batch *b, int32_t pad_id, int64_t max_tokens)
     b->packed.at = malloc(sizeof(int32_t) * (padded ? padded : 1));
     if (b->feature_row) b->packed.feature_row = malloc(sizeof(int32_t) * (cells ? cells : 1));
     if (!b->packed.ids || !b->packed.layout || !b->packed.positions || !b->packed.at ||
-        (b->feature_row && !b->packed.feature_row) || cells > INT32_MAX) {
+        (b->feature_row && !b->packed.feature_row)) {
         free(len);
         free(row_of);
         pair_batch_unpack(b);
-        return aspo_fail(cells > INT32_MAX ? ASPO_ERR_USAGE : ASPO_ERR_OOM,
-                         "cannot pack %d pairs into %d rows of %lld positions%s", P, rows,
-                         (long long)width,
-                         cells > INT32_MAX ? ": over 2^31 positions; lower --batch-size" : "");
+        return aspo_fail(ASPO_ERR_OOM, "no host memory to pack %d pairs into %d rows of %lld "
+                         "positions", P, rows, (long long)width);
     }
     /* Padding everywhere first: a row's end, and padded cells of the padded view. */
     for (size_t k = 0; k < cells; k++) {
@@ -121,6 +126,21 @@ aspo_status pair_batch_pack(pair_batch *b, int32_t pad_id, int64_t max_tokens)
     free(len);
     free(row_of);
     return ASPO_OK;
+}
+
+aspo_status pair_batch_make(const tokenized_pair *const *pairs, int n, int32_t pad_id,
+                            const pair_batch_images *images, bool pad_rows, int64_t max_tokens,
+                            pair_batch *b)
+{
+    aspo_status s = pair_batch_build(pairs, n, pad_id, images, b);
+    if (!s && !pad_rows) s = pair_batch_pack(b, pad_id, max_tokens);
+    if (s) pair_batch_free(b);
+    return s;
+}
+
+int64_t pair_batch_computed(const pair_batch *b)
+{
+    return b->packed.rows ? b->packed.computed : 2 * (int64_t)b->n_pairs * b->T;
 }
 
 void pair_batch_unpack(pair_batch *b)

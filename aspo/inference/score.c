@@ -87,14 +87,9 @@ static aspo_status score_batch(policy_model *m, const tokenized_pair *pairs,
     pair_batch b;
     pair_batch_images images;
     bool reads_images = policy_images(m, &images);
-    aspo_status s = pair_batch_build(batch, n, batching->pad_id, reads_images ? &images : NULL,
-                                     &b);
-    if (!s && !batching->no_prefix_sharing)
-        s = pair_batch_pack(&b, batching->pad_id, batching->max_tokens);
-    if (s) {
-        pair_batch_free(&b);
-        return s;
-    }
+    aspo_status s = pair_batch_make(batch, n, batching->pad_id, reads_images ? &images : NULL,
+                                    batching->no_prefix_sharing, batching->max_tokens, &b);
+    if (s) return s;
     float *vision = NULL;
     if (b.n_images) {
         size_t per = policy_feature_floats(m);

@@ -394,6 +394,17 @@ static aspo_status prepare(const bench_config *c, long prompt, const char *dir, 
     return s;
 }
 
+/* aspo run's settings for the benchmark: its defaults, the images' directory, and the
+ * benchmark's batching flags. */
+static train_config train_config_of(const bench_config *c, const char *dir)
+{
+    train_config tc = train_defaults();
+    tc.image_root = dir; /* where write_images put the PNGs */
+    tc.no_prefix_sharing = c->no_prefix_sharing;
+    tc.max_tokens_per_batch = c->max_tokens_per_batch;
+    return tc;
+}
+
 /* The step's device memory as `aspo run --dry-run` plans it: one step of the same code on
  * the plan backend (backends/plan: addresses never backed, kernels that do nothing), its
  * peak in MiB; to hold against the measured peak_device_mb. */
@@ -405,10 +416,7 @@ static aspo_status plan_peak(const bench_config *c, long prompt, const char *dir
     size_t before = backend_memory_stats(plan).live;
     aspo_status s = runtime_init(plan, 0);
     if (s) return s;
-    train_config tc = train_defaults();
-    tc.image_root = dir;
-    tc.no_prefix_sharing = c->no_prefix_sharing;
-    tc.max_tokens_per_batch = c->max_tokens_per_batch;
+    train_config tc = train_config_of(c, dir);
     trainer t = {.cfg = &tc};
     adamw opt = {0};
     bool opt_ready = false;
@@ -424,10 +432,7 @@ static aspo_status plan_peak(const bench_config *c, long prompt, const char *dir
 
 static aspo_status train(const bench_config *c, long prompt, const char *dir, bench_result *r)
 {
-    train_config tc = train_defaults();
-    tc.image_root = dir; /* where write_images put the PNGs */
-    tc.no_prefix_sharing = c->no_prefix_sharing;
-    tc.max_tokens_per_batch = c->max_tokens_per_batch;
+    train_config tc = train_config_of(c, dir);
     trainer t = {.cfg = &tc};
     adamw opt = {0};
     double *times = calloc((size_t)c->steps, sizeof *times);

@@ -106,13 +106,9 @@ aspo_status train_batch(trainer *t, const int64_t *index, int n, double scale, b
     pair_batch b;
     pair_batch_images images;
     bool vision = policy_images(&t->model, &images);
-    aspo_status s = pair_batch_build(pairs, n, t->pad_id, vision ? &images : NULL, &b);
-    if (!s && !t->cfg->no_prefix_sharing)
-        s = pair_batch_pack(&b, t->pad_id, t->cfg->max_tokens_per_batch);
-    if (s) {
-        pair_batch_free(&b);
-        return s;
-    }
+    aspo_status s = pair_batch_make(pairs, n, t->pad_id, vision ? &images : NULL,
+                                    t->cfg->no_prefix_sharing, t->cfg->max_tokens_per_batch, &b);
+    if (s) return s;
     if (b.n_images && (s = batch_vision(t, &b, index, n))) {
         pair_batch_free(&b);
         return s;
@@ -190,7 +186,7 @@ aspo_status train_batch(trainer *t, const int64_t *index, int n, double scale, b
         goto done;
     }
     r->tokens = pair_batch_tokens(&b);
-    r->computed = b.packed.rows ? b.packed.computed : 2 * (int64_t)n * b.T;
+    r->computed = pair_batch_computed(&b);
 
     if (scale > 0) {
         for (size_t c = 0; c < cells; c++) t->grad[c] *= (float)scale;
