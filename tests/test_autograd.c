@@ -120,6 +120,13 @@ static void test_grad_sums_in_place(void)
     CHECK(b_ok, "the gradient b shares with a is not added into");
     CHECK(a_ok, "a's three contributions: the add's, then two GEMMs' (one in place)");
     CHECK(a->grad->is_grad_sum && a->grad != b->grad, "a's gradient is a sum of its own");
+    /* matmul into: c must hold the product (its shape, contiguous, its dtype). */
+    tensor *c = tensor_transpose(filled(5, 6, 28), 0, 1);
+    CHECK(!tensor_matmul_into(c, a, W2) && strstr(aspo_error_message(), "matmul into"), "%s",
+          aspo_error_message());
+    aspo_error_clear();
+    CHECK(!tensor_matmul_into(filled(6, 4, 29), a, W2), "a c of another shape");
+    aspo_error_clear();
     runtime_step_reset();
 }
 
